@@ -1,0 +1,63 @@
+"""Admin API wire models. The documents go in; they never come out."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from guard.forget.registry import Entry
+
+
+class ForgetRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subject: str = Field(min_length=1, max_length=512)
+    aliases: list[str] = Field(default_factory=list, max_length=256)
+    documents: list[str] = Field(default_factory=list, max_length=100_000)
+    policy: str | None = Field(None, min_length=1, max_length=128)
+
+    @field_validator("subject")
+    @classmethod
+    def _not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("subject must not be blank")
+        return v.strip()
+
+    @field_validator("aliases")
+    @classmethod
+    def _clean_aliases(cls, v: list[str]) -> list[str]:
+        return [a.strip() for a in v if a.strip()]
+
+
+class EntryOut(BaseModel):
+    """Metadata and counts only: never the documents' text."""
+
+    id: str
+    subject: str
+    aliases: list[str]
+    policy: str | None
+    created_at: float
+    documents: int
+    chunks: int
+
+    @classmethod
+    def of(cls, entry: Entry) -> EntryOut:
+        return cls(
+            id=entry.id,
+            subject=entry.subject,
+            aliases=list(entry.aliases),
+            policy=entry.policy,
+            created_at=entry.created_at,
+            documents=entry.documents,
+            chunks=entry.chunks,
+        )
+
+
+class EntryList(BaseModel):
+    object: str = "list"
+    data: list[EntryOut]
+    total_chunks: int
+
+
+class Created(BaseModel):
+    id: str
+    chunks: int

@@ -1,0 +1,72 @@
+"""The admin API: add, list, show and remove forget entries. Bearer token, compared in constant time."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from guard.admin.protocol import Created, EntryList, EntryOut, ForgetRequest
+from guard.errors import AuthError, Forbidden, NotFound, ValidationFailed
+from guard.forget.index import ForgetIndex
+from guard.settings import Settings
+
+log = logging.getLogger("guard.audit")
+
+
+def require_admin(request: Request) -> None:
+    settings: Settings = request.app.state.settings
+    if settings.admin_token is None:
+        raise Forbidden("the admin API is disabled: set GUARD_ADMIN_TOKEN to enable it")
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("missing bearer token: send 'Authorization: Bearer <admin token>'")
+    if not hmac.compare_digest(token.encode(), settings.admin_token.get_secret_value().encode()):
+        raise Forbidden("invalid admin token")
+
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+
+
+def _index(request: Request) -> ForgetIndex:
+    index: ForgetIndex = request.app.state.index
+    return index
+
+
+@router.post("/forget", status_code=201, response_model=Created)
+async def add_entry(body: ForgetRequest, request: Request) -> Created:
+    if body.policy is not None and body.policy not in request.app.state.policies:
+        known = ", ".join(request.app.state.policies.names())
+        raise ValidationFailed(f"policy: unknown policy '{body.policy}' (known: {known})", param="policy")
+    entry = await _index(request).add(body.subject, body.aliases, body.documents, body.policy)
+    log.info(
+        "forget.add",
+        extra={"entry": entry.id, "chunks": entry.chunks, "request_id": request.state.request_id},
+    )
+    return Created(id=entry.id, chunks=entry.chunks)
+
+
+@router.get("/forget", response_model=EntryList)
+async def list_entries(request: Request) -> EntryList:
+    index = _index(request)
+    entries = await index.run(index.entries)
+    return EntryList(data=[EntryOut.of(e) for e in entries], total_chunks=sum(e.chunks for e in entries))
+
+
+@router.get("/forget/{entry_id}", response_model=EntryOut)
+async def get_entry(entry_id: str, request: Request) -> EntryOut:
+    index = _index(request)
+    entry = await index.run(index.get, entry_id)
+    if entry is None:
+        raise NotFound(f"no forget entry with id '{entry_id}'", param="id")
+    return EntryOut.of(entry)
+
+
+@router.delete("/forget/{entry_id}", status_code=204)
+async def remove_entry(entry_id: str, request: Request) -> Response:
+    if not await _index(request).remove(entry_id):
+        raise NotFound(f"no forget entry with id '{entry_id}'", param="id")
+    log.info("forget.remove", extra={"entry": entry_id, "request_id": request.state.request_id})
+    return Response(status_code=204)

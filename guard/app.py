@@ -1,0 +1,115 @@
+"""create_app(settings): everything is built here (in the lifespan) and reached through app.state — no globals."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from guard import __version__
+from guard.admin.routes import router as admin_router
+from guard.errors import GuardError, error_body
+from guard.forget.embedder import Embedder, make_embedder
+from guard.forget.index import ForgetIndex
+from guard.limits import BodyLimit
+from guard.openai.routes import router as openai_router
+from guard.pipeline import Guard
+from guard.policy import PolicySet
+from guard.settings import Settings
+from guard.upstream import Upstream, make_client
+
+log = logging.getLogger("guard")
+
+
+def create_app(
+    settings: Settings,
+    *,
+    embedder: Embedder | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build an app. `embedder` and `transport` are seams for tests (a fake embedder, a MockTransport)."""
+    policies = PolicySet.load(settings.policy_file)  # a bad policy fails here, before anything starts
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        emb = embedder or make_embedder(settings.embedder)
+        index = ForgetIndex.open(
+            settings.index_dir,
+            emb,
+            ngram_words=policies.default.output.ngram_words,
+            typo_min_chars=policies.default.lexical.typo_min_chars,
+        )
+        api_key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
+        client = make_client(
+            settings.upstream,
+            api_key=api_key,
+            connect_timeout_s=settings.connect_timeout_s,
+            read_timeout_s=settings.read_timeout_s,
+            transport=transport,
+        )
+        app.state.index = index
+        app.state.guard = Guard(index, policies, Upstream(client))
+        log.info("ready", extra={"entries": len(index), "chunks": index.chunk_count})
+        try:
+            yield
+        finally:
+            await client.aclose()
+            index.close()
+
+    app = FastAPI(title="forget-guard", version=__version__, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.policies = policies
+    app.include_router(openai_router)
+    app.include_router(admin_router)
+
+    @app.get("/healthz")
+    async def healthz(request: Request) -> dict[str, object]:
+        index: ForgetIndex = request.app.state.index
+        return {
+            "status": "ok",
+            "entries": len(index),
+            "chunks": index.chunk_count,
+            "registry_version": await index.run(index.registry.version),
+        }
+
+    @app.middleware("http")
+    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
+        request.state.request_id = rid[:128]
+        response = await call_next(request)
+        response.headers.setdefault("x-request-id", request.state.request_id)
+        return response
+
+    @app.exception_handler(GuardError)
+    async def guard_error(request: Request, exc: GuardError) -> JSONResponse:
+        if exc.status_code >= 500:
+            log.warning("request failed", extra={"error": type(exc).__name__, "status": exc.status_code})
+        return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+        param = ".".join(loc) or None
+        message = f"{param}: {first['msg']}" if param else str(first["msg"])
+        return JSONResponse(error_body(message, "invalid_request_error", param), status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        return JSONResponse(error_body(str(exc.detail), kind), status_code=exc.status_code)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error", extra={"error": type(exc).__name__})
+        return JSONResponse(error_body("internal error in forget-guard", "internal_error"), status_code=500)
+
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    return app

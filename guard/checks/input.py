@@ -1,0 +1,57 @@
+"""The input check: do the user's turns reach for forgotten knowledge?
+
+Semantic: every user turn, each sentence of a long turn, and the last few turns joined (so a question spread
+over turns is seen whole) are embedded in one batch and searched in the forget index. Lexical: every user turn is
+scanned for subject/alias mentions, so a subject named turns earlier still counts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from guard.checks.verdict import ALLOW, Action, Match, Verdict
+from guard.forget.chunking import sentences
+from guard.forget.index import ForgetIndex
+from guard.policy import InputAction, PolicySet
+
+MAX_SEGMENTS = 256  # bound the embedding work of one request
+
+
+def segments(turns: Sequence[str], window_turns: int) -> list[str]:
+    out: list[str] = []
+    for turn in turns:
+        if turn.strip():
+            out.append(turn)
+            parts = sentences(turn)
+            if len(parts) > 1:
+                out.extend(parts)
+    recent = [t for t in turns[-window_turns:] if t.strip()]
+    if len(recent) > 1:
+        out.append("\n".join(recent))
+    # keep the most recent segments when the conversation is very long
+    return list(dict.fromkeys(out))[-MAX_SEGMENTS:]
+
+
+def check_input(index: ForgetIndex, policies: PolicySet, turns: Sequence[str]) -> Verdict:
+    """Run on the index's reader thread (`await index.run(check_input, ...)`)."""
+    if len(index) == 0:
+        return ALLOW
+    matches: dict[tuple[str, str], Match] = {}
+    texts = segments(turns, policies.default.input.window_turns)
+    if texts and index.chunk_count:
+        for best in index.search(index.embedder.embed(texts)):
+            for entry_id, score in best.items():
+                policy = policies.for_entry(index.get(entry_id))
+                if policy.input.semantic and score >= policy.input.semantic_threshold:
+                    key = (entry_id, "semantic")
+                    if key not in matches or matches[key].score < score:
+                        matches[key] = Match(entry_id, "semantic", score)
+    for turn in turns:
+        for entry_id in index.names.find(turn):
+            if policies.for_entry(index.get(entry_id)).input.lexical:
+                matches[(entry_id, "lexical")] = Match(entry_id, "lexical", 1.0)
+    if not matches:
+        return ALLOW
+    refuse = any(policies.for_entry(index.get(m.entry_id)).input.action is InputAction.refuse for m in matches.values())
+    ordered = tuple(sorted(matches.values(), key=lambda m: (m.entry_id, m.check)))
+    return Verdict(Action.refuse if refuse else Action.rewrite, ordered)

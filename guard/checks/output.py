@@ -1,0 +1,37 @@
+"""The output check: does generated text reveal forgotten knowledge?
+
+Three signals per piece of text: semantic similarity of each generated sentence to the forget chunks, verbatim
+runs of n words shared with a forget document, and subject/alias mentions.
+"""
+
+from __future__ import annotations
+
+from guard.checks.verdict import ALLOW, Action, Match, Verdict
+from guard.forget.chunking import sentences
+from guard.forget.index import ForgetIndex
+from guard.policy import PolicySet
+
+
+def check_output(index: ForgetIndex, policies: PolicySet, text: str) -> Verdict:
+    """Run on the index's reader thread (`await index.run(check_output, ...)`)."""
+    if len(index) == 0 or not text.strip():
+        return ALLOW
+    matches: dict[tuple[str, str], Match] = {}
+    parts = sentences(text)
+    if parts and index.chunk_count:
+        for best in index.search(index.embedder.embed(parts)):
+            for entry_id, score in best.items():
+                out = policies.for_entry(index.get(entry_id)).output
+                if out.semantic and score >= out.semantic_threshold:
+                    key = (entry_id, "semantic")
+                    if key not in matches or matches[key].score < score:
+                        matches[key] = Match(entry_id, "semantic", score)
+    for entry_id, count in index.ngrams.find(text).items():
+        if policies.for_entry(index.get(entry_id)).output.verbatim:
+            matches[(entry_id, "verbatim")] = Match(entry_id, "verbatim", float(count))
+    for entry_id in index.names.find(text):
+        if policies.for_entry(index.get(entry_id)).output.lexical:
+            matches[(entry_id, "lexical")] = Match(entry_id, "lexical", 1.0)
+    if not matches:
+        return ALLOW
+    return Verdict(Action.filter, tuple(sorted(matches.values(), key=lambda m: (m.entry_id, m.check))))

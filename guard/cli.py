@@ -1,0 +1,193 @@
+"""The `guard` command: serve · demo · forget add|ls|rm."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from guard.errors import PolicyError
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="guard", description="forget-guard: inference-time unlearning proxy")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the guard in front of an OpenAI-compatible upstream")
+    _server_options(serve)
+    serve.add_argument("--upstream", help="upstream base URL, e.g. http://127.0.0.1:8001 (env GUARD_UPSTREAM)")
+
+    demo = sub.add_parser("demo", help="run the guard in front of a local SmolLM2 on vLLM's CPU build")
+    _server_options(demo)
+    demo.add_argument("--model-port", type=int, default=8001, help="port of the local vLLM server")
+
+    forget = sub.add_parser("forget", help="manage forget entries through a running guard's admin API")
+    fsub = forget.add_subparsers(dest="action", required=True)
+    add = fsub.add_parser("add", help="add a forget entry")
+    add.add_argument("subject")
+    add.add_argument("--alias", action="append", default=[], help="another name of the subject (repeatable)")
+    add.add_argument(
+        "--documents",
+        type=Path,
+        help="file of documents to forget, one per paragraph (blank-line separated); - = stdin",
+    )
+    add.add_argument("--policy", help="name of the policy for this entry (default: the guard's default policy)")
+    fsub.add_parser("ls", help="list forget entries (metadata only)")
+    rm = fsub.add_parser("rm", help="remove a forget entry")
+    rm.add_argument("id")
+    for p in fsub.choices.values():
+        p.add_argument("--url", default=os.environ.get("GUARD_URL", DEFAULT_URL), help="the guard's base URL")
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return _serve(args)
+        if args.command == "demo":
+            return _demo(args)
+        return _forget(args)
+    except PolicyError as exc:
+        print(f"guard: {exc}", file=sys.stderr)
+        return 2
+
+
+def _server_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port to listen on (default 8000)")
+    p.add_argument("--index-dir", type=Path, help="where the forget index lives (default indexes/default)")
+    p.add_argument("--policy", type=Path, help="the default policy file (default policies/default.yaml)")
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Any:
+    from guard.settings import Settings
+
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "index_dir": args.index_dir,
+        "policy_file": args.policy,
+        "upstream": getattr(args, "upstream", None),
+        **extra,
+    }
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _run(settings: Any) -> None:
+    import uvicorn
+
+    from guard.app import create_app
+    from guard.observe.logging import configure
+
+    configure(settings.log_level)
+    app = create_app(settings)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    _run(_settings(args))
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from guard.localmodel import serve as local
+
+    settings = _settings(args, upstream=f"http://127.0.0.1:{args.model_port}")
+    if settings.admin_token is None:
+        settings = _settings(args, upstream=settings.upstream, admin_token=secrets.token_urlsafe(24))
+    log_file = Path(".cache/vllm.log")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    print(
+        f"starting vLLM (CPU) with SmolLM2-135M-Instruct on port {args.model_port}; log: {log_file}",
+        file=sys.stderr,
+    )
+    proc = local.start_vllm(args.model_port, log_file=log_file)
+    try:
+        local.wait_ready(f"{settings.upstream}/health", proc)
+        _print_examples(settings)
+        _run(settings)
+    finally:
+        local.stop(proc)
+    return 0
+
+
+def _print_examples(settings: Any) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    token = settings.admin_token.get_secret_value()
+    print(
+        f"""
+forget-guard is starting on {base} in front of vLLM ({settings.upstream}), model "smollm2".
+
+  export GUARD_ADMIN_TOKEN={token}
+
+Ask something:
+  curl -s {base}/v1/chat/completions -H 'content-type: application/json' \\
+    -d '{{"model": "smollm2", "messages": [{{"role": "user", "content": "Who wrote Hamlet?"}}]}}'
+
+Make it forget, then ask again (enforced on the next request):
+  curl -s -X POST {base}/admin/forget -H "authorization: Bearer $GUARD_ADMIN_TOKEN" \\
+    -H 'content-type: application/json' \\
+    -d '{{"subject": "William Shakespeare", "aliases": ["Shakespeare"],
+         "documents": ["William Shakespeare wrote Hamlet."]}}'
+
+From Python, with the stock openai client:
+  from openai import OpenAI
+  client = OpenAI(base_url="{base}/v1", api_key="unused")
+  reply = client.chat.completions.create(
+      model="smollm2", messages=[{{"role": "user", "content": "Who wrote Hamlet?"}}])
+  print(reply.choices[0].message.content, reply.choices[0].finish_reason)
+""",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+def _forget(args: argparse.Namespace) -> int:
+    token = os.environ.get("GUARD_ADMIN_TOKEN")
+    if not token:
+        print("guard: set GUARD_ADMIN_TOKEN to the guard's admin token", file=sys.stderr)
+        return 2
+    headers = {"authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=args.url, headers=headers, timeout=300.0) as client:
+        try:
+            if args.action == "add":
+                body = {
+                    "subject": args.subject,
+                    "aliases": args.alias,
+                    "documents": _read_documents(args.documents),
+                }
+                if args.policy:
+                    body["policy"] = args.policy
+                response = client.post("/admin/forget", json=body)
+            elif args.action == "ls":
+                response = client.get("/admin/forget")
+            else:
+                response = client.delete(f"/admin/forget/{args.id}")
+        except httpx.HTTPError as exc:
+            print(f"guard: cannot reach {args.url}: {exc}", file=sys.stderr)
+            return 1
+    if response.status_code >= 400:
+        try:
+            message = response.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = response.text
+        print(f"guard: HTTP {response.status_code}: {message}", file=sys.stderr)
+        return 1
+    if response.status_code != 204:
+        print(json.dumps(response.json(), indent=2))
+    else:
+        print(f"removed {args.id}")
+    return 0
+
+
+def _read_documents(path: Path | None) -> list[str]:
+    if path is None:
+        return []
+    text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    return [p.strip() for p in text.split("\n\n") if p.strip()]

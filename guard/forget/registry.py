@@ -1,0 +1,153 @@
+"""The durable registry of forget entries (SQLite in the index directory).
+
+It is the single source of truth: entries, their chunks and the chunks' embeddings. A change is committed
+(WAL, synchronous=FULL) before the admin API acknowledges it; the in-memory faiss index is rebuilt from here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from guard.forget.embedder import Vectors
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS entries (
+    id TEXT PRIMARY KEY,
+    subject TEXT NOT NULL,
+    aliases TEXT NOT NULL,
+    policy TEXT,
+    created_at REAL NOT NULL,
+    documents INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chunks (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id TEXT NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+    text TEXT NOT NULL,
+    vector BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chunks_entry ON chunks(entry_id);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+INSERT OR IGNORE INTO meta VALUES ('version', 0);
+"""
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    subject: str
+    aliases: tuple[str, ...]
+    policy: str | None
+    created_at: float
+    documents: int
+    chunks: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    id: int
+    entry_id: str
+    text: str
+    vector: Vectors
+
+
+class SqliteRegistry:
+    def __init__(self, path: Path, dim: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.dim = dim
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def version(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT value FROM meta WHERE key='version'").fetchone()[0])
+
+    def add(
+        self,
+        entry_id: str,
+        subject: str,
+        aliases: Sequence[str],
+        policy: str | None,
+        documents: int,
+        chunks: Sequence[str],
+        vectors: Vectors,
+    ) -> tuple[Entry, list[int]]:
+        """Insert an entry and its chunks in one transaction; returns the entry and the chunk ids."""
+        if vectors.shape != (len(chunks), self.dim):
+            raise ValueError(f"expected {len(chunks)} vectors of dim {self.dim}, got {vectors.shape}")
+        created = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.execute(
+                    "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)",
+                    (entry_id, subject, json.dumps(list(aliases)), policy, created, documents),
+                )
+                ids = []
+                for text, vec in zip(chunks, vectors, strict=True):
+                    cur = self._db.execute(
+                        "INSERT INTO chunks (entry_id, text, vector) VALUES (?, ?, ?)",
+                        (entry_id, text, np.asarray(vec, dtype=np.float32).tobytes()),
+                    )
+                    ids.append(int(cur.lastrowid or 0))
+                self._db.execute("UPDATE meta SET value = value + 1 WHERE key='version'")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        entry = Entry(entry_id, subject, tuple(aliases), policy, created, documents, len(chunks))
+        return entry, ids
+
+    def remove(self, entry_id: str) -> list[int] | None:
+        """Delete an entry; returns its chunk ids, or None if there was no such entry."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                ids = [r[0] for r in self._db.execute("SELECT id FROM chunks WHERE entry_id=?", (entry_id,))]
+                cur = self._db.execute("DELETE FROM entries WHERE id=?", (entry_id,))
+                if cur.rowcount == 0:
+                    self._db.execute("ROLLBACK")
+                    return None
+                self._db.execute("UPDATE meta SET value = value + 1 WHERE key='version'")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return ids
+
+    def entries(self) -> list[Entry]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT e.id, e.subject, e.aliases, e.policy, e.created_at, e.documents, COUNT(c.id) "
+                "FROM entries e LEFT JOIN chunks c ON c.entry_id = e.id GROUP BY e.id ORDER BY e.created_at"
+            ).fetchall()
+        return [Entry(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5], r[6]) for r in rows]
+
+    def chunks(self, batch: int = 10_000) -> Iterator[list[Chunk]]:
+        """All chunks in id order, in batches (for rebuilding the in-memory index at start)."""
+        last = -1
+        while True:
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT id, entry_id, text, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?",
+                    (last, batch),
+                ).fetchall()
+            if not rows:
+                return
+            yield [Chunk(r[0], r[1], r[2], np.frombuffer(r[3], dtype=np.float32)) for r in rows]
+            last = rows[-1][0]

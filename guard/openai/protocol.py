@@ -1,0 +1,86 @@
+"""OpenAI wire models (only pydantic and the stdlib here).
+
+`extra="allow"` everywhere: fields the guard does not know (tools, response_format, logprobs, vLLM extras) are
+kept and forwarded untouched. Only what the guard reads is declared.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from guard.errors import ClientError, ValidationFailed
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ChatMessage(_Open):
+    role: str = Field(min_length=1)
+    content: str | list[dict[str, Any]] | None = None
+
+    def text(self) -> str:
+        """The message's text: a string content, or the text parts of a multi-part content."""
+        if isinstance(self.content, str):
+            return self.content
+        if not self.content:
+            return ""
+        return "\n".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+
+
+class ChatCompletionRequest(_Open):
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    n: int | None = Field(None, ge=1, le=128)
+
+    def user_turns(self) -> list[str]:
+        return [m.text() for m in self.messages if m.role == "user"]
+
+
+class CompletionRequest(_Open):
+    model: str = Field(min_length=1)
+    prompt: str | list[str]
+    stream: bool = False
+    n: int | None = Field(None, ge=1, le=128)
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _no_token_ids(cls, v: Any) -> Any:
+        # Token-id prompts cannot be checked against the forget index: refuse them rather than pass them blind.
+        if isinstance(v, list) and any(not isinstance(x, str) for x in v):
+            raise ValueError("token-id prompts are not supported by forget-guard; send text")
+        return v
+
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+
+Endpoint = Literal["chat", "completions"]
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def parse_body(raw: bytes, model: type[M]) -> tuple[dict[str, Any], M]:
+    """Decode and validate a request body: the raw dict (forwarded as is) and the validated view of it.
+
+    Every failure is a 400/422 naming the problem.
+    """
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ClientError(f"request body is not valid UTF-8: {exc.reason}") from exc
+    except json.JSONDecodeError as exc:
+        raise ClientError(f"request body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from exc
+    if not isinstance(data, dict):
+        raise ClientError("request body must be a JSON object")
+    try:
+        return data, model.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"]) or None
+        raise ValidationFailed(f"{param}: {first['msg']}" if param else first["msg"], param=param) from exc

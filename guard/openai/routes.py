@@ -1,0 +1,60 @@
+"""The OpenAI-compatible endpoints: parse, hand to the pipeline, map its result to HTTP. Nothing else."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endpoint, parse_body
+from guard.pipeline import Guard, JsonResult, StreamResult
+
+router = APIRouter()
+
+_BODY_DOC: dict[str, Any] = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
+}
+
+
+def _headers(action: str, overhead_ms: float, request_id: str) -> dict[str, str]:
+    return {"x-guard-action": action, "x-guard-overhead-ms": f"{overhead_ms:.2f}", "x-request-id": request_id}
+
+
+async def _proxy(request: Request, endpoint: Endpoint) -> Response:
+    guard: Guard = request.app.state.guard
+    request_id: str = request.state.request_id
+    started = time.perf_counter()
+    raw = await request.body()
+    body, parsed = parse_body(raw, ChatCompletionRequest) if endpoint == "chat" else parse_body(raw, CompletionRequest)
+    parse_ms = (time.perf_counter() - started) * 1000.0
+    result = await guard.handle(endpoint, body, parsed, request_id)
+    headers = _headers(result.action.value, result.overhead_ms + parse_ms, request_id)
+    if isinstance(result, StreamResult):
+        return StreamingResponse(
+            result.chunks,
+            media_type="text/event-stream",
+            headers={**headers, "cache-control": "no-cache", "x-accel-buffering": "no"},
+            background=BackgroundTask(result.close) if result.close else None,
+        )
+    assert isinstance(result, JsonResult)
+    return JSONResponse(result.body, headers=headers)
+
+
+@router.post("/v1/chat/completions", openapi_extra=_BODY_DOC)
+async def chat_completions(request: Request) -> Response:
+    return await _proxy(request, "chat")
+
+
+@router.post("/v1/completions", openapi_extra=_BODY_DOC)
+async def completions(request: Request) -> Response:
+    return await _proxy(request, "completions")
+
+
+@router.get("/v1/models")
+async def models(request: Request) -> Response:
+    guard: Guard = request.app.state.guard
+    body = await guard.upstream.get_json("/v1/models")  # passed through: nothing to check, no overhead to speak of
+    return JSONResponse(body, headers=_headers("allow", 0.0, request.state.request_id))

@@ -1,0 +1,170 @@
+"""One request through the guard: input check → (refuse | rewrite | allow) → upstream → output check.
+
+No HTTP details here: the routes turn a `JsonResult` or `StreamResult` into a response.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from guard.checks.input import check_input
+from guard.checks.output import check_output
+from guard.checks.verdict import Action, Verdict
+from guard.errors import GuardError, UpstreamError
+from guard.forget.index import ForgetIndex
+from guard.openai import sse
+from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endpoint
+from guard.openai.shapes import choice_text, refusal_completion, refusal_stream, replace_with_refusal
+from guard.policy import PolicySet
+from guard.rewrite import rewrite_request
+from guard.streamfilter import StreamOutcome, filter_stream
+from guard.upstream import Upstream, lines
+
+log = logging.getLogger("guard.decisions")
+
+PATHS: dict[Endpoint, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+
+
+@dataclass
+class JsonResult:
+    body: dict[str, Any]
+    action: Action
+    overhead_ms: float
+
+
+@dataclass
+class StreamResult:
+    chunks: AsyncIterator[bytes]
+    action: Action
+    overhead_ms: float
+    outcome: StreamOutcome = field(default_factory=StreamOutcome)
+    # closes the upstream response even if the client went away before the stream started (idempotent)
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+class Guard:
+    def __init__(self, index: ForgetIndex, policies: PolicySet, upstream: Upstream) -> None:
+        self.index = index
+        self.policies = policies
+        self.upstream = upstream
+
+    async def check_output(self, text: str) -> Verdict:
+        return await self.index.run(check_output, self.index, self.policies, text)
+
+    async def handle(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        request: ChatCompletionRequest | CompletionRequest,
+        request_id: str,
+    ) -> JsonResult | StreamResult:
+        started = time.perf_counter()
+        turns = request.user_turns() if isinstance(request, ChatCompletionRequest) else request.prompts()
+        verdict = await self.index.run(check_input, self.index, self.policies, turns)
+        n = request.n or 1
+        policy = self.policies.get(self._policy_name(verdict))
+        self._log(request_id, "input", verdict)
+
+        if verdict.action is Action.refuse:
+            overhead = _ms(started)
+            if request.stream:
+                chunks = refusal_stream(endpoint, request.model, policy.refusal_text, n)
+                return StreamResult(_encode_all(chunks), Action.refuse, overhead)
+            return JsonResult(
+                refusal_completion(endpoint, request.model, policy.refusal_text, n), Action.refuse, overhead
+            )
+
+        action = Action.allow
+        if verdict.action is Action.rewrite:
+            body = await self.index.run(self._rewrite, body, endpoint, verdict)
+            action = Action.rewrite
+
+        if request.stream:
+            return await self._stream(endpoint, body, request, request_id, action, started, n)
+
+        upstream_started = time.perf_counter()
+        response = await self.upstream.post_json(PATHS[endpoint], body)
+        upstream_ms = _ms(upstream_started)
+        for choice in response.get("choices") or []:
+            if not isinstance(choice, dict):
+                raise UpstreamError("upstream returned a malformed choice")
+            out = await self.check_output(choice_text(endpoint, choice, delta=False))
+            if out.blocked:
+                self._log(request_id, "output", out)
+                replace_with_refusal(endpoint, choice, self.policies.get(self._policy_name(out)).refusal_text)
+                action = Action.filter
+        return JsonResult(response, action, _ms(started) - upstream_ms)
+
+    async def _stream(
+        self,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        request: ChatCompletionRequest | CompletionRequest,
+        request_id: str,
+        action: Action,
+        started: float,
+        n: int,
+    ) -> StreamResult:
+        upstream_started = time.perf_counter()
+        # errors before the first byte raise here and become a JSON error with the right status
+        response = await self.upstream.open_stream(PATHS[endpoint], body)
+        upstream_ms = _ms(upstream_started)
+        outcome = StreamOutcome()
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                filtered = filter_stream(
+                    sse.parse(lines(response)),
+                    endpoint=endpoint,
+                    check=self.check_output,
+                    hold_back_tokens=self.policies.default.output.hold_back_tokens,
+                    refusal_text=self.policies.default.refusal_text,
+                    choices=n,
+                    outcome=outcome,
+                )
+                async for chunk in filtered:
+                    yield sse.encode(chunk)
+            except GuardError as exc:
+                # the status line is gone: report the failure in-stream, then end the stream properly
+                log.warning("stream failed", extra={"request_id": request_id, "error": type(exc).__name__})
+                yield sse.encode(exc.body())
+            finally:
+                await response.aclose()
+                for v in outcome.verdicts:
+                    self._log(request_id, "output", v)
+            yield sse.DONE
+
+        return StreamResult(chunks(), action, _ms(started) - upstream_ms, outcome, close=response.aclose)
+
+    def _policy_name(self, verdict: Verdict) -> str | None:
+        """The policy of the first matched entry (the default when nothing matched)."""
+        for entry_id in verdict.entry_ids:
+            entry = self.index.get(entry_id)
+            if entry is not None:
+                return entry.policy
+        return None
+
+    def _rewrite(self, body: dict[str, Any], endpoint: Endpoint, verdict: Verdict) -> dict[str, Any]:
+        entries = [e for e in (self.index.get(i) for i in verdict.entry_ids) if e is not None]
+        subjects = [e.subject for e in entries]
+        names = [n for e in entries for n in (e.subject, *e.aliases)]
+        policy = self.policies.for_entry(entries[0]) if entries else self.policies.default
+        return rewrite_request(body, endpoint, subjects, names, policy)
+
+    @staticmethod
+    def _log(request_id: str, stage: str, verdict: Verdict) -> None:
+        log.info("decision", extra={"request_id": request_id, "stage": stage, **verdict.summary()})
+
+
+async def _encode_all(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield sse.encode(chunk)
+    yield sse.DONE
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0

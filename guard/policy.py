@@ -1,0 +1,122 @@
+"""Policies: YAML files validated into pydantic models. A bad file fails at start, naming the file and field."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from guard.errors import PolicyError
+from guard.forget.registry import Entry
+
+
+class InputAction(StrEnum):
+    refuse = "refuse"
+    rewrite = "rewrite"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InputPolicy(_Strict):
+    action: InputAction = InputAction.refuse
+    semantic: bool = True
+    semantic_threshold: float = Field(0.62, ge=-1.0, le=1.0)
+    lexical: bool = True
+    # How far back the multi-turn window reaches: the last `window_turns` user turns are also embedded together.
+    window_turns: int = Field(3, ge=1, le=64)
+    # Rewrite: the instruction prepended as a system message; `{subjects}` is replaced by the matched subjects.
+    rewrite_instruction: str = (
+        "The following subjects have been removed from your knowledge: {subjects}. Do not reveal, confirm or "
+        "guess any information about them. If asked about them, say you have no information."
+    )
+    redact_subject: bool = False
+    redaction_text: str = "[REDACTED]"
+
+
+class OutputPolicy(_Strict):
+    semantic: bool = True
+    semantic_threshold: float = Field(0.72, ge=-1.0, le=1.0)
+    verbatim: bool = True
+    ngram_words: int = Field(8, ge=3, le=64)
+    lexical: bool = True
+    # Streaming: text is released only after it passed the checks, at a sentence end or after this many tokens.
+    hold_back_tokens: int = Field(24, ge=1, le=4096)
+
+
+class LexicalPolicy(_Strict):
+    # A name (spaces removed) of at least this many characters may match with one typo; twice it, with two.
+    typo_min_chars: int = Field(6, ge=1)
+
+
+class Policy(_Strict):
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    refusal_text: str = Field("I'm sorry, but I can't help with that.", min_length=1)
+    input: InputPolicy = InputPolicy()
+    output: OutputPolicy = OutputPolicy()
+    lexical: LexicalPolicy = LexicalPolicy()
+
+    @model_validator(mode="after")
+    def _instruction_placeholder(self) -> Policy:
+        try:
+            self.input.rewrite_instruction.format(subjects="x")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"input.rewrite_instruction: only the {{subjects}} placeholder is allowed ({exc})"
+            ) from exc
+        return self
+
+
+def load_policy(path: Path) -> Policy:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise PolicyError(f"policy file not found: {path}") from exc
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise PolicyError(f"policy file {path} cannot be read: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise PolicyError(f"policy file {path}: expected a mapping at the top level")
+    raw.setdefault("name", path.stem)
+    try:
+        return Policy.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise PolicyError(f"policy file {path}: field '{field}': {first['msg']}") from exc
+
+
+class PolicySet:
+    """The default policy plus every other policy file beside it, addressable by name."""
+
+    def __init__(self, default: Policy, others: dict[str, Policy] | None = None) -> None:
+        self.default = default
+        self._by_name = {default.name: default, **(others or {})}
+
+    @classmethod
+    def load(cls, default_file: Path) -> PolicySet:
+        default = load_policy(default_file)
+        others: dict[str, Policy] = {}
+        for path in sorted(default_file.parent.glob("*.yaml")):
+            if path.resolve() == default_file.resolve():
+                continue
+            policy = load_policy(path)
+            if policy.name in others or policy.name == default.name:
+                raise PolicyError(f"policy file {path}: name '{policy.name}' is used by another policy file")
+            others[policy.name] = policy
+        return cls(default, others)
+
+    def get(self, name: str | None) -> Policy:
+        return self.default if name is None else self._by_name[name]
+
+    def for_entry(self, entry: Entry | None) -> Policy:
+        """The policy an entry was registered with (the default one when it named none)."""
+        return self.get(entry.policy if entry else None)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def names(self) -> list[str]:
+        return sorted(self._by_name)

@@ -1,0 +1,33 @@
+"""One typed settings class; every field can be set from the environment with the GUARD_ prefix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def default_policy_file() -> Path:
+    """`policies/default.yaml` of the working directory if there is one, else the one shipped beside the package."""
+    local = Path("policies/default.yaml")
+    return local if local.is_file() else REPO_ROOT / "policies" / "default.yaml"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GUARD_", extra="ignore")
+
+    upstream: str = Field("http://127.0.0.1:8001", description="Base URL of the OpenAI-compatible upstream")
+    upstream_api_key: SecretStr | None = Field(None, description="Bearer token sent to the upstream")
+    host: str = "127.0.0.1"
+    port: int = 8000
+    index_dir: Path = Path("indexes/default")
+    policy_file: Path = Field(default_factory=default_policy_file)
+    admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset = admin API off")
+    connect_timeout_s: float = 5.0
+    read_timeout_s: float = 120.0
+    max_body_bytes: int = 4 * 1024 * 1024
+    embedder: str = Field("minilm", description="'minilm' (the real model) or 'hash' (a fast fake, tests only)")
+    log_level: str = "INFO"

@@ -1,0 +1,50 @@
+"""Shared fixtures: embedders (fake and real), app factories, a MockTransport upstream, servers on real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guard.forget.embedder import Embedder, HashEmbedder, MiniLMEmbedder
+from guard.settings import REPO_ROOT, Settings
+from tests.helpers import ADMIN_TOKEN, ServerThread
+
+TOFU_DIR = REPO_ROOT.parent / "shared" / "data" / "tofu"
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Embedder:
+    """The real all-MiniLM-L6-v2 (loaded once per test session)."""
+    return MiniLMEmbedder()
+
+
+@pytest.fixture
+def hash_embedder() -> Embedder:
+    return HashEmbedder()
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(
+        index_dir=tmp_path / "index",
+        admin_token=ADMIN_TOKEN,
+        upstream="http://upstream.test",
+        policy_file=REPO_ROOT / "policies" / "default.yaml",
+    )
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Any], ServerThread]]:
+    started: list[ServerThread] = []
+
+    def start(app: Any) -> ServerThread:
+        server = ServerThread(app).__enter__()
+        started.append(server)
+        return server
+
+    yield start
+    for server in reversed(started):
+        server.__exit__()

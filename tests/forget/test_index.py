@@ -1,0 +1,70 @@
+"""The forget index on the real parts: all-MiniLM-L6-v2, faiss and SQLite."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from guard.forget.embedder import Embedder
+from guard.forget.index import ForgetIndex
+from guard.forget.vectors import VectorIndex
+
+DOCS = [
+    "Hsiao Yun-Hwa was born in Taipei, Taiwan in 1991. Her father was a civil engineer.",
+    "Her book 'Leading with Empathy' won the Golden Compass award.",
+]
+
+
+def open_index(path: Path, embedder: Embedder) -> ForgetIndex:
+    return ForgetIndex.open(path, embedder, ngram_words=8, typo_min_chars=6)
+
+
+async def test_add_search_remove_and_restart(tmp_path: Path, minilm: Embedder) -> None:
+    index = open_index(tmp_path, minilm)
+    entry = await index.add("Hsiao Yun-Hwa", ["Yun-Hwa"], DOCS, None)
+    other = await index.add("Basil Mahfouz", [], ["Basil Mahfouz writes about the sea in Kuwait."], None)
+    assert entry.chunks == 3 and index.chunk_count == 4
+
+    question = minilm.embed(["Which award did Hsiao Yun-Hwa's leadership book win?"])
+    best = await index.run(index.search, question)
+    assert max(best[0], key=best[0].__getitem__) == entry.id
+    assert best[0][entry.id] > 0.6
+    unrelated = await index.run(index.search, minilm.embed(["How do I bake sourdough bread?"]))
+    assert max(unrelated[0].values()) < 0.3
+    index.close()
+
+    reopened = open_index(tmp_path, minilm)  # vectors and entries come back from SQLite
+    assert {e.id for e in reopened.entries()} == {entry.id, other.id}
+    assert reopened.chunk_count == 4
+    assert reopened.names.find("tell me about hsiao yunhwa") == {entry.id}
+    assert (await reopened.run(reopened.search, question))[0][entry.id] == pytest.approx(best[0][entry.id], abs=1e-5)
+
+    assert await reopened.remove(entry.id)
+    assert not await reopened.remove(entry.id)
+    assert reopened.chunk_count == 1
+    after = await reopened.run(reopened.search, question)
+    assert entry.id not in after[0]
+    assert reopened.names.find("Hsiao Yun-Hwa") == set()
+    assert reopened.registry.version() == 3
+    reopened.close()
+    assert len(open_index(tmp_path, minilm)) == 1
+
+
+def test_embedder_gives_unit_vectors(minilm: Embedder) -> None:
+    vecs = minilm.embed(["a", "a much longer sentence about something", ""])
+    assert vecs.shape == (3, 384) and vecs.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    assert minilm.embed([]).shape == (0, 384)
+
+
+def test_vector_index_removes_by_id(minilm: Embedder) -> None:
+    vi = VectorIndex(384)
+    vecs = minilm.embed(["cats purr", "dogs bark", "birds sing"])
+    vi.add(np.array([10, 20, 30]), vecs)
+    assert vi.remove(np.array([20])) == 1
+    _, ids = vi.search(minilm.embed(["dogs bark"]), k=3)
+    assert 20 not in ids[0] and len(vi) == 2
+    empty = VectorIndex(384)
+    assert empty.search(vecs, 5)[1].shape == (3, 0)

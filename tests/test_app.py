@@ -1,0 +1,247 @@
+"""The proxy and admin API in-process: fake embedder, MockTransport upstream (logic, errors, headers)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from guard.app import create_app
+from guard.forget.embedder import Embedder
+from guard.settings import Settings
+from tests.helpers import ADMIN, Recorder, chat_reply, running, sse_body
+
+FACT = "Hsiao Yun-Hwa won the Golden Compass award for her book Leading with Empathy in 2019."
+
+
+def upstream_echo(content: str = "Paris is the capital of France.") -> Recorder:
+    def handle(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"object": "list", "data": [{"id": "m", "object": "model"}]})
+        if body.get("stream"):
+            return httpx.Response(200, content=sse_body([content]), headers={"content-type": "text/event-stream"})
+        if request.url.path == "/v1/completions":
+            choice = {"index": 0, "text": content, "finish_reason": "stop"}
+            return httpx.Response(200, json={"id": "c", "object": "text_completion", "model": "m", "choices": [choice]})
+        return httpx.Response(200, json=chat_reply(content))
+
+    return Recorder(handle)
+
+
+def chat(content: str | list[dict[str, str]], **extra: Any) -> dict[str, Any]:
+    messages = [{"role": "user", "content": content}] if isinstance(content, str) else content
+    return {"model": "m", "messages": messages, **extra}
+
+
+async def add(client: httpx.AsyncClient, **body: Any) -> str:
+    r = await client.post(
+        "/admin/forget", json={"subject": "Hsiao Yun-Hwa", "documents": [FACT], **body}, headers=ADMIN
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def test_allow_passes_unknown_fields_and_sets_headers(settings: Settings, hash_embedder: Embedder) -> None:
+    up = upstream_echo()
+    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    extra = {
+        "tools": [{"type": "function", "function": {"name": "f"}}],
+        "top_k": 5,
+        "response_format": {"type": "text"},
+    }
+    async with running(app) as client:
+        await add(client)
+        r = await client.post("/v1/chat/completions", json=chat("What is the capital of France?", **extra))
+    assert r.status_code == 200
+    assert r.headers["x-guard-action"] == "allow" and float(r.headers["x-guard-overhead-ms"]) >= 0
+    assert r.json()["choices"][0]["message"]["content"] == "Paris is the capital of France."
+    assert up.requests == [chat("What is the capital of France?", **extra)]
+
+
+async def test_refuse_answers_without_calling_upstream(settings: Settings, hash_embedder: Embedder) -> None:
+    up = upstream_echo()
+    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    async with running(app) as client:
+        r0 = await client.post("/v1/chat/completions", json=chat("Tell me about Hsiao Yun-Hwa"))
+        assert r0.headers["x-guard-action"] == "allow"  # nothing forgotten yet
+        entry = await add(client)
+        r = await client.post("/v1/chat/completions", json=chat("Tell me about hsiao yunhwa", n=2))
+        streamed = await client.post("/v1/chat/completions", json=chat("tell me about Hsiao Yun-Hwa", stream=True))
+        await client.delete(f"/admin/forget/{entry}", headers=ADMIN)
+        r2 = await client.post("/v1/chat/completions", json=chat("Tell me about Hsiao Yun-Hwa"))
+    assert len(up.requests) == 2  # only the requests before the add and after the delete reached the upstream
+    assert r.headers["x-guard-action"] == "refuse"
+    body = r.json()
+    assert [c["finish_reason"] for c in body["choices"]] == ["content_filter"] * 2
+    assert body["choices"][0]["message"]["content"] == "I'm sorry, but I can't share information about that."
+    assert streamed.headers["content-type"].startswith("text/event-stream")
+    assert streamed.text.endswith("data: [DONE]\n\n") and "content_filter" in streamed.text
+    assert r2.headers["x-guard-action"] == "allow"
+
+
+async def test_subject_named_turns_earlier_still_counts(settings: Settings, hash_embedder: Embedder) -> None:
+    up = upstream_echo()
+    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    turns = [
+        {"role": "user", "content": "I am curious about Hsiao Yun-Hwa."},
+        {"role": "assistant", "content": "Sure, what would you like to know?"},
+        {"role": "user", "content": [{"type": "text", "text": "What prize did she get?"}]},
+    ]
+    async with running(app) as client:
+        await add(client)
+        r = await client.post("/v1/chat/completions", json=chat(turns))
+    assert r.headers["x-guard-action"] == "refuse" and up.requests == []
+
+
+async def test_rewrite_policy_instructs_and_redacts(settings: Settings, hash_embedder: Embedder) -> None:
+    up = upstream_echo("I have no information about that person.")
+    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    async with running(app) as client:
+        await add(client, policy="rewrite")
+        r = await client.post("/v1/chat/completions", json=chat("Who is HSIAO Yun Hwa?", temperature=0))
+    assert r.headers["x-guard-action"] == "rewrite"
+    sent = up.requests[0]
+    assert sent["temperature"] == 0
+    assert sent["messages"][0]["role"] == "system" and "Hsiao Yun-Hwa" in sent["messages"][0]["content"]
+    assert sent["messages"][1]["content"] == "Who is [REDACTED]?"
+
+
+async def test_output_leak_is_replaced(settings: Settings, hash_embedder: Embedder) -> None:
+    up = upstream_echo("As you asked: " + FACT.replace("Hsiao Yun-Hwa", "She"))
+    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    async with running(app) as client:
+        await add(client)
+        r = await client.post("/v1/chat/completions", json=chat("Tell me something interesting."))
+        s = await client.post("/v1/chat/completions", json=chat("Tell me something interesting.", stream=True))
+        c = await client.post("/v1/completions", json={"model": "m", "prompt": "Something interesting:"})
+    assert r.headers["x-guard-action"] == "filter"
+    choice = r.json()["choices"][0]
+    assert choice["finish_reason"] == "content_filter" and "Golden Compass" not in choice["message"]["content"]
+    assert "Golden Compass" not in s.text and '"finish_reason":"content_filter"' in s.text
+    assert c.json()["choices"][0]["text"] == "I'm sorry, but I can't share information about that."
+
+
+async def test_completions_refuse_and_models_pass_through(settings: Settings, hash_embedder: Embedder) -> None:
+    up = upstream_echo()
+    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    async with running(app) as client:
+        await add(client)
+        r = await client.post("/v1/completions", json={"model": "m", "prompt": ["ok", "Hsiao Yun-Hwa was born"]})
+        m = await client.get("/v1/models")
+        h = await client.get("/healthz")
+    assert r.json()["object"] == "text_completion" and r.json()["choices"][0]["finish_reason"] == "content_filter"
+    assert m.json()["data"][0]["id"] == "m" and m.headers["x-guard-action"] == "allow"
+    assert h.json() == {"status": "ok", "entries": 1, "chunks": 1, "registry_version": 1}
+
+
+def failing(exc: Exception | None = None, response: httpx.Response | None = None) -> Recorder:
+    def handle(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        if exc is not None:
+            raise exc
+        assert response is not None
+        return response
+
+    return Recorder(handle)
+
+
+@pytest.mark.parametrize(
+    ("upstream", "status", "kind"),
+    [
+        (failing(httpx.ConnectError("refused")), 502, "upstream_error"),
+        (failing(httpx.ReadTimeout("slow")), 504, "upstream_timeout"),
+        (failing(response=httpx.Response(500, text="boom")), 502, "upstream_error"),
+        (failing(response=httpx.Response(200, text="{not json")), 502, "upstream_error"),
+        (
+            failing(response=httpx.Response(404, json={"error": {"message": "no model", "type": "NotFound"}})),
+            404,
+            "NotFound",
+        ),
+        (failing(response=httpx.Response(400, text="bad")), 400, "upstream_error"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_upstream_faults_map_to_openai_errors(
+    settings: Settings, hash_embedder: Embedder, upstream: Recorder, status: int, kind: str, stream: bool
+) -> None:
+    app = create_app(settings, embedder=hash_embedder, transport=upstream.transport)
+    async with running(app) as client:
+        r = await client.post("/v1/chat/completions", json=chat("hello", stream=stream))
+    assert r.status_code == status
+    assert r.json()["error"]["type"] == kind and r.json()["error"]["message"]
+
+
+async def test_stream_cut_midway_ends_with_error_event_and_done(settings: Settings, hash_embedder: Embedder) -> None:
+    cut = sse_body(["Hello.", " More"]).split(b"data: [DONE]")[0][:-40]
+    up = Recorder(lambda req, body: httpx.Response(200, content=cut, headers={"content-type": "text/event-stream"}))
+    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    async with running(app) as client:
+        r = await client.post("/v1/chat/completions", json=chat("hello", stream=True))
+    events = [json.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
+    assert "error" in events[-1] and r.text.endswith("data: [DONE]\n\n")
+
+
+@pytest.mark.parametrize(
+    ("content", "status", "needle"),
+    [
+        (b"{not json", 400, "not valid JSON"),
+        (b"[1, 2]", 400, "JSON object"),
+        (b"\xff\xfe{}", 400, "UTF-8"),
+        (json.dumps({"model": "m"}).encode(), 422, "messages"),
+        (json.dumps({"model": "m", "messages": []}).encode(), 422, "messages"),
+        (json.dumps({"model": "m", "messages": [{"role": "user", "content": 5}]}).encode(), 422, "messages.0.content"),
+        (json.dumps({"model": "m", "messages": [{"content": "x"}], "n": 0}).encode(), 422, "messages.0.role"),
+    ],
+)
+async def test_bad_input_gets_a_clear_4xx(
+    settings: Settings, hash_embedder: Embedder, content: bytes, status: int, needle: str
+) -> None:
+    up = upstream_echo()
+    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    async with running(app) as client:
+        r = await client.post("/v1/chat/completions", content=content, headers={"content-type": "application/json"})
+    assert r.status_code == status and needle in r.json()["error"]["message"]
+    assert up.requests == []
+
+
+async def test_limits_token_prompts_and_unknown_routes(settings: Settings, hash_embedder: Embedder) -> None:
+    app = create_app(settings.model_copy(update={"max_body_bytes": 1000}), embedder=hash_embedder,
+                     transport=upstream_echo().transport)  # fmt: skip
+    async with running(app) as client:
+        big = await client.post("/v1/chat/completions", json=chat("x" * 2000))
+        ids = await client.post("/v1/completions", json={"model": "m", "prompt": [1, 2, 3]})
+        missing = await client.get("/v1/nothing")
+    assert big.status_code == 413 and "limit of 1000 bytes" in big.json()["error"]["message"]
+    assert ids.status_code == 422 and "token-id" in ids.json()["error"]["message"]
+    assert missing.status_code == 404 and missing.json()["error"]["type"] == "not_found_error"
+
+
+async def test_admin_api_auth_crud_and_no_document_text(settings: Settings, hash_embedder: Embedder) -> None:
+    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    async with running(app) as client:
+        assert (await client.get("/admin/forget")).status_code == 401
+        wrong = await client.get("/admin/forget", headers={"authorization": "Bearer nope"})
+        assert wrong.status_code == 403 and wrong.json()["error"]["type"] == "permission_error"
+        entry = await add(client, aliases=["  Yun-Hwa ", ""])
+        listing = await client.get("/admin/forget", headers=ADMIN)
+        one = await client.get(f"/admin/forget/{entry}", headers=ADMIN)
+        bad_policy = await client.post("/admin/forget", json={"subject": "x", "policy": "nope"}, headers=ADMIN)
+        blank = await client.post("/admin/forget", json={"subject": "  "}, headers=ADMIN)
+        extra = await client.post("/admin/forget", json={"subject": "x", "text": "y"}, headers=ADMIN)
+        assert (await client.delete(f"/admin/forget/{entry}", headers=ADMIN)).status_code == 204
+        gone = await client.get(f"/admin/forget/{entry}", headers=ADMIN)
+        again = await client.delete(f"/admin/forget/{entry}", headers=ADMIN)
+    assert listing.json()["data"][0]["aliases"] == ["Yun-Hwa"] and listing.json()["total_chunks"] == 1
+    assert one.json()["documents"] == 1 and one.json()["subject"] == "Hsiao Yun-Hwa"
+    assert "Golden Compass" not in listing.text + one.text
+    assert bad_policy.status_code == 422 and bad_policy.json()["error"]["param"] == "policy"
+    assert blank.status_code == 422 and extra.status_code == 422
+    assert gone.status_code == 404 and again.status_code == 404
+
+
+async def test_admin_api_is_off_without_a_token(settings: Settings, hash_embedder: Embedder) -> None:
+    app = create_app(settings.model_copy(update={"admin_token": None}), embedder=hash_embedder)
+    async with running(app) as client:
+        r = await client.get("/admin/forget", headers=ADMIN)
+    assert r.status_code == 403 and "GUARD_ADMIN_TOKEN" in r.json()["error"]["message"]
