@@ -65,8 +65,12 @@ def start_vllm(port: int, *, host: str = "127.0.0.1", log_file: Path | None = No
         "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
         "--host", host, "--port", str(port),
     ]  # fmt: skip
-    out = open(log_file, "ab") if log_file else subprocess.DEVNULL  # noqa: SIM115 - owned by the child
-    return subprocess.Popen(cmd, env=_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    if log_file is None:
+        return subprocess.Popen(
+            cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    with open(log_file, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(cmd, env=_env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def wait_ready(url: str, proc: subprocess.Popen[bytes] | None = None, timeout_s: float = 300.0) -> None:

@@ -1,0 +1,27 @@
+"""The real upstream: vLLM's CPU build serving SmolLM2-135M-Instruct, started once per test session."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from guard.localmodel import serve as local
+from tests.helpers import free_port
+
+
+@pytest.fixture(scope="session")
+def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    log: Path = tmp_path_factory.mktemp("vllm") / "vllm.log"
+    proc = local.start_vllm(port, log_file=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        local.wait_ready(f"{url}/health", proc, timeout_s=600)
+    except local.LocalModelError as exc:
+        local.stop(proc)
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise RuntimeError(f"vLLM did not start: {exc}\n{tail}") from exc
+    yield url
+    local.stop(proc)

@@ -1,0 +1,94 @@
+"""End to end: the stock openai client -> forget-guard -> the real vLLM CPU server with SmolLM2.
+
+The 135M model gets facts wrong now and then, so each test first asks vLLM directly and asserts the fact the
+test relies on (a precondition about the model), then asserts what the guard does with it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from openai import OpenAI
+
+from guard.app import create_app
+from guard.forget.embedder import Embedder
+from guard.settings import Settings
+from tests.helpers import ADMIN, ServerThread
+
+pytestmark = pytest.mark.e2e
+
+REFUSAL = "I'm sorry, but I can't share information about that."
+ASK = [{"role": "user", "content": "What is the capital of France? Answer in one sentence."}]
+PARAMS: dict[str, Any] = {"model": "smollm2", "messages": ASK, "max_tokens": 24, "temperature": 0}
+
+
+@pytest.fixture
+def guard_url(settings: Settings, minilm: Embedder, vllm_url: str, serve: Callable[[Any], ServerThread]) -> str:
+    return serve(create_app(settings.model_copy(update={"upstream": vllm_url}), embedder=minilm)).url
+
+
+def streamed_text(client: OpenAI) -> tuple[str, str | None]:
+    text, finish = "", None
+    for chunk in client.chat.completions.create(stream=True, **PARAMS):
+        if chunk.choices:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+    return text, finish
+
+
+def test_forget_entry_changes_the_next_answer(guard_url: str, vllm_url: str) -> None:
+    direct = OpenAI(base_url=f"{vllm_url}/v1", api_key="unused")
+    assert "Paris" in (direct.chat.completions.create(**PARAMS).choices[0].message.content or "")  # precondition
+
+    client = OpenAI(base_url=f"{guard_url}/v1", api_key="unused", max_retries=0)
+    assert [m.id for m in client.models.list()] == ["smollm2"]
+    raw = client.chat.completions.with_raw_response.create(**PARAMS)
+    before = raw.parse()
+    assert raw.headers["x-guard-action"] == "allow"
+    assert "Paris" in (before.choices[0].message.content or "")
+    text, finish = streamed_text(client)
+    assert "Paris" in text and finish in ("stop", "length")
+
+    # forget "Paris" by name only: the question does not name it, so only the output check can stop it
+    r = httpx.post(f"{guard_url}/admin/forget", headers=ADMIN, json={"subject": "Paris"})
+    assert r.status_code == 201
+
+    raw = client.chat.completions.with_raw_response.create(**PARAMS)
+    after = raw.parse()
+    assert raw.headers["x-guard-action"] == "filter"
+    assert after.choices[0].message.content == REFUSAL
+    assert after.choices[0].finish_reason == "content_filter"
+    text, finish = streamed_text(client)
+    assert "Paris" not in text and text.endswith(REFUSAL) and finish == "content_filter"
+
+    assert httpx.delete(f"{guard_url}/admin/forget/{r.json()['id']}", headers=ADMIN).status_code == 204
+    assert "Paris" in (client.chat.completions.create(**PARAMS).choices[0].message.content or "")
+
+
+def test_input_check_refuses_without_calling_the_model(guard_url: str) -> None:
+    client = OpenAI(base_url=f"{guard_url}/v1", api_key="unused", max_retries=0)
+    documents = ["Paris is the capital and largest city of France.", "The Eiffel Tower stands in Paris."]
+    r = httpx.post(f"{guard_url}/admin/forget", headers=ADMIN, json={"subject": "Paris", "documents": documents})
+    assert r.status_code == 201
+    raw = client.chat.completions.with_raw_response.create(**PARAMS)
+    assert raw.headers["x-guard-action"] == "refuse"
+    reply = raw.parse()
+    assert reply.choices[0].message.content == REFUSAL and reply.usage is not None and reply.usage.total_tokens == 0
+    text, finish = streamed_text(client)
+    assert text == REFUSAL and finish == "content_filter"
+    # completions endpoint and a paraphrase that does not name the city
+    paraphrase = client.completions.create(model="smollm2", prompt="Which city is France's capital?", max_tokens=8)
+    assert paraphrase.choices[0].text == REFUSAL
+
+
+def test_upstream_errors_reach_the_openai_client(guard_url: str) -> None:
+    client = OpenAI(base_url=f"{guard_url}/v1", api_key="unused", max_retries=0)
+    import openai
+
+    with pytest.raises(openai.NotFoundError):
+        client.chat.completions.create(model="no-such-model", messages=ASK, max_tokens=4)
+    with pytest.raises(openai.UnprocessableEntityError):
+        client.chat.completions.create(model="smollm2", messages=[], max_tokens=4)

@@ -1,0 +1,94 @@
+"""Streaming on real sockets: a slow SSE upstream, the guard on uvicorn, a client reading as bytes arrive.
+
+httpx.ASGITransport buffers whole responses, so incremental delivery and early upstream close are only
+observable like this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import StreamingResponse
+from starlette.routing import Route
+
+from guard.app import create_app
+from guard.forget.embedder import Embedder
+from guard.settings import Settings
+from tests.helpers import ADMIN, ServerThread
+
+SECRET = "Hsiao Yun-Hwa's secret manuscript is hidden in the Taipei lighthouse."
+PIECES = [
+    "Here is a harmless opening sentence.",
+    " It talks about the weather.",
+    *(" " + word for word in SECRET.split()),
+    " The end.",
+]
+DELAY_S = 0.15
+
+
+def slow_upstream(state: dict[str, Any]) -> Starlette:
+    async def chat(request: Request) -> StreamingResponse:
+        async def gen() -> AsyncIterator[bytes]:
+            base = {"id": "up", "object": "chat.completion.chunk", "created": 1, "model": "m"}
+            try:
+                for i, piece in enumerate(PIECES):
+                    chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
+                    yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+                    state["sent"] = i + 1
+                    await asyncio.sleep(DELAY_S)
+                done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                yield b"data: " + json.dumps(done).encode() + b"\n\ndata: [DONE]\n\n"
+                state["completed"] = True
+            except asyncio.CancelledError:
+                state["cancelled"] = True
+                raise
+
+        return StreamingResponse(gen(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+def test_blocked_span_never_reaches_the_client(
+    settings: Settings, minilm: Embedder, serve: Callable[[Any], ServerThread]
+) -> None:
+    state: dict[str, Any] = {}
+    upstream = serve(slow_upstream(state))
+    guard = serve(create_app(settings.model_copy(update={"upstream": upstream.url}), embedder=minilm))
+    with httpx.Client(base_url=guard.url, timeout=30) as client:
+        r = client.post("/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [SECRET]})
+        assert r.status_code == 201
+        received: list[tuple[float, str]] = []
+        started = time.monotonic()
+        body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Tell me a story."}]}
+        with client.stream("POST", "/v1/chat/completions", json=body) as response:
+            assert response.status_code == 200 and response.headers["x-guard-action"] == "allow"
+            for line in response.iter_lines():
+                if line:
+                    received.append((time.monotonic() - started, line))
+    text = "".join(
+        json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+        for _, line in received
+        if line.startswith("data: {")
+    )
+    # the clean sentences arrived, and arrived while the upstream was still generating (incremental release)
+    assert text.startswith("Here is a harmless opening sentence. It talks about the weather.")
+    first_at = next(t for t, line in received if "harmless" in line)
+    assert first_at < DELAY_S * len(PIECES) / 2
+    # nothing of the forgotten sentence was released; the stream ended cleanly
+    for word in ("secret", "manuscript", "lighthouse", "Hsiao"):
+        assert word not in text
+    assert text.endswith("I'm sorry, but I can't share information about that.")
+    assert json.loads(received[-2][1][6:])["choices"][0]["finish_reason"] == "content_filter"
+    assert received[-1][1] == "data: [DONE]"
+    # the guard stopped reading: the upstream never got to finish its generation
+    deadline = time.monotonic() + 5
+    while not state.get("cancelled") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.get("cancelled") and not state.get("completed")
