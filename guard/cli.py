@@ -85,8 +85,8 @@ def _run(settings: Any) -> None:
     from guard.app import create_app
     from guard.observe.logging import configure
 
+    app = create_app(settings)  # a bad policy fails here, before logging or the server is set up
     configure(settings.log_level)
-    app = create_app(settings)
     uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
 
 

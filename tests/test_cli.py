@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guard.app import create_app
+from guard.cli import main
+from guard.forget.embedder import Embedder
+from guard.settings import Settings
+from tests.helpers import ADMIN_TOKEN, ServerThread
+
+
+def test_forget_add_ls_rm_through_the_admin_api(
+    settings: Settings,
+    hash_embedder: Embedder,
+    serve: Callable[[Any], ServerThread],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = serve(create_app(settings, embedder=hash_embedder)).url
+    monkeypatch.setenv("GUARD_ADMIN_TOKEN", ADMIN_TOKEN)
+    docs = tmp_path / "docs.txt"
+    docs.write_text("First fact about Alice.\nStill the first document.\n\nSecond document. Two sentences.\n")
+
+    assert (
+        main(["forget", "add", "Alice Example", "--alias", "A. Example", "--documents", str(docs), "--url", url]) == 0
+    )
+    created = json.loads(capsys.readouterr().out)
+    assert created["chunks"] == 4
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("Bob's only secret."))
+    assert main(["forget", "add", "Bob", "--documents", "-", "--policy", "rewrite", "--url", url]) == 0
+    bob = json.loads(capsys.readouterr().out)["id"]
+
+    assert main(["forget", "ls", "--url", url]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [(e["subject"], e["documents"], e["policy"]) for e in listing["data"]] == [
+        ("Alice Example", 2, None),
+        ("Bob", 1, "rewrite"),
+    ]
+    assert "secret" not in json.dumps(listing)
+
+    assert main(["forget", "rm", bob, "--url", url]) == 0
+    assert main(["forget", "rm", bob, "--url", url]) == 1
+    assert "HTTP 404" in capsys.readouterr().err
+
+
+def test_forget_needs_a_token_and_a_reachable_guard(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("GUARD_ADMIN_TOKEN", raising=False)
+    assert main(["forget", "ls"]) == 2
+    monkeypatch.setenv("GUARD_ADMIN_TOKEN", "x")
+    assert main(["forget", "ls", "--url", "http://127.0.0.1:9"]) == 1
+    assert "cannot reach" in capsys.readouterr().err
+
+
+def test_serve_with_a_bad_policy_fails_at_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "default.yaml"
+    bad.write_text("output:\n  ngram_words: 1\n")
+    assert main(["serve", "--policy", str(bad), "--index-dir", str(tmp_path / "idx")]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "output.ngram_words" in err
