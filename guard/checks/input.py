@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from guard.checks.semantic import semantic_matches
 from guard.checks.verdict import ALLOW, Action, Match, Verdict
 from guard.forget.chunking import sentences
 from guard.forget.index import ForgetIndex
@@ -36,16 +37,13 @@ def check_input(index: ForgetIndex, policies: PolicySet, turns: Sequence[str]) -
     """Run on the index's reader thread (`await index.run(check_input, ...)`)."""
     if len(index) == 0:
         return ALLOW
-    matches: dict[tuple[str, str], Match] = {}
+
+    def threshold(entry_id: str) -> float | None:
+        policy = policies.for_entry(index.get(entry_id)).input
+        return policy.semantic_threshold if policy.semantic else None
+
     texts = segments(turns, policies.default.input.window_turns)
-    if texts and index.chunk_count:
-        for best in index.search(index.embedder.embed(texts)):
-            for entry_id, score in best.items():
-                policy = policies.for_entry(index.get(entry_id))
-                if policy.input.semantic and score >= policy.input.semantic_threshold:
-                    key = (entry_id, "semantic")
-                    if key not in matches or matches[key].score < score:
-                        matches[key] = Match(entry_id, "semantic", score)
+    matches = {(m.entry_id, m.check): m for m in semantic_matches(index, texts, threshold)}
     for turn in turns:
         for entry_id in index.names.find(turn):
             if policies.for_entry(index.get(entry_id)).input.lexical:

@@ -6,6 +6,7 @@ runs of n words shared with a forget document, and subject/alias mentions.
 
 from __future__ import annotations
 
+from guard.checks.semantic import semantic_matches
 from guard.checks.verdict import ALLOW, Action, Match, Verdict
 from guard.forget.chunking import sentences
 from guard.forget.index import ForgetIndex
@@ -16,16 +17,12 @@ def check_output(index: ForgetIndex, policies: PolicySet, text: str) -> Verdict:
     """Run on the index's reader thread (`await index.run(check_output, ...)`)."""
     if len(index) == 0 or not text.strip():
         return ALLOW
-    matches: dict[tuple[str, str], Match] = {}
-    parts = sentences(text)
-    if parts and index.chunk_count:
-        for best in index.search(index.embedder.embed(parts)):
-            for entry_id, score in best.items():
-                out = policies.for_entry(index.get(entry_id)).output
-                if out.semantic and score >= out.semantic_threshold:
-                    key = (entry_id, "semantic")
-                    if key not in matches or matches[key].score < score:
-                        matches[key] = Match(entry_id, "semantic", score)
+
+    def threshold(entry_id: str) -> float | None:
+        policy = policies.for_entry(index.get(entry_id)).output
+        return policy.semantic_threshold if policy.semantic else None
+
+    matches = {(m.entry_id, m.check): m for m in semantic_matches(index, sentences(text), threshold)}
     for entry_id, count in index.ngrams.find(text).items():
         if policies.for_entry(index.get(entry_id)).output.verbatim:
             matches[(entry_id, "verbatim")] = Match(entry_id, "verbatim", float(count))
