@@ -22,6 +22,7 @@ from guard.limits import BodyLimit
 from guard.openai.routes import router as openai_router
 from guard.pipeline import Guard
 from guard.policy import PolicySet
+from guard.routing import Router
 from guard.settings import Settings
 from guard.upstream import Upstream, make_client
 
@@ -48,18 +49,25 @@ def create_app(
         )
         api_key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
         client = make_client(
-            settings.upstream,
             api_key=api_key,
             connect_timeout_s=settings.connect_timeout_s,
             read_timeout_s=settings.read_timeout_s,
             transport=transport,
         )
         app.state.index = index
-        app.state.guard = Guard(index, policies, Upstream(client))
+        router = Router(
+            a=Upstream(client, settings.upstream),
+            b=Upstream(client, settings.upstream_b) if settings.upstream_b else None,
+            share=settings.ab_share,
+            shadow=settings.shadow,
+        )
+        guard = Guard(index, policies, router)
+        app.state.guard = guard
         log.info("ready", extra={"entries": len(index), "chunks": index.chunk_count})
         try:
             yield
         finally:
+            await guard.drain_shadows()
             await client.aclose()
             index.close()
 

@@ -1,4 +1,4 @@
-"""The `guard` command: serve · demo · forget add|ls|rm."""
+"""The `guard` command: serve · demo · forget add|ls|rm · oracle · eval tofu · ab."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from typing import Any
 import httpx
 
 from guard.errors import PolicyError
+from guard.eval.commands import add_parsers as add_eval_parsers
+from guard.eval.commands import run as run_eval
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 
@@ -46,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     for p in fsub.choices.values():
         p.add_argument("--url", default=os.environ.get("GUARD_URL", DEFAULT_URL), help="the guard's base URL")
 
+    add_eval_parsers(sub)
+
     args = parser.parse_args(argv)
     try:
+        if args.command in ("oracle", "eval", "ab"):
+            return run_eval(args)
         if args.command == "serve":
             return _serve(args)
         if args.command == "demo":

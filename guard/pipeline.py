@@ -5,6 +5,7 @@ No HTTP details here: the routes turn a `JsonResult` or `StreamResult` into a re
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,6 +22,7 @@ from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endp
 from guard.openai.shapes import choice_text, refusal_completion, refusal_stream, replace_with_refusal
 from guard.policy import PolicySet
 from guard.rewrite import rewrite_request
+from guard.routing import Router
 from guard.streamfilter import StreamOutcome, filter_stream
 from guard.upstream import Upstream, lines
 
@@ -34,6 +36,7 @@ class JsonResult:
     body: dict[str, Any]
     action: Action
     overhead_ms: float
+    route: str = "none"  # which upstream answered: "a", "b", or "none" when refused
 
 
 @dataclass
@@ -41,16 +44,21 @@ class StreamResult:
     chunks: AsyncIterator[bytes]
     action: Action
     overhead_ms: float
+    route: str = "none"
     outcome: StreamOutcome = field(default_factory=StreamOutcome)
     # closes the upstream response even if the client went away before the stream started (idempotent)
     close: Callable[[], Awaitable[None]] | None = None
 
 
+MAX_SHADOW_IN_FLIGHT = 64
+
+
 class Guard:
-    def __init__(self, index: ForgetIndex, policies: PolicySet, upstream: Upstream) -> None:
+    def __init__(self, index: ForgetIndex, policies: PolicySet, router: Router) -> None:
         self.index = index
         self.policies = policies
-        self.upstream = upstream
+        self.router = router
+        self._shadows: set[asyncio.Task[None]] = set()
 
     async def check_output(self, text: str) -> Verdict:
         return await self.index.run(check_output, self.index, self.policies, text)
@@ -61,13 +69,17 @@ class Guard:
         body: dict[str, Any],
         request: ChatCompletionRequest | CompletionRequest,
         request_id: str,
+        route: str | None = None,
     ) -> JsonResult | StreamResult:
         started = time.perf_counter()
+        route_name, upstream = self.router.pick(route)
         turns = request.user_turns() if isinstance(request, ChatCompletionRequest) else request.prompts()
         verdict = await self.index.run(check_input, self.index, self.policies, turns)
         n = request.n or 1
         policy = self.policies.get(self._policy_name(verdict))
         self._log(request_id, "input", verdict)
+        if self.router.mirrors:
+            self._mirror(endpoint, body, request_id, verdict.action)
 
         if verdict.action is Action.refuse:
             overhead = _ms(started)
@@ -84,10 +96,12 @@ class Guard:
             action = Action.rewrite
 
         if request.stream:
-            return await self._stream(endpoint, body, request, request_id, action, started, n)
+            result = await self._stream(upstream, endpoint, body, request_id, action, started, n)
+            result.route = route_name
+            return result
 
         upstream_started = time.perf_counter()
-        response = await self.upstream.post_json(PATHS[endpoint], body)
+        response = await upstream.post_json(PATHS[endpoint], body)
         upstream_ms = _ms(upstream_started)
         for choice in response.get("choices") or []:
             if not isinstance(choice, dict):
@@ -97,13 +111,13 @@ class Guard:
                 self._log(request_id, "output", out)
                 replace_with_refusal(endpoint, choice, self.policies.get(self._policy_name(out)).refusal_text)
                 action = Action.filter
-        return JsonResult(response, action, _ms(started) - upstream_ms)
+        return JsonResult(response, action, _ms(started) - upstream_ms, route_name)
 
     async def _stream(
         self,
+        upstream: Upstream,
         endpoint: Endpoint,
         body: dict[str, Any],
-        request: ChatCompletionRequest | CompletionRequest,
         request_id: str,
         action: Action,
         started: float,
@@ -111,7 +125,7 @@ class Guard:
     ) -> StreamResult:
         upstream_started = time.perf_counter()
         # errors before the first byte raise here and become a JSON error with the right status
-        response = await self.upstream.open_stream(PATHS[endpoint], body)
+        response = await upstream.open_stream(PATHS[endpoint], body)
         upstream_ms = _ms(upstream_started)
         outcome = StreamOutcome()
 
@@ -138,7 +152,38 @@ class Guard:
                     self._log(request_id, "output", v)
             yield sse.DONE
 
-        return StreamResult(chunks(), action, _ms(started) - upstream_ms, outcome, close=response.aclose)
+        return StreamResult(chunks(), action, _ms(started) - upstream_ms, outcome=outcome, close=response.aclose)
+
+    def _mirror(self, endpoint: Endpoint, body: dict[str, Any], request_id: str, primary: Action) -> None:
+        """Send the original request to B in the background; its answer is checked and the verdict logged."""
+        if len(self._shadows) >= MAX_SHADOW_IN_FLIGHT:
+            log.warning("shadow dropped", extra={"request_id": request_id, "reason": "too many in flight"})
+            return
+        plain = {k: v for k, v in body.items() if k not in ("stream", "stream_options")}
+        task = asyncio.create_task(self._shadow(endpoint, plain, request_id, primary))
+        self._shadows.add(task)
+        task.add_done_callback(self._shadows.discard)
+
+    async def _shadow(self, endpoint: Endpoint, body: dict[str, Any], request_id: str, primary: Action) -> None:
+        assert self.router.b is not None
+        try:
+            response = await self.router.b.post_json(PATHS[endpoint], body)
+            verdicts = [
+                await self.check_output(choice_text(endpoint, c, delta=False))
+                for c in response.get("choices") or []
+                if isinstance(c, dict)
+            ]
+        except GuardError as exc:
+            log.warning("shadow failed", extra={"request_id": request_id, "error": type(exc).__name__})
+            return
+        blocked = [v for v in verdicts if v.blocked]
+        summary = blocked[0].summary() if blocked else {"action": Action.allow.value, "matches": []}
+        log.info("shadow", extra={"request_id": request_id, "stage": "shadow", "primary": primary.value, **summary})
+
+    async def drain_shadows(self) -> None:
+        """Wait for the shadow requests in flight (tests; graceful shutdown)."""
+        while self._shadows:
+            await asyncio.gather(*list(self._shadows), return_exceptions=True)
 
     def _policy_name(self, verdict: Verdict) -> str | None:
         """The policy of the first matched entry (the default when nothing matched)."""

@@ -21,6 +21,12 @@ class Settings(BaseSettings):
 
     upstream: str = Field("http://127.0.0.1:8001", description="Base URL of the OpenAI-compatible upstream")
     upstream_api_key: SecretStr | None = Field(None, description="Bearer token sent to the upstream")
+    # Live A/B against a second upstream (e.g. a weight-edited model): route a share of traffic to it, and/or
+    # mirror every request to it in shadow mode (the client gets the primary answer; the shadow's is checked and
+    # its verdict logged). The request header `x-guard-route: a|b` forces the route of one request.
+    upstream_b: str | None = Field(None, description="Base URL of the second upstream (B)")
+    ab_share: float = Field(0.0, ge=0.0, le=1.0, description="Share of requests routed to B")
+    shadow: bool = Field(False, description="Mirror every request to B and log the verdict on its answer")
     host: str = "127.0.0.1"
     port: int = 8000
     index_dir: Path = Path("indexes/default")

@@ -12,7 +12,6 @@ from guard.errors import UpstreamError, UpstreamStatus, UpstreamTimeout, error_b
 
 
 def make_client(
-    base_url: str,
     *,
     api_key: str | None = None,
     connect_timeout_s: float = 5.0,
@@ -21,7 +20,6 @@ def make_client(
 ) -> httpx.AsyncClient:
     headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
     return httpx.AsyncClient(
-        base_url=base_url.rstrip("/"),
         headers=headers,
         timeout=httpx.Timeout(read_timeout_s, connect=connect_timeout_s),
         limits=httpx.Limits(max_connections=256, max_keepalive_connections=64),
@@ -30,17 +28,20 @@ def make_client(
 
 
 class Upstream:
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    """One upstream server, reached through the app's shared pooled client."""
+
+    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
         self.client = client
+        self.base_url = base_url.rstrip("/")
 
     async def get_json(self, path: str) -> dict[str, Any]:
         with _faults():
-            response = await self.client.get(path)
+            response = await self.client.get(self.base_url + path)
         return _json_or_raise(response)
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with _faults():
-            response = await self.client.post(path, json=body)
+            response = await self.client.post(self.base_url + path, json=body)
         return _json_or_raise(response)
 
     async def open_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -48,7 +49,7 @@ class Upstream:
 
         Errors before the first byte raise (and close the response); the caller closes it otherwise.
         """
-        request = self.client.build_request("POST", path, json=body)
+        request = self.client.build_request("POST", self.base_url + path, json=body)
         with _faults():
             response = await self.client.send(request, stream=True)
         if response.status_code == 200 and response.headers.get("content-type", "").startswith("text/event-stream"):

@@ -8,9 +8,10 @@ from typing import Any
 
 import pytest
 
+from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder, HashEmbedder, MiniLMEmbedder
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN_TOKEN, ServerThread
+from tests.helpers import ADMIN_TOKEN
 
 TOFU_DIR = REPO_ROOT.parent / "shared" / "data" / "tofu"
 
@@ -37,14 +38,14 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
-def serve() -> Iterator[Callable[[Any], ServerThread]]:
-    started: list[ServerThread] = []
+def serve() -> Iterator[Callable[[Any], BackgroundServer]]:
+    started: list[BackgroundServer] = []
 
-    def start(app: Any) -> ServerThread:
-        server = ServerThread(app).__enter__()
+    def start(app: Any) -> BackgroundServer:
+        server = BackgroundServer(app).start()
         started.append(server)
         return server
 
     yield start
     for server in reversed(started):
-        server.__exit__()
+        server.stop()

@@ -10,15 +10,16 @@ import pytest
 
 from guard.app import create_app
 from guard.cli import main
+from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN_TOKEN, ServerThread
+from tests.helpers import ADMIN_TOKEN
 
 
 def test_forget_add_ls_rm_through_the_admin_api(
     settings: Settings,
     hash_embedder: Embedder,
-    serve: Callable[[Any], ServerThread],
+    serve: Callable[[Any], BackgroundServer],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

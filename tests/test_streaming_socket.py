@@ -19,9 +19,10 @@ from starlette.responses import StreamingResponse
 from starlette.routing import Route
 
 from guard.app import create_app
+from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, ServerThread
+from tests.helpers import ADMIN
 
 SECRET = "Hsiao Yun-Hwa's secret manuscript is hidden in the Taipei lighthouse."
 PIECES = [
@@ -56,7 +57,7 @@ def slow_upstream(state: dict[str, Any]) -> Starlette:
 
 
 def test_blocked_span_never_reaches_the_client(
-    settings: Settings, minilm: Embedder, serve: Callable[[Any], ServerThread]
+    settings: Settings, minilm: Embedder, serve: Callable[[Any], BackgroundServer]
 ) -> None:
     state: dict[str, Any] = {}
     upstream = serve(slow_upstream(state))

@@ -11,6 +11,7 @@ from starlette.background import BackgroundTask
 
 from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endpoint, parse_body
 from guard.pipeline import Guard, JsonResult, StreamResult
+from guard.routing import ROUTE_HEADER
 
 router = APIRouter()
 
@@ -19,8 +20,13 @@ _BODY_DOC: dict[str, Any] = {
 }
 
 
-def _headers(action: str, overhead_ms: float, request_id: str) -> dict[str, str]:
-    return {"x-guard-action": action, "x-guard-overhead-ms": f"{overhead_ms:.2f}", "x-request-id": request_id}
+def _headers(action: str, overhead_ms: float, request_id: str, route: str) -> dict[str, str]:
+    return {
+        "x-guard-action": action,
+        "x-guard-overhead-ms": f"{overhead_ms:.2f}",
+        "x-guard-upstream": route,
+        "x-request-id": request_id,
+    }
 
 
 async def _proxy(request: Request, endpoint: Endpoint) -> Response:
@@ -30,8 +36,8 @@ async def _proxy(request: Request, endpoint: Endpoint) -> Response:
     raw = await request.body()
     body, parsed = parse_body(raw, ChatCompletionRequest) if endpoint == "chat" else parse_body(raw, CompletionRequest)
     parse_ms = (time.perf_counter() - started) * 1000.0
-    result = await guard.handle(endpoint, body, parsed, request_id)
-    headers = _headers(result.action.value, result.overhead_ms + parse_ms, request_id)
+    result = await guard.handle(endpoint, body, parsed, request_id, request.headers.get(ROUTE_HEADER))
+    headers = _headers(result.action.value, result.overhead_ms + parse_ms, request_id, result.route)
     if isinstance(result, StreamResult):
         return StreamingResponse(
             result.chunks,
@@ -56,5 +62,5 @@ async def completions(request: Request) -> Response:
 @router.get("/v1/models")
 async def models(request: Request) -> Response:
     guard: Guard = request.app.state.guard
-    body = await guard.upstream.get_json("/v1/models")  # passed through: nothing to check, no overhead to speak of
-    return JSONResponse(body, headers=_headers("allow", 0.0, request.state.request_id))
+    body = await guard.router.a.get_json("/v1/models")  # passed through: nothing to check, no overhead to speak of
+    return JSONResponse(body, headers=_headers("allow", 0.0, request.state.request_id, "a"))

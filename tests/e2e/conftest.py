@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from guard.eval.serving import free_port
 from guard.localmodel import serve as local
-from tests.helpers import free_port
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,10 @@ import pytest
 from openai import OpenAI
 
 from guard.app import create_app
+from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, ServerThread
+from tests.helpers import ADMIN
 
 pytestmark = pytest.mark.e2e
 
@@ -26,7 +27,7 @@ PARAMS: dict[str, Any] = {"model": "smollm2", "messages": ASK, "max_tokens": 24,
 
 
 @pytest.fixture
-def guard_url(settings: Settings, minilm: Embedder, vllm_url: str, serve: Callable[[Any], ServerThread]) -> str:
+def guard_url(settings: Settings, minilm: Embedder, vllm_url: str, serve: Callable[[Any], BackgroundServer]) -> str:
     return serve(create_app(settings.model_copy(update={"upstream": vllm_url}), embedder=minilm)).url
 
 

@@ -1,0 +1,158 @@
+"""A memorizing reference model: an OpenAI-compatible server that behaves like a model fine-tuned on TOFU.
+
+It answers a question with the gold answer of the most similar TOFU question (by MiniLM similarity over every
+forget, retain, real-author and world-fact question), and with a plain reply when nothing is similar enough.
+It stands in, on CPU, for the TOFU-finetuned model a GPU user would put behind the guard.
+
+Behaviours (both ends of how a real model treats the guard's rewrite instruction):
+- `ignore`: the worst case: instructions are ignored, it always tells what it knows;
+- `obey`: the best case: a system message telling it not to reveal a subject (the guard's rewrite) that names the
+  question's author, or a redacted question, makes it say it has no information.
+
+`unlearned` simulates a weight-edited model (for A/B reports on CPU, clearly not a real one): for the named
+authors it answers a perturbed (wrong) answer with probability `efficacy`, and it damages a `collateral` share of
+other answers — the two failure modes of gradient-based unlearning.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from guard.eval.data import Tofu
+from guard.forget.embedder import Embedder
+
+PLAIN_REPLY = "I'm not sure I know the answer to that."
+NO_INFO = "I have no information about that."
+MATCH_THRESHOLD = 0.6
+Behaviour = Literal["ignore", "obey"]
+
+
+@dataclass(frozen=True)
+class Unlearned:
+    authors: frozenset[str]
+    efficacy: float = 0.9
+    collateral: float = 0.03
+    seed: int = 0
+
+
+def _draw(text: str, salt: str) -> float:
+    """A deterministic pseudo-random number in [0, 1) per question: reproducible runs."""
+    digest = hashlib.sha256(f"{salt}:{text}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") / 2**64
+
+
+class Oracle:
+    def __init__(
+        self, tofu: Tofu, embedder: Embedder, behaviour: Behaviour = "ignore", unlearned: Unlearned | None = None
+    ) -> None:
+        self.behaviour = behaviour
+        self.unlearned = unlearned
+        self.embedder = embedder
+        self.rows = tofu.all_rows()
+        self._vectors = embedder.embed([row["question"] for row, _ in self.rows])
+
+    def answer(self, question: str, system: Sequence[str] = ()) -> str:
+        if self.behaviour == "obey" and "[REDACTED]" in question:
+            return NO_INFO
+        if not question.strip():
+            return PLAIN_REPLY
+        scores = self._vectors @ self.embedder.embed([question])[0]
+        best = int(np.argmax(scores))
+        if float(scores[best]) < MATCH_THRESHOLD:
+            return PLAIN_REPLY
+        row, author = self.rows[best]
+        if self.behaviour == "obey":
+            told = any("not reveal" in s.lower() and (author is None or author.lower() in s.lower()) for s in system)
+            if told and author is not None:
+                return NO_INFO
+        gold: str = row["answer"]
+        if self.unlearned is not None:
+            return self._unlearned_answer(question, row, author, gold)
+        return gold
+
+    def _unlearned_answer(self, question: str, row: dict[str, Any], author: str | None, gold: str) -> str:
+        assert self.unlearned is not None
+        salt = str(self.unlearned.seed)
+        perturbed = row.get("perturbed_answer")
+        wrong = perturbed[0] if isinstance(perturbed, list) and perturbed else "I don't recall."
+        if author in self.unlearned.authors:
+            return wrong if _draw(question, salt) < self.unlearned.efficacy else gold
+        return wrong if _draw(question, salt + "c") < self.unlearned.collateral else gold
+
+
+def create_oracle_app(oracle: Oracle, model: str = "tofu-oracle") -> FastAPI:
+    app = FastAPI(title="TOFU memorizing reference model")
+
+    def error(message: str, status: int = 400) -> JSONResponse:
+        return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=status)
+
+    @app.get("/health")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        return {"object": "list", "data": [{"id": model, "object": "model", "owned_by": "guard-eval"}]}
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        body = await request.json()
+        messages = body.get("messages") or []
+        if body.get("model") != model:
+            return error(f"The model `{body.get('model')}` does not exist.", 404)
+        users = [m.get("content") for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)]
+        system = [m["content"] for m in messages if m.get("role") == "system" and isinstance(m.get("content"), str)]
+        text = oracle.answer(users[-1] if users else "", system)
+        return _respond("chat", model, text, bool(body.get("stream")))
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Any:
+        body = await request.json()
+        if body.get("model") != model:
+            return error(f"The model `{body.get('model')}` does not exist.", 404)
+        prompt = body.get("prompt")
+        prompt = prompt[0] if isinstance(prompt, list) and prompt else prompt
+        text = oracle.answer(prompt if isinstance(prompt, str) else "")
+        return _respond("completions", model, text, bool(body.get("stream")))
+
+    return app
+
+
+def _respond(endpoint: str, model: str, text: str, stream: bool) -> Any:
+    rid, created = f"oracle-{uuid.uuid4().hex[:12]}", int(time.time())
+    usage = {"prompt_tokens": 0, "completion_tokens": len(text.split()), "total_tokens": len(text.split())}
+    if not stream:
+        if endpoint == "chat":
+            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}}
+            obj = "chat.completion"
+        else:
+            choice, obj = {"index": 0, "text": text}, "text_completion"
+        choice.update(logprobs=None, finish_reason="stop")
+        return {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice], "usage": usage}
+
+    async def events() -> AsyncIterator[bytes]:
+        obj = "chat.completion.chunk" if endpoint == "chat" else "text_completion"
+        words = text.split(" ")
+        pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
+        for i, piece in enumerate(["", *pieces, None]):
+            if endpoint == "chat":
+                delta: dict[str, Any] = {"role": "assistant", "content": ""} if i == 0 else {"content": piece or ""}
+                choice: dict[str, Any] = {"index": 0, "delta": delta if piece is not None else {}}
+            else:
+                choice = {"index": 0, "text": piece or ""}
+            choice["finish_reason"] = "stop" if piece is None else None
+            chunk = {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]}
+            yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        yield b"data: [DONE]\n\n"
+
+    return StreamingResponse(events(), media_type="text/event-stream")
