@@ -24,7 +24,7 @@ class _Strict(BaseModel):
 class InputPolicy(_Strict):
     action: InputAction = InputAction.refuse
     semantic: bool = True
-    semantic_threshold: float = Field(0.62, ge=-1.0, le=1.0)
+    semantic_threshold: float = Field(0.70, ge=-1.0, le=1.0)
     lexical: bool = True
     # How far back the multi-turn window reaches: the last `window_turns` user turns are also embedded together.
     window_turns: int = Field(3, ge=1, le=64)
@@ -39,9 +39,9 @@ class InputPolicy(_Strict):
 
 class OutputPolicy(_Strict):
     semantic: bool = True
-    semantic_threshold: float = Field(0.72, ge=-1.0, le=1.0)
+    semantic_threshold: float = Field(0.80, ge=-1.0, le=1.0)
     verbatim: bool = True
-    ngram_words: int = Field(8, ge=3, le=64)
+    ngram_words: int = Field(12, ge=3, le=64)
     lexical: bool = True
     # Streaming: text is released only after it passed the checks, at a sentence end or after this many tokens.
     hold_back_tokens: int = Field(24, ge=1, le=4096)
