@@ -21,7 +21,9 @@ async def run_ab(tofu: Tofu, targets: list[Target], config: EvalConfig) -> dict[
     for target in targets:
         if target.guarded:
             await register(target, authors, config.entry_policy)
-        records = await ask(target, questions, concurrency=config.concurrency, label=target.name)
+        records = await ask(
+            target, questions, concurrency=config.concurrency, max_tokens=config.max_tokens, label=target.name
+        )
         endpoints.append({"name": target.name, "guarded": target.guarded, "model": target.model,
                           "sets": summarize(records)})  # fmt: skip
     return {

@@ -47,6 +47,7 @@ def _common(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--retain-limit", type=int, help="sample this many retain90 questions (default: all 3,600)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--max-tokens", type=int, default=128, help="max_tokens of every question sent")
     p.add_argument("--entry-policy", help="policy name the forget entries are registered with (default: default)")
     p.add_argument("--policy", type=Path, help="default policy file of the guards started here")
     p.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
@@ -89,6 +90,7 @@ def _config(args: argparse.Namespace) -> EvalConfig:
         sustain=getattr(args, "sustain", False),
         distractors=[int(x) for x in getattr(args, "distractors", "").split(",") if x.strip()],
         entry_policy=args.entry_policy,
+        max_tokens=args.max_tokens,
     )
 
 

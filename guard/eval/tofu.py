@@ -33,12 +33,15 @@ class EvalConfig:
     sustain: bool = False
     distractors: list[int] = field(default_factory=list)
     entry_policy: str | None = None
+    max_tokens: int = 128
 
 
 async def run_tofu(tofu: Tofu, guarded: Target, raw: Target, config: EvalConfig) -> dict[str, Any]:
     authors = tofu.authors(config.split)
     controls = control_questions(tofu, config.retain_limit, config.seed)
-    baseline = summarize(await ask(raw, controls, concurrency=config.concurrency, label="raw upstream"))
+    baseline = summarize(
+        await ask(raw, controls, concurrency=config.concurrency, max_tokens=config.max_tokens, label="raw upstream")
+    )
     stages: list[dict[str, Any]] = []
     forgotten: list[Author] = []
 
@@ -68,7 +71,9 @@ async def _measure(
     target: Target, name: str, forgotten: list[Author], controls: list[Question], config: EvalConfig, entries: int
 ) -> dict[str, Any]:
     questions = forget_questions(forgotten) + controls
-    records: list[Record] = await ask(target, questions, concurrency=config.concurrency, label=name)
+    records: list[Record] = await ask(
+        target, questions, concurrency=config.concurrency, max_tokens=config.max_tokens, label=name
+    )
     return {"stage": name, "entries": entries, "sets": summarize(records)}
 
 
