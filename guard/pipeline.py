@@ -20,7 +20,7 @@ from guard.forget.index import ForgetIndex
 from guard.openai import sse
 from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endpoint
 from guard.openai.shapes import choice_text, refusal_completion, refusal_stream, replace_with_refusal
-from guard.policy import PolicySet
+from guard.policy import Policy, PolicySet
 from guard.rewrite import rewrite_request
 from guard.routing import Router
 from guard.streamfilter import StreamOutcome, filter_stream
@@ -76,7 +76,7 @@ class Guard:
         turns = request.user_turns() if isinstance(request, ChatCompletionRequest) else request.prompts()
         verdict = await self.index.run(check_input, self.index, self.policies, turns)
         n = request.n or 1
-        policy = self.policies.get(self._policy_name(verdict))
+        policy = self._policy(verdict)
         self._log(request_id, "input", verdict)
         if self.router.mirrors:
             self._mirror(endpoint, body, request_id, verdict.action)
@@ -96,9 +96,7 @@ class Guard:
             action = Action.rewrite
 
         if request.stream:
-            result = await self._stream(upstream, endpoint, body, request_id, action, started, n)
-            result.route = route_name
-            return result
+            return await self._stream(upstream, route_name, endpoint, body, request_id, action, started, n)
 
         upstream_started = time.perf_counter()
         response = await upstream.post_json(PATHS[endpoint], body)
@@ -109,13 +107,14 @@ class Guard:
             out = await self.check_output(choice_text(endpoint, choice, delta=False))
             if out.blocked:
                 self._log(request_id, "output", out)
-                replace_with_refusal(endpoint, choice, self.policies.get(self._policy_name(out)).refusal_text)
+                replace_with_refusal(endpoint, choice, self._policy(out).refusal_text)
                 action = Action.filter
         return JsonResult(response, action, _ms(started) - upstream_ms, route_name)
 
     async def _stream(
         self,
         upstream: Upstream,
+        route: str,
         endpoint: Endpoint,
         body: dict[str, Any],
         request_id: str,
@@ -152,7 +151,7 @@ class Guard:
                     self._log(request_id, "output", v)
             yield sse.DONE
 
-        return StreamResult(chunks(), action, _ms(started) - upstream_ms, outcome=outcome, close=response.aclose)
+        return StreamResult(chunks(), action, _ms(started) - upstream_ms, route, outcome, close=response.aclose)
 
     def _mirror(self, endpoint: Endpoint, body: dict[str, Any], request_id: str, primary: Action) -> None:
         """Send the original request to B in the background; its answer is checked and the verdict logged."""
@@ -185,13 +184,13 @@ class Guard:
         while self._shadows:
             await asyncio.gather(*list(self._shadows), return_exceptions=True)
 
-    def _policy_name(self, verdict: Verdict) -> str | None:
+    def _policy(self, verdict: Verdict) -> Policy:
         """The policy of the first matched entry (the default when nothing matched)."""
         for entry_id in verdict.entry_ids:
             entry = self.index.get(entry_id)
             if entry is not None:
-                return entry.policy
-        return None
+                return self.policies.for_entry(entry)
+        return self.policies.default
 
     def _rewrite(self, body: dict[str, Any], endpoint: Endpoint, verdict: Verdict) -> dict[str, Any]:
         entries = [e for e in (self.index.get(i) for i in verdict.entry_ids) if e is not None]
