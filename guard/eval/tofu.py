@@ -177,9 +177,9 @@ async def add_distractors(target: Target, count: int, seed: int, concurrency: in
 def table(result: dict[str, Any]) -> str:
     """A markdown table of every stage: leak and block rates per set, quality against the raw baseline."""
     lines = [
-        "| stage | entries | set | n | leak (key-fact) | leak (ROUGE-L) | blocked | input | output | ROUGE-L recall "
-        "| raw ROUGE-L recall | overhead p50/p95 ms |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| stage | entries | set | n | leak (key-fact) | leak (ROUGE-L) | blocked | input | output | rewritten "
+        "| ROUGE-L recall | raw ROUGE-L recall | overhead p50/p95 ms |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     base = result["baseline"]
     for stage in result["stages"]:
@@ -191,6 +191,7 @@ def table(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {stage['stage']} | {stage['entries']} | {name} | {s['n']} | {s['leak_keyfact']:.1%} "
                 f"| {s['leak_rouge']:.1%} | {s['blocked']:.1%} | {s['caught_input']:.1%} | {s['caught_output']:.1%} "
+                f"| {s['rewritten']:.1%} "
                 f"| {s['rouge_recall_mean']:.3f} | {'' if raw is None else f'{raw:.3f}'} "
                 f"| {s['overhead_ms_p50'] or 0:.1f} / {s['overhead_ms_p95'] or 0:.1f} |"
             )
