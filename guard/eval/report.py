@@ -47,43 +47,51 @@ def _leak_vs_block(result: dict[str, Any]) -> str:
         n = f.get("n", 0) + p.get("n", 0)
         leak = (f.get("leak_keyfact", 0) * f.get("n", 0) + p.get("leak_keyfact", 0) * p.get("n", 0)) / n if n else 0
         points.append((ep["name"], leak, r.get("blocked", 0.0)))
-    xmax = max([0.05, *(x for _, x, _ in points)]) * 1.1
+    xmax = min(1.0, max([0.05, *(x for _, x, _ in points)]) * 1.1)
     ymax = max([0.05, *(y for _, _, y in points)]) * 1.1
     for tick in range(5):
         tx, ty = tick / 4 * xmax, tick / 4 * ymax
         px, py = pad + tx / xmax * (w - pad - 10), h - pad - ty / ymax * (h - pad - 10)
         parts.append(f'<text x="{px}" y="{h - pad + 14}" text-anchor="middle">{tx:.0%}</text>')
         parts.append(f'<text x="{pad - 4}" y="{py + 4}" text-anchor="end">{ty:.1%}</text>')
+    placed: list[tuple[float, float]] = []
     for i, (name, x, y) in enumerate(points):
         px, py = pad + x / xmax * (w - pad - 10), h - pad - y / ymax * (h - pad - 10)
         color = COLORS[i % len(COLORS)]
-        parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="6" fill="{color}"/>')
-        parts.append(f'<text x="{px + 9:.1f}" y="{py - 6:.1f}" fill="{color}">{html.escape(name)}</text>')
+        ly = py - 6
+        while any(abs(lx - px) < 80 and abs(ly - oy) < 12 for lx, oy in placed):
+            ly -= 13  # stack labels of points that coincide
+        placed.append((px, ly))
+        parts.append(f'<circle cx="{px:.1f}" cy="{py:.1f}" r="{6 - min(i, 3)}" fill="{color}" fill-opacity="0.8"/>')
+        parts.append(f'<text x="{px + 9:.1f}" y="{ly:.1f}" fill="{color}">{html.escape(name)}</text>')
     return "".join(parts) + "</svg>"
 
 
 def _bars(result: dict[str, Any], metric: str, title: str, sets: tuple[str, ...], fmt: str = "{:.0%}") -> str:
     """Grouped bars: one group per question set, one bar per endpoint."""
     eps = result["endpoints"]
-    w, h, pad, group = 80 + 110 * len(sets), 260, 40, 90
+    w, h, pad, group = 220 + 110 * len(sets), 260, 50, 90
     values = [[ep["sets"].get(s, {}).get(metric, 0.0) or 0.0 for s in sets] for ep in eps]
     vmax = max([1e-9, *(v for row in values for v in row)])
     bar = group / max(1, len(eps))
     parts = [_svg_open(w, h),
              f'<text x="{pad}" y="14" font-weight="bold">{html.escape(title)}</text>',
-             f'<line x1="{pad}" y1="{h - pad}" x2="{w - 10}" y2="{h - pad}" stroke="#333"/>']  # fmt: skip
+             f'<line x1="{pad}" y1="{h - pad}" x2="{w - 170}" y2="{h - pad}" stroke="#333"/>',
+             f'<line x1="{pad}" y1="30" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
+             f'<text x="{pad - 4}" y="34" text-anchor="end">{fmt.format(vmax)}</text>',
+             f'<text x="{pad - 4}" y="{h - pad}" text-anchor="end">{fmt.format(0)}</text>']  # fmt: skip
     for j, s in enumerate(sets):
         gx = pad + 10 + j * 110
         parts.append(f'<text x="{gx + group / 2}" y="{h - pad + 14}" text-anchor="middle">{s}</text>')
         for i, row in enumerate(values):
-            bh = row[j] / vmax * (h - pad - 40)
+            bh = row[j] / vmax * (h - pad - 30)  # the y axis runs from y=30 down to the baseline
             x, y = gx + i * bar, h - pad - bh
             parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar - 2:.1f}" height="{bh:.1f}" '
                          f'fill="{COLORS[i % len(COLORS)]}"><title>{html.escape(eps[i]["name"])}: '
                          f"{fmt.format(row[j])}</title></rect>")  # fmt: skip
     for i, ep in enumerate(eps):
-        parts.append(f'<rect x="{w - 150}" y="{24 + i * 14}" width="10" height="10" fill="{COLORS[i % len(COLORS)]}"/>'
-                     f'<text x="{w - 136}" y="{33 + i * 14}">{html.escape(ep["name"])}</text>')  # fmt: skip
+        parts.append(f'<rect x="{w - 160}" y="{34 + i * 14}" width="10" height="10" fill="{COLORS[i % len(COLORS)]}"/>'
+                     f'<text x="{w - 146}" y="{43 + i * 14}">{html.escape(ep["name"])}</text>')  # fmt: skip
     return "".join(parts) + "</svg>"
 
 
@@ -103,7 +111,12 @@ def write_ab_report(result: dict[str, Any], out: Path, command: str) -> None:
     )
     plots = [
         _leak_vs_block(result),
-        _bars(result, "leak_keyfact", "Leak rate (key-fact) per question set", SETS),
+        _bars(
+            result,
+            "leak_keyfact",
+            "Gold answer revealed (key-fact): a leak on forget sets, utility on the others",
+            SETS,
+        ),
         _bars(result, "blocked", "Blocked share per question set", SETS),
         _bars(result, "latency_ms_p50", "Latency p50 (ms) per question set", SETS, "{:.1f} ms"),
     ]
