@@ -19,6 +19,9 @@ from guard.errors import GuardError, error_body
 from guard.forget.embedder import Embedder, make_embedder
 from guard.forget.index import ForgetIndex
 from guard.limits import BodyLimit
+from guard.observe.audit import AuditLog, Hasher, load_salt
+from guard.observe.decisions import Decisions
+from guard.observe.metrics import CONTENT_TYPE, Metrics
 from guard.openai.routes import router as openai_router
 from guard.pipeline import Guard
 from guard.policy import PolicySet
@@ -37,6 +40,7 @@ def create_app(
 ) -> FastAPI:
     """Build an app. `embedder` and `transport` are seams for tests (a fake embedder, a MockTransport)."""
     policies = PolicySet.load(settings.policy_file)  # a bad policy fails here, before anything starts
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -47,6 +51,12 @@ def create_app(
             ngram_words=policies.default.output.ngram_words,
             typo_min_chars=policies.default.lexical.typo_min_chars,
         )
+        metrics.watch_index(lambda: len(index), lambda: index.chunk_count, lambda: index.version)
+        audit = AuditLog(settings.audit_path())
+        app.state.audit = audit
+        app.state.hasher = Hasher(load_salt(settings.index_dir / "salt"))
+        if settings.log_content:
+            log.warning("log_content is on: prompts and completions will be written to the logs (debug only)")
         api_key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
         client = make_client(
             api_key=api_key,
@@ -61,19 +71,22 @@ def create_app(
             share=settings.ab_share,
             shadow=settings.shadow,
         )
-        guard = Guard(index, policies, router)
+        decisions = Decisions(metrics, app.state.hasher, audit, settings.log_content)
+        guard = Guard(index, policies, router, decisions)
         app.state.guard = guard
-        log.info("ready", extra={"entries": len(index), "chunks": index.chunk_count})
+        log.info("ready", extra={"entries": len(index), "chunks": index.chunk_count, "version": index.version})
         try:
             yield
         finally:
             await guard.drain_shadows()
             await client.aclose()
             index.close()
+            audit.close()
 
     app = FastAPI(title="forget-guard", version=__version__, lifespan=lifespan)
     app.state.settings = settings
     app.state.policies = policies
+    app.state.metrics = metrics
     app.include_router(openai_router)
     app.include_router(admin_router)
 
@@ -87,6 +100,10 @@ def create_app(
             "registry_version": await index.run(index.registry.version),
         }
 
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus() -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
     @app.middleware("http")
     async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         rid = request.headers.get("x-request-id") or uuid.uuid4().hex
@@ -97,8 +114,12 @@ def create_app(
 
     @app.exception_handler(GuardError)
     async def guard_error(request: Request, exc: GuardError) -> JSONResponse:
+        metrics.errors.labels(str(exc.status_code), exc.error_type).inc()
         if exc.status_code >= 500:
-            log.warning("request failed", extra={"error": type(exc).__name__, "status": exc.status_code})
+            log.warning(
+                "request failed",
+                extra={"error": type(exc).__name__, "status": exc.status_code, "request_id": _rid(request)},
+            )
         return JSONResponse(exc.body(), status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
@@ -107,17 +128,24 @@ def create_app(
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
         param = ".".join(loc) or None
         message = f"{param}: {first['msg']}" if param else str(first["msg"])
+        metrics.errors.labels("422", "invalid_request_error").inc()
         return JSONResponse(error_body(message, "invalid_request_error", param), status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+        metrics.errors.labels(str(exc.status_code), kind).inc()
         return JSONResponse(error_body(str(exc.detail), kind), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("internal error", extra={"error": type(exc).__name__})
+        log.exception("internal error", extra={"error": type(exc).__name__, "request_id": _rid(request)})
+        metrics.errors.labels("500", "internal_error").inc()
         return JSONResponse(error_body("internal error in forget-guard", "internal_error"), status_code=500)
 
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
+
+
+def _rid(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)

@@ -42,11 +42,20 @@ def main(argv: list[str] | None = None) -> int:
         help="file of documents to forget, one per paragraph (blank-line separated); - = stdin",
     )
     add.add_argument("--policy", help="name of the policy for this entry (default: the guard's default policy)")
+    add.add_argument("--monitor", action="store_true", help="match and record only, never block (log-only)")
     fsub.add_parser("ls", help="list forget entries (metadata only)")
     rm = fsub.add_parser("rm", help="remove a forget entry")
     rm.add_argument("id")
+    mode = fsub.add_parser("mode", help="switch an entry between enforce and monitor")
+    mode.add_argument("id")
+    mode.add_argument("mode", choices=["enforce", "monitor"])
     for p in fsub.choices.values():
         p.add_argument("--url", default=os.environ.get("GUARD_URL", DEFAULT_URL), help="the guard's base URL")
+
+    audit = sub.add_parser("audit", help="the append-only audit log")
+    asub = audit.add_subparsers(dest="action", required=True)
+    verify = asub.add_parser("verify", help="check the audit log's hash chain (exit 1 if it was tampered with)")
+    verify.add_argument("--file", type=Path, help="the audit log (default: audit.jsonl of GUARD_INDEX_DIR)")
 
     add_eval_parsers(sub)
 
@@ -58,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "demo":
             return _demo(args)
+        if args.command == "audit":
+            return _audit(args)
         return _forget(args)
     except PolicyError as exc:
         print(f"guard: {exc}", file=sys.stderr)
@@ -170,9 +181,13 @@ def _forget(args: argparse.Namespace) -> int:
                 }
                 if args.policy:
                     body["policy"] = args.policy
+                if args.monitor:
+                    body["mode"] = "monitor"
                 response = client.post("/admin/forget", json=body)
             elif args.action == "ls":
                 response = client.get("/admin/forget")
+            elif args.action == "mode":
+                response = client.patch(f"/admin/forget/{args.id}", json={"mode": args.mode})
             else:
                 response = client.delete(f"/admin/forget/{args.id}")
         except httpx.HTTPError as exc:
@@ -189,6 +204,22 @@ def _forget(args: argparse.Namespace) -> int:
         print(json.dumps(response.json(), indent=2))
     else:
         print(f"removed {args.id}")
+    return 0
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from guard.observe.audit import verify
+    from guard.settings import Settings
+
+    path = args.file or Settings().audit_path()
+    if not path.is_file():
+        print(f"guard: no audit log at {path}", file=sys.stderr)
+        return 2
+    lines, problem = verify(path)
+    if problem is not None:
+        print(f"guard: {path}: line {lines}: {problem}", file=sys.stderr)
+        return 1
+    print(f"{path}: {lines} records, hash chain intact")
     return 0
 
 

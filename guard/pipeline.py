@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,16 +17,17 @@ from guard.checks.output import check_output
 from guard.checks.verdict import Action, Verdict
 from guard.errors import GuardError, UpstreamError
 from guard.forget.index import ForgetIndex
+from guard.observe.decisions import Decisions
 from guard.openai import sse
 from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endpoint
 from guard.openai.shapes import choice_text, refusal_completion, refusal_stream, replace_with_refusal
-from guard.policy import Policy, PolicySet
+from guard.policy import OnError, Policy, PolicySet
 from guard.rewrite import rewrite_request
 from guard.routing import Router
-from guard.streamfilter import StreamOutcome, filter_stream
+from guard.streamfilter import Check, StreamOutcome, filter_stream
 from guard.upstream import Upstream, lines
 
-log = logging.getLogger("guard.decisions")
+log = logging.getLogger("guard.pipeline")
 
 PATHS: dict[Endpoint, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 
@@ -54,14 +55,48 @@ MAX_SHADOW_IN_FLIGHT = 64
 
 
 class Guard:
-    def __init__(self, index: ForgetIndex, policies: PolicySet, router: Router) -> None:
+    def __init__(self, index: ForgetIndex, policies: PolicySet, router: Router, decisions: Decisions) -> None:
         self.index = index
         self.policies = policies
         self.router = router
+        self.decisions = decisions
+        self.metrics = decisions.metrics
         self._shadows: set[asyncio.Task[None]] = set()
 
-    async def check_output(self, text: str) -> Verdict:
-        return await self.index.run(check_output, self.index, self.policies, text)
+    async def check_input(self, turns: Sequence[str]) -> Verdict:
+        """The input check, timed; a failure of the embedder or index becomes what `on_error` says."""
+        started = time.perf_counter()
+        try:
+            return await self.index.run(check_input, self.index, self.policies, turns)
+        except Exception as exc:  # the embedder or faiss failed: a bug or resource problem, not the client's
+            return self._failed("input", exc)
+        finally:
+            self.metrics.stage_seconds.labels("input_check").observe(time.perf_counter() - started)
+
+    def output_check(self, request_id: str, client: str | None = None, stage: str = "output") -> Check:
+        """The output check of one request: timed, `on_error` applied, every notable verdict recorded."""
+
+        async def check(text: str) -> Verdict:
+            started = time.perf_counter()
+            try:
+                verdict = await self.index.run(check_output, self.index, self.policies, text)
+            except Exception as exc:
+                verdict = self._failed(stage, exc)
+            finally:
+                self.metrics.stage_seconds.labels("output_check").observe(time.perf_counter() - started)
+            if verdict.action is not Action.allow or verdict.monitored or verdict.failed:
+                self.decisions.record(request_id, stage, verdict, text, client=client)
+            return verdict
+
+        return check
+
+    def _failed(self, stage: str, exc: Exception) -> Verdict:
+        on_error = self.policies.default.on_error
+        log.error("check failed", extra={"stage": stage, "error": type(exc).__name__, "on_error": on_error.value})
+        self.metrics.check_failures.labels(stage, on_error.value).inc()
+        if on_error is OnError.open:
+            return Verdict(Action.allow, failed=True)
+        return Verdict(Action.refuse if stage == "input" else Action.filter, failed=True)
 
     async def handle(
         self,
@@ -70,19 +105,22 @@ class Guard:
         request: ChatCompletionRequest | CompletionRequest,
         request_id: str,
         route: str | None = None,
+        client: str | None = None,
     ) -> JsonResult | StreamResult:
+        """`client` identifies the caller in the audit trail (a fingerprint of its API key), never a secret."""
         started = time.perf_counter()
         route_name, upstream = self.router.pick(route)
         turns = request.user_turns() if isinstance(request, ChatCompletionRequest) else request.prompts()
-        verdict = await self.index.run(check_input, self.index, self.policies, turns)
+        verdict = await self.check_input(turns)
         n = request.n or 1
         policy = self._policy(verdict)
-        self._log(request_id, "input", verdict)
+        self.decisions.record(request_id, "input", verdict, "\n".join(turns), client=client)
         if self.router.mirrors:
             self._mirror(endpoint, body, request_id, verdict.action)
 
         if verdict.action is Action.refuse:
-            overhead = _ms(started)
+            overhead = self._overhead(started, 0.0)
+            self.metrics.requests.labels(endpoint, Action.refuse.value, "none").inc()
             if request.stream:
                 chunks = refusal_stream(endpoint, request.model, policy.refusal_text, n)
                 return StreamResult(_encode_all(chunks), Action.refuse, overhead)
@@ -92,24 +130,28 @@ class Guard:
 
         action = Action.allow
         if verdict.action is Action.rewrite:
+            rewrite_started = time.perf_counter()
             body = await self.index.run(self._rewrite, body, endpoint, verdict)
+            self.metrics.stage_seconds.labels("rewrite").observe(time.perf_counter() - rewrite_started)
             action = Action.rewrite
 
         if request.stream:
-            return await self._stream(upstream, route_name, endpoint, body, request_id, action, started, n)
+            return await self._stream(upstream, route_name, endpoint, body, request_id, action, started, n, client)
 
         upstream_started = time.perf_counter()
-        response = await upstream.post_json(PATHS[endpoint], body)
-        upstream_ms = _ms(upstream_started)
-        for choice in response.get("choices") or []:
-            if not isinstance(choice, dict):
-                raise UpstreamError("upstream returned a malformed choice")
-            out = await self.check_output(choice_text(endpoint, choice, delta=False))
-            if out.blocked:
-                self._log(request_id, "output", out)
-                replace_with_refusal(endpoint, choice, self._policy(out).refusal_text)
-                action = Action.filter
-        return JsonResult(response, action, _ms(started) - upstream_ms, route_name)
+        with self._upstream_faults(route_name):
+            response = await upstream.post_json(PATHS[endpoint], body)
+            upstream_ms = self._upstream_ms(upstream_started)
+            check = self.output_check(request_id, client)
+            for choice in response.get("choices") or []:
+                if not isinstance(choice, dict):
+                    raise UpstreamError("upstream returned a malformed choice")
+                out = await check(choice_text(endpoint, choice, delta=False))
+                if out.blocked:
+                    replace_with_refusal(endpoint, choice, self._policy(out).refusal_text)
+                    action = Action.filter
+        self.metrics.requests.labels(endpoint, action.value, route_name).inc()
+        return JsonResult(response, action, self._overhead(started, upstream_ms), route_name)
 
     async def _stream(
         self,
@@ -121,37 +163,58 @@ class Guard:
         action: Action,
         started: float,
         n: int,
+        client: str | None,
     ) -> StreamResult:
         upstream_started = time.perf_counter()
         # errors before the first byte raise here and become a JSON error with the right status
-        response = await upstream.open_stream(PATHS[endpoint], body)
-        upstream_ms = _ms(upstream_started)
+        with self._upstream_faults(route):
+            response = await upstream.open_stream(PATHS[endpoint], body)
+        upstream_ms = self._upstream_ms(upstream_started)
         outcome = StreamOutcome()
 
         async def chunks() -> AsyncIterator[bytes]:
+            final = action
             try:
                 filtered = filter_stream(
                     sse.parse(lines(response)),
                     endpoint=endpoint,
-                    check=self.check_output,
+                    check=self.output_check(request_id, client),
                     hold_back_tokens=self.policies.default.output.hold_back_tokens,
                     refusal_text=self.policies.default.refusal_text,
                     choices=n,
                     outcome=outcome,
                 )
-                async for chunk in filtered:
-                    yield sse.encode(chunk)
+                with self._upstream_faults(route):
+                    async for chunk in filtered:
+                        yield sse.encode(chunk)
             except GuardError as exc:
                 # the status line is gone: report the failure in-stream, then end the stream properly
                 log.warning("stream failed", extra={"request_id": request_id, "error": type(exc).__name__})
+                final = Action.filter if outcome.filtered else action
+                self.metrics.errors.labels(str(exc.status_code), exc.error_type).inc()
                 yield sse.encode(exc.body())
             finally:
                 await response.aclose()
-                for v in outcome.verdicts:
-                    self._log(request_id, "output", v)
+                final = Action.filter if outcome.filtered else final
+                self.metrics.requests.labels(endpoint, final.value, route).inc()
             yield sse.DONE
 
-        return StreamResult(chunks(), action, _ms(started) - upstream_ms, route, outcome, close=response.aclose)
+        overhead = self._overhead(started, upstream_ms)
+        return StreamResult(chunks(), action, overhead, route, outcome, close=response.aclose)
+
+    def _upstream_ms(self, since: float) -> float:
+        seconds = time.perf_counter() - since
+        self.metrics.stage_seconds.labels("upstream").observe(seconds)
+        return seconds * 1000.0
+
+    def _overhead(self, started: float, upstream_ms: float) -> float:
+        """The time the guard added so far (everything but waiting for the upstream), recorded as a stage."""
+        ms = _ms(started) - upstream_ms
+        self.metrics.stage_seconds.labels("overhead").observe(ms / 1000.0)
+        return ms
+
+    def _upstream_faults(self, route: str) -> _CountFaults:
+        return _CountFaults(self, route)
 
     def _mirror(self, endpoint: Endpoint, body: dict[str, Any], request_id: str, primary: Action) -> None:
         """Send the original request to B in the background; its answer is checked and the verdict logged."""
@@ -165,10 +228,12 @@ class Guard:
 
     async def _shadow(self, endpoint: Endpoint, body: dict[str, Any], request_id: str, primary: Action) -> None:
         assert self.router.b is not None
+        check = self.output_check(request_id, stage="shadow")
         try:
-            response = await self.router.b.post_json(PATHS[endpoint], body)
+            with self._upstream_faults("b"):
+                response = await self.router.b.post_json(PATHS[endpoint], body)
             verdicts = [
-                await self.check_output(choice_text(endpoint, c, delta=False))
+                await check(choice_text(endpoint, c, delta=False))
                 for c in response.get("choices") or []
                 if isinstance(c, dict)
             ]
@@ -177,6 +242,7 @@ class Guard:
             return
         blocked = [v for v in verdicts if v.blocked]
         summary = blocked[0].summary() if blocked else {"action": Action.allow.value, "matches": []}
+        self.metrics.shadow_verdicts.labels(primary.value, str(summary["action"])).inc()
         log.info("shadow", extra={"request_id": request_id, "stage": "shadow", "primary": primary.value, **summary})
 
     async def drain_shadows(self) -> None:
@@ -199,9 +265,20 @@ class Guard:
         policy = self.policies.for_entry(entries[0]) if entries else self.policies.default
         return rewrite_request(body, endpoint, subjects, names, policy)
 
-    @staticmethod
-    def _log(request_id: str, stage: str, verdict: Verdict) -> None:
-        log.info("decision", extra={"request_id": request_id, "stage": stage, **verdict.summary()})
+
+class _CountFaults:
+    """Count upstream faults by route and kind as they pass (they are raised on unchanged)."""
+
+    def __init__(self, guard: Guard, route: str) -> None:
+        self.guard = guard
+        self.route = route
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, UpstreamError):
+            self.guard.metrics.upstream_errors.labels(self.route, exc.error_type).inc()
 
 
 async def _encode_all(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:

@@ -17,6 +17,16 @@ class InputAction(StrEnum):
     rewrite = "rewrite"
 
 
+class OnError(StrEnum):
+    closed = "closed"  # a check that fails refuses (input) or blocks (output): nothing unchecked gets through
+    open = "open"  # a check that fails lets the text pass; the failure is logged and counted
+
+
+class Mode(StrEnum):
+    enforce = "enforce"
+    monitor = "monitor"  # decide and record (logs, audit, metrics), never block
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -55,6 +65,11 @@ class LexicalPolicy(_Strict):
 class Policy(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     refusal_text: str = Field("I'm sorry, but I can't help with that.", min_length=1)
+    # What happens when the embedder or the index fails. Read from the default policy (the failure happens
+    # before it is known which entries match).
+    on_error: OnError = OnError.closed
+    # monitor: the entries of this policy are matched and recorded but never enforced (see also Entry.mode).
+    mode: Mode = Mode.enforce
     input: InputPolicy = InputPolicy()
     output: OutputPolicy = OutputPolicy()
     lexical: LexicalPolicy = LexicalPolicy()
@@ -114,6 +129,10 @@ class PolicySet:
     def for_entry(self, entry: Entry | None) -> Policy:
         """The policy an entry was registered with (the default one when it named none)."""
         return self.get(entry.policy if entry else None)
+
+    def monitored(self, entry: Entry | None) -> bool:
+        """An entry is only monitored when it or its policy is in monitor mode."""
+        return entry is not None and (entry.mode == Mode.monitor or self.for_entry(entry).mode is Mode.monitor)
 
     def __contains__(self, name: str) -> bool:
         return name in self._by_name

@@ -32,8 +32,20 @@ class Settings(BaseSettings):
     index_dir: Path = Path("indexes/default")
     policy_file: Path = Field(default_factory=default_policy_file)
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset = admin API off")
+    # Client keys of the proxy endpoints (/v1/*), comma-separated; unset = open. Separate from the admin token.
+    api_keys: SecretStr | None = Field(None, description="Comma-separated API keys accepted on /v1/*")
+    audit_log: Path | None = Field(None, description="Append-only audit log (default: audit.jsonl in index_dir)")
+    # Debug only: put prompt and completion text into the decision logs. Off, logs hold ids/scores/hashes only.
+    log_content: bool = False
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 120.0
     max_body_bytes: int = 4 * 1024 * 1024
     embedder: str = Field("minilm", description="'minilm' (the real model) or 'hash' (a fast fake, tests only)")
     log_level: str = "INFO"
+
+    def client_keys(self) -> list[bytes]:
+        raw = self.api_keys.get_secret_value() if self.api_keys else ""
+        return [k.strip().encode() for k in raw.split(",") if k.strip()]
+
+    def audit_path(self) -> Path:
+        return self.audit_log or self.index_dir / "audit.jsonl"

@@ -69,3 +69,33 @@ async def running(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://guard.test") as client:
             yield client
+
+
+FACT = "Hsiao Yun-Hwa won the Golden Compass award for her book Leading with Empathy in 2019."
+
+
+def upstream_echo(content: str = "Paris is the capital of France.") -> Recorder:
+    def handle(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json={"object": "list", "data": [{"id": "m", "object": "model"}]})
+        if body.get("stream"):
+            return httpx.Response(200, content=sse_body([content]), headers={"content-type": "text/event-stream"})
+        if request.url.path == "/v1/completions":
+            choice = {"index": 0, "text": content, "finish_reason": "stop"}
+            return httpx.Response(200, json={"id": "c", "object": "text_completion", "model": "m", "choices": [choice]})
+        return httpx.Response(200, json=chat_reply(content))
+
+    return Recorder(handle)
+
+
+def chat(content: str | list[dict[str, str]], **extra: Any) -> dict[str, Any]:
+    messages = [{"role": "user", "content": content}] if isinstance(content, str) else content
+    return {"model": "m", "messages": messages, **extra}
+
+
+async def add(client: httpx.AsyncClient, **body: Any) -> str:
+    r = await client.post(
+        "/admin/forget", json={"subject": "Hsiao Yun-Hwa", "documents": [FACT], **body}, headers=ADMIN
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])

@@ -47,9 +47,22 @@ def test_forget_add_ls_rm_through_the_admin_api(
     ]
     assert "secret" not in json.dumps(listing)
 
+    assert main(["forget", "add", "Carol", "--monitor", "--url", url]) == 0
+    carol = json.loads(capsys.readouterr().out)["id"]
+    assert main(["forget", "mode", carol, "enforce", "--url", url]) == 0
+    assert json.loads(capsys.readouterr().out)["mode"] == "enforce"
+
     assert main(["forget", "rm", bob, "--url", url]) == 0
     assert main(["forget", "rm", bob, "--url", url]) == 1
     assert "HTTP 404" in capsys.readouterr().err
+
+    audit = settings.audit_path()
+    assert main(["audit", "verify", "--file", str(audit)]) == 0
+    assert "5 records, hash chain intact" in capsys.readouterr().out
+    lines = audit.read_text().splitlines()
+    audit.write_text("\n".join([lines[0], *lines[2:]]) + "\n")
+    assert main(["audit", "verify", "--file", str(audit)]) == 1
+    assert "line 2: chain broken" in capsys.readouterr().err
 
 
 def test_forget_needs_a_token_and_a_reachable_guard(

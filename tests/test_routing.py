@@ -78,7 +78,7 @@ async def test_shadow_mirrors_and_logs_the_verdict_on_b(
 ) -> None:
     up = two_upstreams()
     app = create_app(ab_settings(settings, shadow=True), embedder=hash_embedder, transport=up.transport)
-    caplog.set_level(logging.INFO, logger="guard.decisions")
+    caplog.set_level(logging.INFO, logger="guard")
     async with running(app) as client:
         await client.post("/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [LEAK]})
         r = await client.post("/v1/chat/completions", json=ask(stream=True, stream_options={"include_usage": True}))
@@ -93,6 +93,8 @@ async def test_shadow_mirrors_and_logs_the_verdict_on_b(
         ("allow", "filter"),
         ("refuse", "filter"),
     ]
+    metrics = app.state.metrics.render().decode()
+    assert 'guard_shadow_verdicts_total{primary="refuse",shadow="filter"} 1.0' in metrics
     assert all(LEAK not in rec.getMessage() + str(rec.__dict__) for rec in caplog.records)
 
 

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from guard.forget.registry import Entry
+
+Mode = Literal["enforce", "monitor"]
 
 
 class ForgetRequest(BaseModel):
@@ -14,6 +18,8 @@ class ForgetRequest(BaseModel):
     aliases: list[str] = Field(default_factory=list, max_length=256)
     documents: list[str] = Field(default_factory=list, max_length=100_000)
     policy: str | None = Field(None, min_length=1, max_length=128)
+    # monitor: match and record (logs, audit, metrics) but never block — to measure false blocks first
+    mode: Mode = "enforce"
 
     @field_validator("subject")
     @classmethod
@@ -28,6 +34,12 @@ class ForgetRequest(BaseModel):
         return [a.strip() for a in v if a.strip()]
 
 
+class EntryUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Mode
+
+
 class EntryOut(BaseModel):
     """Metadata and counts only: never the documents' text."""
 
@@ -38,6 +50,7 @@ class EntryOut(BaseModel):
     created_at: float
     documents: int
     chunks: int
+    mode: str
 
     @classmethod
     def of(cls, entry: Entry) -> EntryOut:
@@ -49,6 +62,7 @@ class EntryOut(BaseModel):
             created_at=entry.created_at,
             documents=entry.documents,
             chunks=entry.chunks,
+            mode=entry.mode,
         )
 
 

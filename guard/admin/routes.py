@@ -1,21 +1,29 @@
-"""The admin API: add, list, show and remove forget entries. Bearer token, compared in constant time."""
+"""The admin API: add, list, show, switch and remove forget entries. Bearer token, compared in constant time.
+
+Every change is committed to the registry, then written (fsynced) to the audit log, then acknowledged.
+"""
 
 from __future__ import annotations
 
 import hmac
 import logging
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 
-from guard.admin.protocol import Created, EntryList, EntryOut, ForgetRequest
+from guard.admin.protocol import Created, EntryList, EntryOut, EntryUpdate, ForgetRequest
 from guard.errors import AuthError, Forbidden, NotFound, ValidationFailed
 from guard.forget.index import ForgetIndex
+from guard.observe.audit import AuditLog, Hasher
+from guard.observe.metrics import Metrics
 from guard.settings import Settings
 
-log = logging.getLogger("guard.audit")
+log = logging.getLogger("guard.admin")
+
+ACTOR_HEADER = "x-guard-actor"  # who asked (an operator or ticket id) — recorded in the audit log
 
 
-def require_admin(request: Request) -> None:
+async def require_admin(request: Request) -> None:
     settings: Settings = request.app.state.settings
     if settings.admin_token is None:
         raise Forbidden("the admin API is disabled: set GUARD_ADMIN_TOKEN to enable it")
@@ -35,15 +43,33 @@ def _index(request: Request) -> ForgetIndex:
     return index
 
 
+def _record(request: Request, op: str, entry_id: str, **fields: Any) -> None:
+    """Audit (fsynced) and count one change. The subject is hashed: it names the person who asked to be forgotten."""
+    audit: AuditLog = request.app.state.audit
+    metrics: Metrics = request.app.state.metrics
+    actor = request.headers.get(ACTOR_HEADER, "admin")[:128]
+    record = {"entry": entry_id, "actor": actor, "request_id": request.state.request_id, **fields}
+    audit.write(f"forget.{op}", record, sync=True)
+    metrics.admin_changes.labels(op).inc()
+    log.info(f"forget.{op}", extra=record)
+
+
 @router.post("/forget", status_code=201, response_model=Created)
 async def add_entry(body: ForgetRequest, request: Request) -> Created:
     if body.policy is not None and body.policy not in request.app.state.policies:
         known = ", ".join(request.app.state.policies.names())
         raise ValidationFailed(f"policy: unknown policy '{body.policy}' (known: {known})", param="policy")
-    entry = await _index(request).add(body.subject, body.aliases, body.documents, body.policy)
-    log.info(
-        "forget.add",
-        extra={"entry": entry.id, "chunks": entry.chunks, "request_id": request.state.request_id},
+    entry = await _index(request).add(body.subject, body.aliases, body.documents, body.policy, body.mode)
+    hasher: Hasher = request.app.state.hasher
+    _record(
+        request,
+        "add",
+        entry.id,
+        subject_hash=hasher(entry.subject),
+        chunks=entry.chunks,
+        documents=entry.documents,
+        policy=entry.policy,
+        mode=entry.mode,
     )
     return Created(id=entry.id, chunks=entry.chunks)
 
@@ -64,9 +90,19 @@ async def get_entry(entry_id: str, request: Request) -> EntryOut:
     return EntryOut.of(entry)
 
 
+@router.patch("/forget/{entry_id}", response_model=EntryOut)
+async def update_entry(entry_id: str, body: EntryUpdate, request: Request) -> EntryOut:
+    """Switch an entry between monitor and enforce (e.g. promote it once its false blocks were measured)."""
+    entry = await _index(request).set_mode(entry_id, body.mode)
+    if entry is None:
+        raise NotFound(f"no forget entry with id '{entry_id}'", param="id")
+    _record(request, "mode", entry_id, mode=entry.mode)
+    return EntryOut.of(entry)
+
+
 @router.delete("/forget/{entry_id}", status_code=204)
 async def remove_entry(entry_id: str, request: Request) -> Response:
     if not await _index(request).remove(entry_id):
         raise NotFound(f"no forget entry with id '{entry_id}'", param="id")
-    log.info("forget.remove", extra={"entry": entry_id, "request_id": request.state.request_id})
+    _record(request, "remove", entry_id)
     return Response(status_code=204)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from guard.checks.semantic import semantic_matches
-from guard.checks.verdict import ALLOW, Action, Match, Verdict
+from guard.checks.verdict import ALLOW, Action, Match, Verdict, split
 from guard.forget.chunking import sentences
 from guard.forget.index import ForgetIndex
 from guard.policy import InputAction, PolicySet
@@ -50,6 +50,8 @@ def check_input(index: ForgetIndex, policies: PolicySet, turns: Sequence[str]) -
                 matches[(entry_id, "lexical")] = Match(entry_id, "lexical", 1.0)
     if not matches:
         return ALLOW
-    refuse = any(policies.for_entry(index.get(m.entry_id)).input.action is InputAction.refuse for m in matches.values())
-    ordered = tuple(sorted(matches.values(), key=lambda m: (m.entry_id, m.check)))
-    return Verdict(Action.refuse if refuse else Action.rewrite, ordered)
+    enforced, monitored = split(matches, lambda entry_id: policies.monitored(index.get(entry_id)))
+    if not enforced:
+        return Verdict(Action.allow, (), monitored)
+    refuse = any(policies.for_entry(index.get(m.entry_id)).input.action is InputAction.refuse for m in enforced)
+    return Verdict(Action.refuse if refuse else Action.rewrite, enforced, monitored)

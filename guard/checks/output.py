@@ -7,7 +7,7 @@ runs of n words shared with a forget document, and subject/alias mentions.
 from __future__ import annotations
 
 from guard.checks.semantic import semantic_matches
-from guard.checks.verdict import ALLOW, Action, Match, Verdict
+from guard.checks.verdict import ALLOW, Action, Match, Verdict, split
 from guard.forget.chunking import sentences
 from guard.forget.index import ForgetIndex
 from guard.policy import PolicySet
@@ -31,4 +31,5 @@ def check_output(index: ForgetIndex, policies: PolicySet, text: str) -> Verdict:
             matches[(entry_id, "lexical")] = Match(entry_id, "lexical", 1.0)
     if not matches:
         return ALLOW
-    return Verdict(Action.filter, tuple(sorted(matches.values(), key=lambda m: (m.entry_id, m.check))))
+    enforced, monitored = split(matches, lambda entry_id: policies.monitored(index.get(entry_id)))
+    return Verdict(Action.filter if enforced else Action.allow, enforced, monitored)

@@ -39,6 +39,7 @@ class ForgetIndex:
         self.ngrams = NgramIndex(ngram_words)
         self._chunk_entry: dict[int, str] = {}
         self._entries: dict[str, Entry] = {}
+        self.version = 0  # the registry version the in-memory structures reflect
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="guard-check")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="guard-write")
 
@@ -51,6 +52,7 @@ class ForgetIndex:
         return index
 
     def _load(self) -> None:
+        self.version = self.registry.version()
         texts: dict[str, list[str]] = defaultdict(list)
         for batch in self.registry.chunks():
             ids = np.array([c.id for c in batch], dtype=np.int64)
@@ -74,19 +76,30 @@ class ForgetIndex:
 
     # -- writes ------------------------------------------------------------------------------------------
 
-    async def add(self, subject: str, aliases: Sequence[str], documents: Sequence[str], policy: str | None) -> Entry:
+    async def add(
+        self,
+        subject: str,
+        aliases: Sequence[str],
+        documents: Sequence[str],
+        policy: str | None,
+        mode: str = "enforce",
+    ) -> Entry:
         loop = asyncio.get_running_loop()
         chunks = [s for doc in documents for s in sentences(doc)]
         vectors = await loop.run_in_executor(self._writer, self.embedder.embed, chunks)
         entry_id = "fg-" + uuid.uuid4().hex[:20]
-        entry, ids = await loop.run_in_executor(
+        entry, ids, version = await loop.run_in_executor(
             self._writer,
-            lambda: self.registry.add(entry_id, subject, aliases, policy, len(documents), chunks, vectors),
+            lambda: (
+                *self.registry.add(entry_id, subject, aliases, policy, len(documents), chunks, vectors, mode),
+                self.registry.version(),
+            ),
         )
-        await self.run(self._apply_add, entry, ids, chunks, vectors)
+        await self.run(self._apply_add, entry, ids, chunks, vectors, version)
         return entry
 
-    def _apply_add(self, entry: Entry, ids: list[int], chunks: list[str], vectors: Vectors) -> None:
+    def _apply_add(self, entry: Entry, ids: list[int], chunks: list[str], vectors: Vectors, version: int) -> None:
+        self.version = version
         self.vectors.add(np.array(ids, dtype=np.int64), vectors)
         self._chunk_entry.update(dict.fromkeys(ids, entry.id))
         self.names.add(entry.id, (entry.subject, *entry.aliases))
@@ -95,19 +108,35 @@ class ForgetIndex:
 
     async def remove(self, entry_id: str) -> bool:
         loop = asyncio.get_running_loop()
-        ids = await loop.run_in_executor(self._writer, self.registry.remove, entry_id)
+        ids, version = await loop.run_in_executor(
+            self._writer, lambda: (self.registry.remove(entry_id), self.registry.version())
+        )
         if ids is None:
             return False
-        await self.run(self._apply_remove, entry_id, ids)
+        await self.run(self._apply_remove, entry_id, ids, version)
         return True
 
-    def _apply_remove(self, entry_id: str, ids: list[int]) -> None:
+    def _apply_remove(self, entry_id: str, ids: list[int], version: int) -> None:
+        self.version = version
         self.vectors.remove(np.array(ids, dtype=np.int64))
         for i in ids:
             self._chunk_entry.pop(i, None)
         self.names.remove(entry_id)
         self.ngrams.remove(entry_id)
         self._entries.pop(entry_id, None)
+
+    async def set_mode(self, entry_id: str, mode: str) -> Entry | None:
+        loop = asyncio.get_running_loop()
+        entry, version = await loop.run_in_executor(
+            self._writer, lambda: (self.registry.set_mode(entry_id, mode), self.registry.version())
+        )
+        if entry is not None:
+            await self.run(self._apply_mode, entry, version)
+        return entry
+
+    def _apply_mode(self, entry: Entry, version: int) -> None:
+        self.version = version
+        self._entries[entry.id] = entry
 
     # -- reads (call through `run`) ----------------------------------------------------------------------
 

@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS entries (
     aliases TEXT NOT NULL,
     policy TEXT,
     created_at REAL NOT NULL,
-    documents INTEGER NOT NULL
+    documents INTEGER NOT NULL,
+    mode TEXT NOT NULL DEFAULT 'enforce'
 );
 CREATE TABLE IF NOT EXISTS chunks (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -48,6 +49,7 @@ class Entry:
     created_at: float
     documents: int
     chunks: int
+    mode: str = "enforce"  # "enforce" or "monitor" (matched and recorded, never blocked)
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,9 @@ class SqliteRegistry:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(entries)")}
+        if "mode" not in columns:  # a registry written before monitor mode existed
+            self._db.execute("ALTER TABLE entries ADD COLUMN mode TEXT NOT NULL DEFAULT 'enforce'")
 
     def close(self) -> None:
         with self._lock:
@@ -86,6 +91,7 @@ class SqliteRegistry:
         documents: int,
         chunks: Sequence[str],
         vectors: Vectors,
+        mode: str = "enforce",
     ) -> tuple[Entry, list[int]]:
         """Insert an entry and its chunks in one transaction; returns the entry and the chunk ids."""
         if vectors.shape != (len(chunks), self.dim):
@@ -95,8 +101,8 @@ class SqliteRegistry:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.execute(
-                    "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)",
-                    (entry_id, subject, json.dumps(list(aliases)), policy, created, documents),
+                    "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (entry_id, subject, json.dumps(list(aliases)), policy, created, documents, mode),
                 )
                 ids = []
                 for text, vec in zip(chunks, vectors, strict=True):
@@ -110,7 +116,7 @@ class SqliteRegistry:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
-        entry = Entry(entry_id, subject, tuple(aliases), policy, created, documents, len(chunks))
+        entry = Entry(entry_id, subject, tuple(aliases), policy, created, documents, len(chunks), mode)
         return entry, ids
 
     def remove(self, entry_id: str) -> list[int] | None:
@@ -130,13 +136,31 @@ class SqliteRegistry:
                 raise
         return ids
 
-    def entries(self) -> list[Entry]:
+    def set_mode(self, entry_id: str, mode: str) -> Entry | None:
+        """Switch an entry between "enforce" and "monitor"; None if there is no such entry."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                cur = self._db.execute("UPDATE entries SET mode=? WHERE id=?", (mode, entry_id))
+                if cur.rowcount == 0:
+                    self._db.execute("ROLLBACK")
+                    return None
+                self._db.execute("UPDATE meta SET value = value + 1 WHERE key='version'")
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        return next(e for e in self.entries(entry_id) if e.id == entry_id)
+
+    def entries(self, entry_id: str | None = None) -> list[Entry]:
+        where, args = ("WHERE e.id = ? ", (entry_id,)) if entry_id is not None else ("", ())
         with self._lock:
             rows = self._db.execute(
-                "SELECT e.id, e.subject, e.aliases, e.policy, e.created_at, e.documents, COUNT(c.id) "
-                "FROM entries e LEFT JOIN chunks c ON c.entry_id = e.id GROUP BY e.id ORDER BY e.created_at"
+                "SELECT e.id, e.subject, e.aliases, e.policy, e.created_at, e.documents, COUNT(c.id), e.mode "
+                f"FROM entries e LEFT JOIN chunks c ON c.entry_id = e.id {where}GROUP BY e.id ORDER BY e.created_at",
+                args,
             ).fetchall()
-        return [Entry(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5], r[6]) for r in rows]
+        return [Entry(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
     def chunks(self, batch: int = 10_000) -> Iterator[list[Chunk]]:
         """All chunks in id order, in batches (for rebuilding the in-memory index at start)."""

@@ -2,18 +2,42 @@
 
 from __future__ import annotations
 
+import hmac
 import time
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
 
+from guard.errors import AuthError
+from guard.observe.metrics import Metrics
 from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endpoint, parse_body
 from guard.pipeline import Guard, JsonResult, StreamResult
 from guard.routing import ROUTE_HEADER
 
-router = APIRouter()
+
+async def require_api_key(request: Request) -> None:
+    """When API keys are configured, /v1/* needs one of them (the admin token is not one unless listed).
+
+    Every key is compared, in constant time, so the time taken says nothing about which key nearly matched.
+    """
+    keys: list[bytes] = request.app.state.settings.client_keys()
+    request.state.client = None
+    if not keys:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    given = token.strip().encode() if scheme.lower() == "bearer" else b""
+    matched = None
+    for i, key in enumerate(keys):
+        if hmac.compare_digest(given, key) and matched is None:
+            matched = i
+    if not given or matched is None:
+        raise AuthError("invalid or missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
+    request.state.client = f"key-{request.app.state.hasher(given.decode())[:8]}"
+
+
+router = APIRouter(dependencies=[Depends(require_api_key)])
 
 _BODY_DOC: dict[str, Any] = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
@@ -36,7 +60,11 @@ async def _proxy(request: Request, endpoint: Endpoint) -> Response:
     raw = await request.body()
     body, parsed = parse_body(raw, ChatCompletionRequest) if endpoint == "chat" else parse_body(raw, CompletionRequest)
     parse_ms = (time.perf_counter() - started) * 1000.0
-    result = await guard.handle(endpoint, body, parsed, request_id, request.headers.get(ROUTE_HEADER))
+    metrics: Metrics = request.app.state.metrics
+    metrics.stage_seconds.labels("parse").observe(parse_ms / 1000.0)
+    result = await guard.handle(
+        endpoint, body, parsed, request_id, request.headers.get(ROUTE_HEADER), client=request.state.client
+    )
     headers = _headers(result.action.value, result.overhead_ms + parse_ms, request_id, result.route)
     if isinstance(result, StreamResult):
         return StreamingResponse(

@@ -1,0 +1,72 @@
+"""Prometheus metrics, one registry per app (no process globals, so tests can build many apps).
+
+Labels are low-cardinality on purpose: actions, stages, routes, error kinds — never entry ids or text. Per-entry
+counts live in the audit log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CONTENT_TYPE_LATEST as CONTENT_TYPE
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+# From 0.25 ms (a cached check) to 2 min (a long generation): the stage histograms share these buckets.
+BUCKETS = (0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "guard_requests", "Proxied requests by endpoint, final action and upstream route",
+            ["endpoint", "action", "route"], registry=r,
+        )  # fmt: skip
+        self.stage_seconds = Histogram(
+            "guard_stage_seconds",
+            "Time spent per stage: parse, input_check, rewrite, output_check, upstream (time to first byte), overhead",
+            ["stage"],
+            buckets=BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "guard_errors", "Requests that ended in an error, by status and type", ["status", "type"], registry=r
+        )
+        self.upstream_errors = Counter(
+            "guard_upstream_errors", "Upstream faults by route and kind", ["route", "kind"], registry=r
+        )
+        self.check_failures = Counter(
+            "guard_check_failures",
+            "Checks that failed (embedder or index error) and what on_error did",
+            ["stage", "on_error"],
+            registry=r,
+        )
+        self.monitor_matches = Counter(
+            "guard_monitor_matches",
+            "Matches of entries in monitor mode (recorded, not enforced)",
+            ["stage"],
+            registry=r,
+        )
+        self.shadow_verdicts = Counter(
+            "guard_shadow_verdicts", "Shadow (B) answers checked, by primary action and shadow action",
+            ["primary", "shadow"], registry=r,
+        )  # fmt: skip
+        self.admin_changes = Counter("guard_admin_changes", "Forget-index changes by operation", ["op"], registry=r)
+        self.index_entries = Gauge("guard_index_entries", "Forget entries in the index", registry=r)
+        self.index_chunks = Gauge("guard_index_chunks", "Forget chunks (vectors) in the index", registry=r)
+        self.registry_version = Gauge(
+            "guard_registry_version", "Version of the registry the index reflects", registry=r
+        )
+
+    def watch_index(
+        self, entries: Callable[[], float], chunks: Callable[[], float], version: Callable[[], float]
+    ) -> None:
+        self.index_entries.set_function(entries)
+        self.index_chunks.set_function(chunks)
+        self.registry_version.set_function(version)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,261 @@
+"""Metrics, the audit trail and its hash chain, monitor mode, fail mode (on_error) and proxy API keys."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from guard.app import create_app
+from guard.forget.embedder import Embedder, HashEmbedder, Vectors
+from guard.observe.audit import AuditLog, verify
+from guard.settings import REPO_ROOT, Settings
+from tests.helpers import ADMIN, ADMIN_TOKEN, FACT, add, chat, running, upstream_echo
+
+
+def audit_records(settings: Settings) -> list[dict[str, object]]:
+    return [json.loads(line) for line in settings.audit_path().read_text().splitlines()]
+
+
+def metric(text: str, name: str) -> float:
+    """The value of one sample line of the Prometheus exposition (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_metrics_count_actions_stages_index_and_upstream_errors(
+    settings: Settings, hash_embedder: Embedder
+) -> None:
+    up = upstream_echo()
+    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    async with running(app) as client:
+        await add(client)
+        await client.post("/v1/chat/completions", json=chat("What is the capital of France?"))
+        await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?"))
+        await client.post("/v1/chat/completions", json=chat("Tell me about Hsiao Yun-Hwa", stream=True))
+        await client.post("/v1/chat/completions", content=b"{oops", headers={"content-type": "application/json"})
+        text = (await client.get("/metrics")).text
+    assert metric(text, 'guard_requests_total{action="allow",endpoint="chat",route="a"}') == 1
+    assert metric(text, 'guard_requests_total{action="refuse",endpoint="chat",route="none"}') == 2
+    assert metric(text, 'guard_errors_total{status="400",type="invalid_request_error"}') == 1
+    assert metric(text, 'guard_stage_seconds_count{stage="input_check"}') == 3
+    assert metric(text, 'guard_stage_seconds_count{stage="output_check"}') == 1
+    assert metric(text, "guard_index_entries") == 1 and metric(text, "guard_index_chunks") == 1
+    assert metric(text, "guard_registry_version") == 1
+    assert metric(text, 'guard_admin_changes_total{op="add"}') == 1
+    assert "Hsiao" not in text and "France" not in text
+
+
+async def test_upstream_errors_are_counted_by_route_and_kind(settings: Settings, hash_embedder: Embedder) -> None:
+    def refuse_connection(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused")
+
+    app = create_app(settings, embedder=hash_embedder, transport=httpx.MockTransport(refuse_connection))
+    async with running(app) as client:
+        r = await client.post("/v1/chat/completions", json=chat("hello"))
+        text = (await client.get("/metrics")).text
+    assert r.status_code == 502
+    assert metric(text, 'guard_upstream_errors_total{kind="upstream_error",route="a"}') == 1
+    assert metric(text, 'guard_errors_total{status="502",type="upstream_error"}') == 1
+
+
+async def test_audit_log_records_who_forgot_what_and_which_entry_refused(
+    settings: Settings, hash_embedder: Embedder
+) -> None:
+    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo(FACT).transport)
+    async with running(app) as client:
+        entry = await add(client, aliases=["Yun-Hwa"])
+        await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?"), headers={"x-request-id": "r-1"})
+        await client.post("/v1/chat/completions", json=chat("Tell me a story"), headers={"x-request-id": "r-2"})
+        await client.post("/v1/chat/completions", json=chat("hello"), headers={"x-request-id": "r-3"})
+        r = await client.delete(f"/admin/forget/{entry}", headers={**ADMIN, "x-guard-actor": "dpo@example.com"})
+        assert r.status_code == 204
+    records = audit_records(settings)
+    events = [(r["event"], r.get("stage"), r.get("request_id")) for r in records]
+    assert events[0][0] == "forget.add" and events[-1][0] == "forget.remove"
+    refused = [r for r in records if r.get("request_id") == "r-1"]
+    assert refused[0]["action"] == "refuse" and {m["entry"] for m in refused[0]["matches"]} == {entry}  # type: ignore[attr-defined]
+    # r-2 was allowed in, but the upstream's answer was the fact: an output decision names the entry
+    assert any(r.get("request_id") == "r-2" and r["action"] == "filter" for r in records)
+    assert records[-1]["actor"] == "dpo@example.com" and records[-1]["entry"] == entry
+    assert records[0]["actor"] == "admin" and len(str(records[0]["subject_hash"])) == 24
+    raw = settings.audit_path().read_text()
+    assert "Hsiao" not in raw and "Golden Compass" not in raw and "story" not in raw
+    assert verify(settings.audit_path()) == (len(records), None)
+
+
+def test_audit_chain_detects_edits_and_survives_a_torn_write(tmp_path: Path) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path)
+    for i in range(5):
+        log.write("decision", {"request_id": f"r{i}", "action": "refuse"})
+    log.close()
+    assert verify(path) == (5, None)
+    with path.open("ab") as f:
+        f.write(b'{"seq":6,"event":"half a li')  # a crash in the middle of a write
+    log = AuditLog(path)  # reopening drops the torn line and continues the chain
+    log.write("forget.add", {"entry": "fg-1"}, sync=True)
+    log.close()
+    assert verify(path) == (6, None)
+    lines = path.read_text().splitlines()
+    edited = [*lines[:2], lines[2].replace("refuse", "allow"), *lines[3:]]
+    path.write_text("\n".join(edited) + "\n")
+    assert verify(path) == (4, "chain broken: 'prev' does not match the line before (edited, removed or reordered)")
+    path.write_text("\n".join(lines[:1] + lines[2:]) + "\n")  # a line removed
+    assert verify(path)[0] == 2
+
+
+async def test_monitor_mode_records_but_never_blocks_until_promoted(
+    settings: Settings, hash_embedder: Embedder
+) -> None:
+    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo(FACT).transport)
+    async with running(app) as client:
+        entry = await add(client, mode="monitor")
+        asked = await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?"))
+        shown = await client.get(f"/admin/forget/{entry}", headers=ADMIN)
+        text = (await client.get("/metrics")).text
+        promoted = await client.patch(f"/admin/forget/{entry}", headers=ADMIN, json={"mode": "enforce"})
+        again = await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?"))
+        bad = await client.patch(f"/admin/forget/{entry}", headers=ADMIN, json={"mode": "sometimes"})
+        missing = await client.patch("/admin/forget/fg-nope", headers=ADMIN, json={"mode": "monitor"})
+    # monitored: the request went upstream and the answer (the fact itself) reached the client
+    assert asked.headers["x-guard-action"] == "allow" and "Golden Compass" in asked.text
+    assert shown.json()["mode"] == "monitor"
+    assert metric(text, 'guard_monitor_matches_total{stage="input"}') == 1
+    assert metric(text, 'guard_monitor_matches_total{stage="output"}') == 1
+    assert promoted.status_code == 200 and promoted.json()["mode"] == "enforce"
+    assert again.headers["x-guard-action"] == "refuse" and "Golden Compass" not in again.text
+    assert bad.status_code == 422 and missing.status_code == 404
+    records = audit_records(settings)
+    monitored = [r for r in records if r["event"] == "decision" and r.get("monitored")]
+    assert {r["stage"] for r in monitored} == {"input", "output"} and all(r["action"] == "allow" for r in monitored)
+    assert any(r["event"] == "forget.mode" and r["mode"] == "enforce" for r in records)
+
+
+async def test_a_monitor_policy_makes_its_entries_log_only(
+    settings: Settings, hash_embedder: Embedder, tmp_path: Path
+) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "default.yaml").write_text((REPO_ROOT / "policies" / "default.yaml").read_text())
+    (policies / "watch.yaml").write_text("name: watch\nmode: monitor\n")
+    app = create_app(
+        settings.model_copy(update={"policy_file": policies / "default.yaml"}),
+        embedder=hash_embedder,
+        transport=upstream_echo().transport,
+    )
+    async with running(app) as client:
+        await add(client, policy="watch")
+        r = await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?"))
+    assert r.headers["x-guard-action"] == "allow"
+
+
+class BrokenEmbedder(Embedder):
+    """Embeds normally until `broken` is set, then fails like a model that ran out of memory."""
+
+    def __init__(self) -> None:
+        self.inner = HashEmbedder()
+        self.dim = self.inner.dim
+        self.broken = False
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        if self.broken:
+            raise RuntimeError("embedder out of memory")
+        return self.inner.embed(texts)
+
+
+def policy_dir(tmp_path: Path, on_error: str) -> Path:
+    d = tmp_path / f"policies-{on_error}"
+    d.mkdir()
+    (d / "default.yaml").write_text(f"name: default\non_error: {on_error}\n")
+    return d / "default.yaml"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_on_error_closed_refuses_when_the_embedder_fails(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture, stream: bool
+) -> None:
+    emb = BrokenEmbedder()
+    up = upstream_echo(FACT)
+    app = create_app(
+        settings.model_copy(update={"policy_file": policy_dir(tmp_path, "closed")}),
+        embedder=emb,
+        transport=up.transport,
+    )
+    caplog.set_level(logging.INFO, logger="guard")
+    async with running(app) as client:
+        await add(client)
+        emb.broken = True
+        r = await client.post("/v1/chat/completions", json=chat("Tell me a story", stream=stream))
+        text = (await client.get("/metrics")).text
+    assert r.status_code == 200 and r.headers["x-guard-action"] == "refuse"
+    assert "Golden Compass" not in r.text and up.requests == []
+    assert metric(text, 'guard_check_failures_total{on_error="closed",stage="input"}') == 1
+    failed = [rec for rec in caplog.records if rec.getMessage() == "check failed"]
+    assert failed and failed[0].levelname == "ERROR"
+
+
+async def test_on_error_closed_blocks_output_it_could_not_check(settings: Settings, tmp_path: Path) -> None:
+    emb = BrokenEmbedder()
+    up = upstream_echo("A harmless answer.")
+    app = create_app(
+        settings.model_copy(update={"policy_file": policy_dir(tmp_path, "closed")}),
+        embedder=emb,
+        transport=up.transport,
+    )
+    async with running(app) as client:
+        await add(client)
+        # the input check passes; the embedder breaks while the answer is being checked
+        original = app.state.guard.check_input
+
+        async def check_then_break(turns: Sequence[str]) -> object:
+            verdict = await original(turns)
+            emb.broken = True
+            return verdict
+
+        app.state.guard.check_input = check_then_break
+        r = await client.post("/v1/chat/completions", json=chat("Tell me a story", stream=True))
+    assert r.headers["x-guard-action"] == "allow" and "harmless" not in r.text
+    assert '"finish_reason":"content_filter"' in r.text and r.text.endswith("data: [DONE]\n\n")
+
+
+async def test_on_error_open_passes_and_counts(settings: Settings, tmp_path: Path) -> None:
+    emb = BrokenEmbedder()
+    up = upstream_echo("A harmless answer.")
+    opened = settings.model_copy(update={"policy_file": policy_dir(tmp_path, "open")})
+    app = create_app(opened, embedder=emb, transport=up.transport)
+    async with running(app) as client:
+        await add(client)
+        emb.broken = True
+        r = await client.post("/v1/chat/completions", json=chat("Tell me a story"))
+        text = (await client.get("/metrics")).text
+    assert r.headers["x-guard-action"] == "allow" and "harmless" in r.text and len(up.requests) == 1
+    assert metric(text, 'guard_check_failures_total{on_error="open",stage="input"}') == 1
+    assert metric(text, 'guard_check_failures_total{on_error="open",stage="output"}') == 1
+    assert [r["failed"] for r in audit_records(settings) if r["event"] == "decision"] == [True, True]
+
+
+async def test_api_keys_guard_the_proxy_and_are_separate_from_the_admin_token(
+    settings: Settings, hash_embedder: Embedder
+) -> None:
+    keyed = settings.model_copy(update={"api_keys": SecretStr("key-one, key-two")})
+    app = create_app(keyed, embedder=hash_embedder, transport=upstream_echo().transport)
+    async with running(app) as client:
+        none = await client.post("/v1/chat/completions", json=chat("hi"))
+        wrong = await client.post("/v1/chat/completions", json=chat("hi"), headers={"authorization": "Bearer nope"})
+        admin = await client.post("/v1/chat/completions", json=chat("hi"), headers=ADMIN)
+        good = await client.post("/v1/chat/completions", json=chat("hi"), headers={"authorization": "Bearer key-two"})
+        models = await client.get("/v1/models")
+        key_on_admin = await client.get("/admin/forget", headers={"authorization": "Bearer key-one"})
+        health = await client.get("/healthz")
+    for r in (none, wrong, admin, models):
+        assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
+    assert good.status_code == 200 and key_on_admin.status_code == 403 and health.status_code == 200
+    assert ADMIN_TOKEN not in str(audit_records(settings))
