@@ -6,6 +6,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -22,6 +23,7 @@ from guard.limits import BodyLimit
 from guard.observe.audit import AuditLog, Hasher, load_salt
 from guard.observe.decisions import Decisions
 from guard.observe.metrics import CONTENT_TYPE, Metrics
+from guard.openai.routes import document
 from guard.openai.routes import router as openai_router
 from guard.pipeline import Guard
 from guard.policy import PolicySet
@@ -90,6 +92,13 @@ def create_app(
     app.include_router(openai_router)
     app.include_router(admin_router)
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, object]:
         index: ForgetIndex = request.app.state.index
@@ -128,6 +137,9 @@ def create_app(
         loc = [str(p) for p in first.get("loc", ()) if p != "body"]
         param = ".".join(loc) or None
         message = f"{param}: {first['msg']}" if param else str(first["msg"])
+        if first.get("type") == "json_invalid":  # loc holds the byte offset here, not a field
+            reason = (first.get("ctx") or {}).get("error", "")
+            message, param = f"request body is not valid JSON ({reason}) at position {loc[-1] if loc else 0}", None
         metrics.errors.labels("422", "invalid_request_error").inc()
         return JSONResponse(error_body(message, "invalid_request_error", param), status_code=422)
 

@@ -163,6 +163,9 @@ async def test_stream_cut_midway_ends_with_error_event_and_done(settings: Settin
         (json.dumps({"model": "m", "messages": []}).encode(), 422, "messages"),
         (json.dumps({"model": "m", "messages": [{"role": "user", "content": 5}]}).encode(), 422, "messages.0.content"),
         (json.dumps({"model": "m", "messages": [{"content": "x"}], "n": 0}).encode(), 422, "messages.0.role"),
+        (json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}] * 4097}).encode(), 422, "4096"),
+        (json.dumps({"model": "", "messages": [{"role": "user", "content": "hi"}]}).encode(), 422, "model"),
+        (json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}], "n": "two"}).encode(), 422, "n"),
     ],
 )
 async def test_bad_input_gets_a_clear_4xx(
@@ -174,6 +177,26 @@ async def test_bad_input_gets_a_clear_4xx(
         r = await client.post("/v1/chat/completions", content=content, headers={"content-type": "application/json"})
     assert r.status_code == status and needle in r.json()["error"]["message"]
     assert up.requests == []
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (b"{not json", "JSON"),
+        (b"\xff\xfe", "JSON"),
+        (b'{"subject": 5}', "subject"),
+        (b'{"subject": "x", "mode": 1}', "mode"),
+    ],
+)
+async def test_bad_admin_input_gets_a_clear_4xx(
+    settings: Settings, hash_embedder: Embedder, content: bytes, needle: str
+) -> None:
+    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    async with running(app) as client:
+        r = await client.post("/admin/forget", content=content, headers={**ADMIN, "content-type": "application/json"})
+        listed = await client.get("/admin/forget", headers=ADMIN)
+    assert r.status_code == 422 and needle in r.json()["error"]["message"], r.text
+    assert listed.json()["data"] == []
 
 
 async def test_limits_token_prompts_and_unknown_routes(settings: Settings, hash_embedder: Embedder) -> None:

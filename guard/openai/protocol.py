@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from guard.errors import ClientError, ValidationFailed
 
 
+MAX_MESSAGES = 4096  # a conversation longer than this is a mistake or an attack, not a chat
+
+
 class _Open(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -33,7 +36,7 @@ class ChatMessage(_Open):
 
 class ChatCompletionRequest(_Open):
     model: str = Field(min_length=1)
-    messages: list[ChatMessage] = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1, max_length=MAX_MESSAGES)
     stream: bool = False
     n: int | None = Field(None, ge=1, le=128)
 
@@ -53,6 +56,8 @@ class CompletionRequest(_Open):
         # Token-id prompts cannot be checked against the forget index: refuse them rather than pass them blind.
         if isinstance(v, list) and any(not isinstance(x, str) for x in v):
             raise ValueError("token-id prompts are not supported by forget-guard; send text")
+        if isinstance(v, list) and len(v) > MAX_MESSAGES:
+            raise ValueError(f"at most {MAX_MESSAGES} prompts per request")
         return v
 
     def prompts(self) -> list[str]:

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
 from guard.errors import AuthError
@@ -39,9 +40,22 @@ async def require_api_key(request: Request) -> None:
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
 
-_BODY_DOC: dict[str, Any] = {
-    "requestBody": {"required": True, "content": {"application/json": {"schema": {"type": "object"}}}}
-}
+
+
+def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
+    """The route reads its body itself (to forward unknown fields untouched); the schema is documented here."""
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": ref}}}}
+
+
+def document(schema: dict[str, Any]) -> dict[str, Any]:
+    """Add the request models to an OpenAPI document (clients, docs and schemathesis read them)."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in (ChatCompletionRequest, CompletionRequest):
+        js = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(js.pop("$defs", {}))
+        components[model.__name__] = js
+    return schema
 
 
 def _headers(action: str, overhead_ms: float, request_id: str, route: str) -> dict[str, str]:
@@ -77,12 +91,12 @@ async def _proxy(request: Request, endpoint: Endpoint) -> Response:
     return JSONResponse(result.body, headers=headers)
 
 
-@router.post("/v1/chat/completions", openapi_extra=_BODY_DOC)
+@router.post("/v1/chat/completions", openapi_extra=_body_doc(ChatCompletionRequest))
 async def chat_completions(request: Request) -> Response:
     return await _proxy(request, "chat")
 
 
-@router.post("/v1/completions", openapi_extra=_BODY_DOC)
+@router.post("/v1/completions", openapi_extra=_body_doc(CompletionRequest))
 async def completions(request: Request) -> Response:
     return await _proxy(request, "completions")
 
