@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+
+from guard.eval.serving import free_port
+from guard.settings import REPO_ROOT
 
 ADMIN_TOKEN = "test-admin-token"
 
@@ -99,3 +107,40 @@ async def add(client: httpx.AsyncClient, **body: Any) -> str:
     )
     assert r.status_code == 201, r.text
     return str(r.json()["id"])
+
+
+@contextmanager
+def guard_process(
+    index_dir: Path, upstream: str, log: Path, **env_overrides: str
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """A real `guard serve` process (stdout and stderr appended to `log`); killed on exit if still running."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "GUARD_INDEX_DIR": str(index_dir),
+        "GUARD_UPSTREAM": upstream,
+        "GUARD_ADMIN_TOKEN": ADMIN_TOKEN,
+        "GUARD_EMBEDDER": "hash",
+        "GUARD_PORT": str(port),
+        **env_overrides,
+    }
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "guard", "serve"], cwd=REPO_ROOT, env=env, stdout=out, stderr=out
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.1)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(10)

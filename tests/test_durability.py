@@ -11,12 +11,9 @@ import os
 import random
 import signal
 import string
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,9 +23,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from guard.eval.serving import BackgroundServer, free_port
-from guard.settings import REPO_ROOT
-from tests.helpers import ADMIN, ADMIN_TOKEN, chat_reply
+from guard.eval.serving import BackgroundServer
+from tests.helpers import ADMIN, chat_reply, guard_process
 
 WRITERS = 4
 
@@ -38,39 +34,6 @@ def plain_upstream() -> Starlette:
         return JSONResponse(chat_reply("I do not know that person."))
 
     return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
-
-
-@contextmanager
-def guard_process(index_dir: Path, upstream: str, log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "GUARD_INDEX_DIR": str(index_dir),
-        "GUARD_UPSTREAM": upstream,
-        "GUARD_ADMIN_TOKEN": ADMIN_TOKEN,
-        "GUARD_EMBEDDER": "hash",
-        "GUARD_PORT": str(port),
-    }
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "guard", "serve"], cwd=REPO_ROOT, env=env, stdout=out, stderr=out
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-2000:]
-            time.sleep(0.1)
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(10)
 
 
 def name(rng: random.Random) -> str:
