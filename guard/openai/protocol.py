@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from guard.errors import ClientError, ValidationFailed
 
-
 MAX_MESSAGES = 4096  # a conversation longer than this is a mistake or an attack, not a chat
 
 

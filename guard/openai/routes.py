@@ -41,7 +41,6 @@ async def require_api_key(request: Request) -> None:
 router = APIRouter(dependencies=[Depends(require_api_key)])
 
 
-
 def _body_doc(model: type[BaseModel]) -> dict[str, Any]:
     """The route reads its body itself (to forward unknown fields untouched); the schema is documented here."""
     ref = {"$ref": f"#/components/schemas/{model.__name__}"}
