@@ -138,7 +138,8 @@ def create_app(
         param = ".".join(loc) or None
         message = f"{param}: {first['msg']}" if param else str(first["msg"])
         if first.get("type") == "json_invalid":  # loc holds the byte offset here, not a field
-            reason = (first.get("ctx") or {}).get("error", "")
+            ctx = first.get("ctx")
+            reason = ctx.get("error", "") if isinstance(ctx, dict) else ""
             message, param = f"request body is not valid JSON ({reason}) at position {loc[-1] if loc else 0}", None
         metrics.errors.labels("422", "invalid_request_error").inc()
         return JSONResponse(error_body(message, "invalid_request_error", param), status_code=422)
