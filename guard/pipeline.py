@@ -28,6 +28,7 @@ from guard.streamfilter import Check, StreamOutcome, filter_stream
 from guard.upstream import Upstream, lines
 
 log = logging.getLogger("guard.pipeline")
+decisions_log = logging.getLogger("guard.decisions")  # beside the decision records: shadow verdicts
 
 PATHS: dict[Endpoint, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 
@@ -243,7 +244,9 @@ class Guard:
         blocked = [v for v in verdicts if v.blocked]
         summary = blocked[0].summary() if blocked else {"action": Action.allow.value, "matches": []}
         self.metrics.shadow_verdicts.labels(primary.value, str(summary["action"])).inc()
-        log.info("shadow", extra={"request_id": request_id, "stage": "shadow", "primary": primary.value, **summary})
+        decisions_log.info(
+            "shadow", extra={"request_id": request_id, "stage": "shadow", "primary": primary.value, **summary}
+        )
 
     async def drain_shadows(self) -> None:
         """Wait for the shadow requests in flight (tests; graceful shutdown)."""
