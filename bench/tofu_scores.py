@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from guard.forget.chunking import sentences
-from guard.forget.embedder import MiniLMEmbedder
+from guard.forget.embedder import make_embedder
 from guard.policy import Policy
 from guard.settings import REPO_ROOT
 
@@ -28,7 +28,7 @@ def main() -> None:
     args = parser.parse_args()
     data = {n: json.loads((args.tofu / f"{n}.json").read_text()) for n in
             ("forget10", "retain90", "real_authors", "world_facts")}  # fmt: skip
-    emb = MiniLMEmbedder()
+    emb = make_embedder("minilm")
     forget = data["forget10"]
     owner, chunks = [], []
     for i, row in enumerate(forget):

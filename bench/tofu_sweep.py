@@ -22,7 +22,7 @@ from guard.checks.input import segments
 from guard.checks.verbatim import NgramIndex
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.forget.chunking import sentences
-from guard.forget.embedder import MiniLMEmbedder
+from guard.forget.embedder import make_embedder
 from guard.forget.index import ForgetIndex
 
 INPUT = (0.62, 0.66, 0.70, 0.74)
@@ -34,7 +34,7 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
     tofu = Tofu(parser.parse_args().tofu)
-    emb = MiniLMEmbedder()
+    emb = make_embedder("minilm")
     index = ForgetIndex.open(Path(tempfile.mkdtemp()), emb, ngram_words=8, typo_min_chars=6)
     authors = tofu.authors("forget10")
     grams = {n: NgramIndex(n) for n in NGRAMS}

@@ -17,8 +17,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from guard import __version__
 from guard.admin.routes import router as admin_router
 from guard.errors import GuardError, error_body
-from guard.forget.embedder import Embedder, make_embedder
+from guard.forget.embedder import CachedEmbedder, Embedder, make_embedder
 from guard.forget.index import ForgetIndex
+from guard.forget.vectors import pin_threads
 from guard.limits import BodyLimit
 from guard.observe.audit import AuditLog, Hasher, load_salt
 from guard.observe.decisions import Decisions
@@ -46,13 +47,16 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        emb = embedder or make_embedder(settings.embedder)
+        emb = embedder or make_embedder(settings.embedder, settings.model_cache)
+        if settings.embed_cache:
+            emb = CachedEmbedder(emb, settings.embed_cache)
         index = ForgetIndex.open(
             settings.index_dir,
             emb,
             ngram_words=policies.default.output.ngram_words,
             typo_min_chars=policies.default.lexical.typo_min_chars,
         )
+        pin_threads(1)  # after the load, which may use every core to build the index
         metrics.watch_index(lambda: len(index), lambda: index.chunk_count, lambda: index.version)
         audit = AuditLog(settings.audit_path())
         app.state.audit = audit
@@ -74,7 +78,9 @@ def create_app(
             shadow=settings.shadow,
         )
         decisions = Decisions(metrics, app.state.hasher, audit, settings.log_content)
-        guard = Guard(index, policies, router, decisions)
+        guard = Guard(index, policies, router, decisions, checks=settings.checks)
+        if not settings.checks:
+            log.warning("checks are off: a bare pass-through proxy that enforces nothing (benchmarks only)")
         app.state.guard = guard
         log.info("ready", extra={"entries": len(index), "chunks": index.chunk_count, "version": index.version})
         try:

@@ -40,7 +40,13 @@ class Settings(BaseSettings):
     connect_timeout_s: float = 5.0
     read_timeout_s: float = 120.0
     max_body_bytes: int = 4 * 1024 * 1024
-    embedder: str = Field("minilm", description="'minilm' (the real model) or 'hash' (a fast fake, tests only)")
+    embedder: str = Field(
+        "minilm", description="'minilm' (ONNX, default), 'minilm-int8', 'minilm-torch', or 'hash' (a fake, tests only)"
+    )
+    model_cache: Path | None = Field(None, description="Where the ONNX export is kept (default ~/.cache/forget-guard)")
+    embed_cache: int = Field(8192, ge=0, description="Embeddings of recent texts kept in memory (0 = off)")
+    # Benchmarks only: the same proxy with every check off (the "bare pass-through" of bench/overhead.py).
+    checks: bool = Field(True, description="Run the input and output checks (false: a bare pass-through proxy)")
     log_level: str = "INFO"
 
     def client_keys(self) -> list[bytes]:

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from guard.eval.serving import BackgroundServer
-from guard.forget.embedder import Embedder, HashEmbedder, MiniLMEmbedder
+from guard.forget.embedder import Embedder, HashEmbedder, make_embedder
 from guard.settings import REPO_ROOT, Settings
 from tests.helpers import ADMIN_TOKEN
 
@@ -18,8 +18,8 @@ TOFU_DIR = REPO_ROOT.parent / "shared" / "data" / "tofu"
 
 @pytest.fixture(scope="session")
 def minilm() -> Embedder:
-    """The real all-MiniLM-L6-v2 (loaded once per test session)."""
-    return MiniLMEmbedder()
+    """The real all-MiniLM-L6-v2 on the default (ONNX) backend, loaded once per test session."""
+    return make_embedder("minilm")
 
 
 @pytest.fixture

@@ -55,10 +55,10 @@ def _common(p: argparse.ArgumentParser, out: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from guard.forget.embedder import MiniLMEmbedder
+    from guard.forget.embedder import make_embedder
 
     tofu = Tofu(args.tofu)
-    embedder = MiniLMEmbedder()
+    embedder = make_embedder("minilm")
     if args.command == "oracle":
         return _oracle(args, tofu, embedder)
     command = "guard " + shlex.join(sys.argv[1:])

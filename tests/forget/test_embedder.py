@@ -1,0 +1,59 @@
+"""The embedding backends agree with the sentence-transformers reference; the cache returns the same vectors."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from guard.forget.embedder import CachedEmbedder, Embedder, HashEmbedder, MiniLMEmbedder, OnnxMiniLMEmbedder, Vectors
+
+TEXTS = [
+    "Where was Jaime Vasquez born?",
+    "The author's full name is Hsiao Yun-Hwa.",
+    "Hello",
+    "word " * 400,  # longer than the model's 256 tokens: truncated the same way by both backends
+]
+
+
+def test_onnx_backend_matches_the_torch_reference(minilm: Embedder) -> None:
+    assert isinstance(minilm, OnnxMiniLMEmbedder)
+    reference = MiniLMEmbedder().embed(TEXTS)
+    ours = minilm.embed(TEXTS)
+    assert ours.shape == (len(TEXTS), 384)
+    np.testing.assert_allclose((ours * reference).sum(axis=1), 1.0, atol=1e-4)
+    # batching (and the padding it brings) does not change a text's vector
+    np.testing.assert_allclose(minilm.embed(TEXTS[:1])[0], ours[0], atol=1e-5)
+
+
+def test_int8_backend_is_close_but_not_identical(minilm: Embedder) -> None:
+    # the float export is reused from the shared cache; only the int8 file is made here
+    int8 = OnnxMiniLMEmbedder(int8=True)
+    cos = (int8.embed(TEXTS[:3]) * minilm.embed(TEXTS[:3])).sum(axis=1)
+    assert np.all(cos > 0.85) and np.all(cos < 0.999), cos
+
+
+class Counting(Embedder):
+    def __init__(self) -> None:
+        self.inner = HashEmbedder()
+        self.dim = self.inner.dim
+        self.calls: list[list[str]] = []
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        self.calls.append(list(texts))
+        return self.inner.embed(texts)
+
+
+def test_cache_embeds_each_new_text_once_and_stays_bounded() -> None:
+    inner = Counting()
+    cached = CachedEmbedder(inner, size=3)
+    first = cached.embed(["a b", "c d", "a b"])
+    assert inner.calls == [["a b", "c d"]]  # a duplicate within one call is embedded once
+    np.testing.assert_array_equal(first, inner.inner.embed(["a b", "c d", "a b"]))
+    again = cached.embed(["c d", "e f"])
+    assert inner.calls[-1] == ["e f"]
+    np.testing.assert_array_equal(again[0], first[1])
+    cached.embed(["g h", "i j"])  # evicts the least recently used ("a b")
+    cached.embed(["a b"])
+    assert inner.calls[-1] == ["a b"]
+    assert (cached.hits, cached.misses) == (1, 6)
