@@ -14,7 +14,14 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable
 from itertools import combinations
 
+import numpy as np
+import numpy.typing as npt
+
+from guard.forget.postings import Keys, Postings
+
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+_MASK = (1 << 64) - 1
+FUZZY_BATCH = 512  # windows whose typo variants are looked up together
 
 
 def tokens(text: str) -> list[str]:
@@ -52,12 +59,20 @@ def _deletes(word: str, k: int) -> set[str]:
 
 
 class NameMatcher:
-    """Finds which entries' names are mentioned in a text."""
+    """Finds which entries' names are mentioned in a text.
+
+    Exact names live in a dict; the typo variants (symmetric deletions, ~100 per long name) live in compact
+    postings keyed by a hash of the variant, so tens of thousands of names fit in ~150 MB. A hash collision only
+    adds a candidate, which the distance check then rejects.
+    """
 
     def __init__(self, typo_min_chars: int = 6) -> None:
         self.typo_min_chars = typo_min_chars
         self._exact: dict[str, set[str]] = defaultdict(set)  # squashed name -> entry ids
-        self._fuzzy: dict[str, set[str]] = defaultdict(set)  # deletion variant -> squashed names
+        self.fuzzy = Postings()  # hash of a deletion variant -> name slots
+        self._slot: dict[str, int] = {}  # squashed name -> its slot while it has owners
+        self._name: dict[int, str] = {}  # slot -> squashed name
+        self._next = 0
         self._names: dict[str, list[list[str]]] = {}  # entry id -> its names as token lists
         self._anchors: Counter[str] = Counter()  # tokens of multi-token names (where a typo window may start)
         self._widths: Counter[int] = Counter()  # token counts of the names
@@ -67,17 +82,38 @@ class NameMatcher:
         return 0 if length < m else 1 if length < 2 * m else 2
 
     def add(self, entry_id: str, names: Iterable[str]) -> None:
+        for key, slot in self._add(entry_id, names):
+            self.fuzzy.add(_hashes(_deletes(key, self.allowed_typos(len(key)))), slot)
+
+    def add_many(self, items: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """Many entries at once (start-up): their typo variants go straight into the compact arrays."""
+        keys: list[Keys] = []
+        slots: list[npt.NDArray[np.int32]] = []
+        for entry_id, names in items:
+            for key, slot in self._add(entry_id, names):
+                variants = _hashes(_deletes(key, self.allowed_typos(len(key))))
+                keys.append(variants)
+                slots.append(np.full(len(variants), slot, dtype=np.int32))
+        if keys:
+            self.fuzzy.bulk(np.concatenate(keys), np.concatenate(slots))
+
+    def _add(self, entry_id: str, names: Iterable[str]) -> list[tuple[str, int]]:
+        """Record an entry's names; returns the names new to the matcher with their slots."""
+        new: list[tuple[str, int]] = []
         added = [toks for toks in (tokens(n) for n in names) if toks]
         for toks in added:
             key = "".join(toks)
             if not self._exact[key]:
-                for variant in _deletes(key, self.allowed_typos(len(key))):
-                    self._fuzzy[variant].add(key)
+                slot = self._slot[key] = self._next
+                self._name[slot] = key
+                self._next += 1
+                new.append((key, slot))
             self._exact[key].add(entry_id)
             self._widths[len(toks)] += 1
             if len(toks) > 1:
                 self._anchors.update(toks)
         self._names.setdefault(entry_id, []).extend(added)
+        return new
 
     def remove(self, entry_id: str) -> None:
         for toks in self._names.pop(entry_id, []):
@@ -91,10 +127,9 @@ class NameMatcher:
             owners.discard(entry_id)
             if not owners:
                 del self._exact[key]
-                for variant in _deletes(key, self.allowed_typos(len(key))):
-                    self._fuzzy[variant].discard(key)
-                    if not self._fuzzy[variant]:
-                        del self._fuzzy[variant]
+                slot = self._slot.pop(key)
+                del self._name[slot]
+                self.fuzzy.remove(slot)
         self._widths = +self._widths  # drop zero counts
         self._anchors = +self._anchors
 
@@ -107,6 +142,7 @@ class NameMatcher:
             return set()
         toks = tokens(text)
         found: set[str] = set()
+        fuzzy: list[str] = []  # windows to look up with typos
         # A name of w tokens may be written as w-1 or w+1 tokens ("Yun-Hwa" vs "YunHwa"); try those widths too.
         max_width = max(self._widths) + 1
         for width in range(1, max_width + 1):
@@ -116,18 +152,28 @@ class NameMatcher:
                 hit = self._exact.get(window)
                 if hit:
                     found |= hit
-                elif width == 1 or any(t in self._anchors for t in run):
-                    found |= self._fuzzy_lookup(window)
+                elif (width == 1 or any(t in self._anchors for t in run)) and self.allowed_typos(len(window) + 2):
+                    fuzzy.append(window)
+        return found | self._fuzzy_lookup(fuzzy)
+
+    def _fuzzy_lookup(self, windows: list[str]) -> set[str]:
+        found: set[str] = set()
+        unique = list(dict.fromkeys(windows))
+        for start in range(0, len(unique), FUZZY_BATCH):  # bounded memory for very long texts
+            batch = unique[start : start + FUZZY_BATCH]
+            variants = [(w, v) for w in batch for v in _deletes(w, self.allowed_typos(len(w) + 2))]
+            checked: set[tuple[str, int]] = set()
+            for (window, _), slots in zip(variants, self.fuzzy.lookup(_hashes(v for _, v in variants)), strict=True):
+                for slot in slots:
+                    key = self._name.get(slot)
+                    if key is None or (window, slot) in checked:
+                        continue
+                    checked.add((window, slot))
+                    limit = self.allowed_typos(len(key))
+                    if osa_distance(window, key, limit) <= limit:
+                        found |= self._exact[key]
         return found
 
-    def _fuzzy_lookup(self, window: str) -> set[str]:
-        k = self.allowed_typos(len(window) + 2)
-        if k == 0:
-            return set()
-        found: set[str] = set()
-        for variant in _deletes(window, k):
-            for key in self._fuzzy.get(variant, ()):
-                limit = self.allowed_typos(len(key))
-                if osa_distance(window, key, limit) <= limit:
-                    found |= self._exact[key]
-        return found
+
+def _hashes(strings: Iterable[str]) -> Keys:
+    return np.fromiter((hash(s) & _MASK for s in strings), dtype=np.uint64)

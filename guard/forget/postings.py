@@ -1,0 +1,131 @@
+"""A compact multimap from 64-bit hashes to small integer owners, for millions of keys.
+
+Python dicts of sets cost ~100+ bytes per (key, owner) pair; the word n-grams of a million forget chunks and the
+typo variants of fifty thousand names are tens of millions of pairs. Here the bulk lives in two sorted numpy
+arrays (12 bytes per pair) searched with `searchsorted`; recent additions sit in a small dict until the next
+compaction; removed owners are tombstones, filtered on lookup and dropped at compaction. An owner number is never
+reused after its removal.
+
+Compaction is split so the expensive part never blocks readers: `freeze()` (on the thread that owns the
+structure) sets the recent additions aside, `build()` (any thread) merges them into new arrays, `install()`
+(owner thread again) swaps the arrays in. Additions and removals made in between stay in effect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+Keys = npt.NDArray[np.uint64]
+Owners = npt.NDArray[np.int32]
+
+_EMPTY_KEYS: Keys = np.zeros(0, dtype=np.uint64)
+_EMPTY_OWNERS: Owners = np.zeros(0, dtype=np.int32)
+
+
+@dataclass(frozen=True)
+class Frozen:
+    keys: Keys
+    owners: Owners
+    recent: dict[int, set[int]]
+    dead: frozenset[int]
+
+
+class Postings:
+    def __init__(self, compact_at: int = 200_000) -> None:
+        self.compact_at = compact_at  # pairs in `recent` that make compaction worthwhile
+        self._keys = _EMPTY_KEYS
+        self._owners = _EMPTY_OWNERS
+        self._recent: dict[int, set[int]] = {}
+        self._recent_pairs = 0
+        self._frozen: dict[int, set[int]] = {}  # set aside by freeze(), until install()
+        self._dead: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._keys) + self._recent_pairs + sum(len(v) for v in self._frozen.values())
+
+    @property
+    def nbytes(self) -> int:
+        return int(self._keys.nbytes + self._owners.nbytes)
+
+    def add(self, keys: Keys, owner: int) -> None:
+        for key in np.unique(keys).tolist():
+            owners = self._recent.setdefault(key, set())
+            if owner not in owners:
+                owners.add(owner)
+                self._recent_pairs += 1
+
+    def bulk(self, keys: Keys, owners: Owners) -> None:
+        """Load many pairs at once (at start): merged straight into the sorted arrays."""
+        self._keys, self._owners = _merge(self._keys, self._owners, keys, owners, frozenset())
+
+    def remove(self, owner: int) -> None:
+        """Tombstone an owner: its pairs no longer match; compaction drops them."""
+        self._dead.add(owner)
+
+    def lookup(self, keys: Keys) -> list[set[int]]:
+        """The live owners of each key."""
+        out: list[set[int]] = [set() for _ in range(len(keys))]
+        if len(self._keys) and len(keys):
+            lo = np.searchsorted(self._keys, keys, side="left")
+            hi = np.searchsorted(self._keys, keys, side="right")
+            for row in np.flatnonzero(hi > lo).tolist():
+                out[row].update(self._owners[lo[row] : hi[row]].tolist())
+        if self._recent or self._frozen:
+            for row, key in enumerate(keys.tolist()):
+                out[row].update(self._recent.get(key, ()))
+                out[row].update(self._frozen.get(key, ()))
+        if self._dead:
+            for owners in out:
+                owners.difference_update(self._dead)
+        return out
+
+    @property
+    def frozen(self) -> bool:
+        """A compaction is under way."""
+        return bool(self._frozen)
+
+    def needs_compaction(self) -> bool:
+        return not self._frozen and (self._recent_pairs >= self.compact_at or len(self._dead) > 1000)
+
+    def freeze(self) -> Frozen:
+        self._frozen, self._recent, self._recent_pairs = self._recent, {}, 0
+        return Frozen(self._keys, self._owners, self._frozen, frozenset(self._dead))
+
+    @staticmethod
+    def build(frozen: Frozen) -> tuple[Keys, Owners]:
+        pairs = [(k, o) for k, owners in frozen.recent.items() for o in owners]
+        keys = np.fromiter((k for k, _ in pairs), dtype=np.uint64, count=len(pairs))
+        owners = np.fromiter((o for _, o in pairs), dtype=np.int32, count=len(pairs))
+        return _merge(frozen.keys, frozen.owners, keys, owners, frozen.dead)
+
+    def install(self, frozen: Frozen, built: tuple[Keys, Owners]) -> None:
+        self._keys, self._owners = built
+        self._frozen = {}
+        self._dead -= frozen.dead  # their pairs are gone from the arrays (owners are never reused)
+
+    def thaw(self, frozen: Frozen) -> None:
+        """Give up a compaction (its build failed): the set-aside pairs become recent again."""
+        for key, owners in frozen.recent.items():
+            for owner in owners:
+                self.add(np.array([key], dtype=np.uint64), owner)
+        self._frozen = {}
+
+    def compact(self) -> None:
+        """All three steps on the calling thread (tests, small structures)."""
+        frozen = self.freeze()
+        self.install(frozen, self.build(frozen))
+
+
+def _merge(
+    keys: Keys, owners: Owners, more_keys: Keys, more_owners: Owners, dead: frozenset[int]
+) -> tuple[Keys, Owners]:
+    all_keys = np.concatenate([keys, more_keys.astype(np.uint64, copy=False)])
+    all_owners = np.concatenate([owners, more_owners.astype(np.int32, copy=False)])
+    if dead:
+        live = ~np.isin(all_owners, np.fromiter(dead, dtype=np.int32, count=len(dead)))
+        all_keys, all_owners = all_keys[live], all_owners[live]
+    order = np.lexsort((all_owners, all_keys))
+    return np.ascontiguousarray(all_keys[order]), np.ascontiguousarray(all_owners[order])

@@ -1,0 +1,50 @@
+"""The compact postings: lookups across the sorted arrays, recent additions and tombstones, through compaction."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from guard.forget.postings import Postings
+
+
+def keys(*values: int) -> np.ndarray:
+    return np.array(values, dtype=np.uint64)
+
+
+def test_lookup_merges_arrays_recent_and_tombstones() -> None:
+    p = Postings()
+    p.bulk(keys(5, 1, 5), np.array([0, 0, 1], dtype=np.int32))
+    p.add(keys(5, 9, 9), 2)
+    assert p.lookup(keys(5, 1, 9, 7)) == [{0, 1, 2}, {0}, {2}, set()]
+    p.remove(0)
+    assert p.lookup(keys(5, 1)) == [{1, 2}, set()]
+    p.compact()
+    assert p.lookup(keys(5, 1, 9)) == [{1, 2}, set(), {2}]
+    assert len(p) == 3  # (5,1) (5,2) (9,2): owner 0's pairs are gone
+    # the largest 64-bit keys survive the round trip through numpy
+    p.add(keys(2**64 - 1), 3)
+    p.compact()
+    assert p.lookup(keys(2**64 - 1)) == [{3}]
+
+
+def test_changes_between_freeze_and_install_are_kept() -> None:
+    p = Postings()
+    p.add(keys(1), 0)
+    p.add(keys(2), 1)
+    frozen = p.freeze()
+    built = Postings.build(frozen)  # on another thread in the index
+    p.add(keys(1), 2)  # after the freeze: must survive the install
+    p.remove(1)  # after the freeze: its pairs are in the new arrays, the tombstone must stay
+    p.install(frozen, built)
+    assert p.lookup(keys(1, 2)) == [{0, 2}, set()]
+    assert p.nbytes == 2 * (8 + 4)
+
+
+def test_compaction_is_due_after_many_recent_pairs() -> None:
+    p = Postings(compact_at=10)
+    p.add(np.arange(9, dtype=np.uint64), 0)
+    assert not p.needs_compaction()
+    p.add(np.arange(9, 12, dtype=np.uint64), 0)
+    assert p.needs_compaction()
+    p.freeze()
+    assert not p.needs_compaction()  # one compaction at a time
