@@ -2,32 +2,39 @@
 
 Concurrency: every read of the in-memory structures (checks) and every change to them runs on one worker
 thread, so a check never sees half an update and never takes a lock. The slow part of a write — embedding the
-documents and committing to SQLite — runs on a second thread, so checks never wait for it.
+documents and committing to SQLite — runs on a second thread, so checks never wait for it. Upkeep that takes
+seconds at a million chunks — rebuilding the faiss index for a new size, compacting the n-gram and name
+postings — runs on a third and is swapped in on the first, with the changes made meanwhile replayed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 import uuid
-from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from guard.checks.lexical import NameMatcher
 from guard.checks.verbatim import NgramIndex
 from guard.forget.chunking import sentences
 from guard.forget.embedder import Embedder, Vectors
+from guard.forget.postings import Frozen, Postings
 from guard.forget.registry import Entry, SqliteRegistry
-from guard.forget.vectors import VectorIndex
+from guard.forget.vectors import TRAIN_PER_LIST, Ids, VectorIndex, choose
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 REGISTRY_FILE = "registry.sqlite3"
+
+log = logging.getLogger("guard.index")
 
 
 class ForgetIndex:
@@ -37,11 +44,20 @@ class ForgetIndex:
         self.vectors = VectorIndex(embedder.dim)
         self.names = NameMatcher(typo_min_chars)
         self.ngrams = NgramIndex(ngram_words)
-        self._chunk_entry: dict[int, str] = {}
+        # chunk id -> entry slot (-1: none), a flat array: a dict would cost ~100 bytes a chunk
+        self._chunk_slot: npt.NDArray[np.int32] = np.full(1024, -1, dtype=np.int32)
+        self._slot_of: dict[str, int] = {}
+        self._entry_of: dict[int, str] = {}
+        self._next_slot = 0
         self._entries: dict[str, Entry] = {}
         self.version = 0  # the registry version the in-memory structures reflect
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="guard-check")
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="guard-write")
+        # slow upkeep off both: rebuilding the faiss index for a new size, compacting the postings
+        self._upkeep = ThreadPoolExecutor(1, thread_name_prefix="guard-upkeep")
+        self._rebuilding = False
+        self._journal: list[tuple[str, Ids, Vectors | None]] = []  # vector changes made during a rebuild
+        self.upkeep_errors = 0
 
     @classmethod
     def open(cls, index_dir: Path, embedder: Embedder, *, ngram_words: int, typo_min_chars: int) -> ForgetIndex:
@@ -53,19 +69,53 @@ class ForgetIndex:
 
     def _load(self) -> None:
         self.version = self.registry.version()
-        texts: dict[str, list[str]] = defaultdict(list)
-        for batch in self.registry.chunks():
-            ids = np.array([c.id for c in batch], dtype=np.int64)
-            self.vectors.add(ids, np.stack([c.vector for c in batch]))
-            for c in batch:
-                self._chunk_entry[c.id] = c.entry_id
-                texts[c.entry_id].append(c.text)
-        for entry in self.registry.entries():
+        entries = self.registry.entries()
+        for entry in entries:
             self._entries[entry.id] = entry
-            self.names.add(entry.id, (entry.subject, *entry.aliases))
-            self.ngrams.add(entry.id, [" ".join(texts[entry.id])])
+            self._slot(entry.id)
+        self.names.add_many((e.id, (e.subject, *e.aliases)) for e in entries)
+        self.vectors = self._build_vectors(self.registry.chunk_count(), with_text=True)
+
+    def _build_vectors(self, n: int, with_text: bool, only: Ids | None = None) -> VectorIndex:
+        """A vector index of the right kind for n chunks, filled from the registry (and the n-grams, at start).
+
+        `only`: the chunk ids to take (the reader's view when a rebuild started; later changes are replayed).
+        """
+        plan = choose(n)
+        sample = self.registry.sample_vectors(plan.nlist * TRAIN_PER_LIST) if plan.nlist else None
+        documents: list[tuple[str, str]] = []
+
+        def batches() -> Iterator[tuple[Ids, Vectors]]:
+            current: tuple[str, list[str]] | None = None
+            for batch in self.registry.chunks(text=with_text):
+                ids = np.array([c.id for c in batch], dtype=np.int64)
+                if only is not None:
+                    keep = np.isin(ids, only)
+                    batch = [c for c, k in zip(batch, keep.tolist(), strict=True) if k]
+                    ids = ids[keep]
+                    if not len(ids):
+                        continue
+                if with_text:
+                    self._map_chunks(ids, [self._slot(c.entry_id) for c in batch])
+                    for c in batch:  # an entry's chunks are contiguous: join them as one document
+                        if current is None or current[0] != c.entry_id:
+                            if current is not None:
+                                documents.append((current[0], " ".join(current[1])))
+                            current = (c.entry_id, [])
+                        current[1].append(c.text)
+                    if len(documents) > 1000:
+                        self.ngrams.bulk_add(documents)
+                        documents.clear()
+                yield ids, np.stack([c.vector for c in batch])
+            if current is not None:
+                documents.append((current[0], " ".join(current[1])))
+
+        index = VectorIndex.build(self.embedder.dim, n, sample, batches())
+        self.ngrams.bulk_add(documents)
+        return index
 
     def close(self) -> None:
+        self._upkeep.shutdown(wait=True, cancel_futures=True)
         self._reader.shutdown(wait=True)
         self._writer.shutdown(wait=True)
         self.registry.close()
@@ -100,11 +150,15 @@ class ForgetIndex:
 
     def _apply_add(self, entry: Entry, ids: list[int], chunks: list[str], vectors: Vectors, version: int) -> None:
         self.version = version
-        self.vectors.add(np.array(ids, dtype=np.int64), vectors)
-        self._chunk_entry.update(dict.fromkeys(ids, entry.id))
+        chunk_ids = np.array(ids, dtype=np.int64)
+        self._map_chunks(chunk_ids, [self._slot(entry.id)] * len(ids))
+        self.vectors.add(chunk_ids, vectors)
+        if self._rebuilding:
+            self._journal.append(("add", chunk_ids, vectors))
         self.names.add(entry.id, (entry.subject, *entry.aliases))
         self.ngrams.add(entry.id, [" ".join(chunks)])
         self._entries[entry.id] = entry
+        self._upkeep_if_due()
 
     async def remove(self, entry_id: str) -> bool:
         loop = asyncio.get_running_loop()
@@ -118,12 +172,102 @@ class ForgetIndex:
 
     def _apply_remove(self, entry_id: str, ids: list[int], version: int) -> None:
         self.version = version
-        self.vectors.remove(np.array(ids, dtype=np.int64))
-        for i in ids:
-            self._chunk_entry.pop(i, None)
+        chunk_ids = np.array(ids, dtype=np.int64)
+        self.vectors.remove(chunk_ids)
+        if self._rebuilding:
+            self._journal.append(("remove", chunk_ids, None))
+        self._map_chunks(chunk_ids, [-1] * len(ids))
+        slot = self._slot_of.pop(entry_id, None)
+        if slot is not None:
+            self._entry_of.pop(slot, None)
         self.names.remove(entry_id)
         self.ngrams.remove(entry_id)
         self._entries.pop(entry_id, None)
+        self._upkeep_if_due()
+
+    async def settle(self) -> None:
+        """Wait until the upkeep started so far (rebuild, compaction) is installed (tests, benchmarks)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await loop.run_in_executor(self._upkeep, lambda: None)
+            await self.run(lambda: None)
+            if not await self.run(lambda: self._rebuilding or self._compacting()):
+                return
+
+    def _compacting(self) -> bool:
+        return any(p.frozen for p in (self.ngrams.postings, self.names.fuzzy))
+
+    # -- upkeep (started on the reader thread, heavy part on the upkeep thread) ---------------------------
+
+    def _upkeep_if_due(self) -> None:
+        if not self._rebuilding and not self.vectors.plan.fits(len(self.vectors)):
+            self._rebuilding = True
+            self._journal = []
+            known = np.flatnonzero(self._chunk_slot >= 0).astype(np.int64)  # what this index holds right now
+            self._upkeep.submit(self._rebuild_vectors, known)
+        for postings in (self.ngrams.postings, self.names.fuzzy):
+            if postings.needs_compaction():
+                self._upkeep.submit(self._compact, postings, postings.freeze())
+
+    def _compact(self, postings: Postings, frozen: Frozen) -> None:
+        try:
+            built = postings.build(frozen)
+        except Exception:  # upkeep must not die silently: the postings keep working as they are; it is counted
+            self.upkeep_errors += 1
+            log.exception("postings compaction failed")
+            self._reader.submit(postings.thaw, frozen)
+            return
+        self._reader.submit(postings.install, frozen, built)
+
+    def _rebuild_vectors(self, known: Ids) -> None:
+        started = time.perf_counter()
+        try:
+            fresh = self._build_vectors(max(len(known), 1), with_text=False, only=known)
+        except Exception:  # the current index keeps serving; the next change tries again
+            self.upkeep_errors += 1
+            log.exception("vector index rebuild failed")
+            self._reader.submit(self._abandon_rebuild)
+            return
+        self._reader.submit(self._install_vectors, fresh, started).result()
+
+    def _abandon_rebuild(self) -> None:
+        self._rebuilding = False
+        self._journal = []
+
+    def _install_vectors(self, fresh: VectorIndex, started: float) -> None:
+        """Replay the changes made since the rebuild started (`fresh` holds exactly the chunks known then)."""
+        for op, ids, vectors in self._journal:
+            if op == "add":
+                assert vectors is not None
+                fresh.add(ids, vectors)
+            else:
+                fresh.remove(ids)
+        old = self.vectors
+        self.vectors = fresh
+        self._journal = []
+        self._rebuilding = False
+        log.info(
+            "vector index rebuilt",
+            extra={"from": old.kind, "to": fresh.kind, "chunks": len(fresh), "seconds": time.perf_counter() - started},
+        )
+
+    def _slot(self, entry_id: str) -> int:
+        slot = self._slot_of.get(entry_id)
+        if slot is None:
+            slot = self._slot_of[entry_id] = self._next_slot
+            self._entry_of[slot] = entry_id
+            self._next_slot += 1
+        return slot
+
+    def _map_chunks(self, ids: Ids, slots: list[int]) -> None:
+        if not len(ids):
+            return
+        top = int(ids.max())
+        if top >= len(self._chunk_slot):
+            grown = np.full(max(top + 1, 2 * len(self._chunk_slot)), -1, dtype=np.int32)
+            grown[: len(self._chunk_slot)] = self._chunk_slot
+            self._chunk_slot = grown
+        self._chunk_slot[ids] = np.array(slots, dtype=np.int32)
 
     async def set_mode(self, entry_id: str, mode: str) -> Entry | None:
         loop = asyncio.get_running_loop()
@@ -159,8 +303,9 @@ class ForgetIndex:
         out: list[dict[str, float]] = []
         for row_scores, row_ids in zip(scores, ids, strict=True):
             best: dict[str, float] = {}
-            for score, chunk_id in zip(row_scores, row_ids, strict=True):
-                entry_id = self._chunk_entry.get(int(chunk_id))
+            for score, chunk_id in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
+                slot = int(self._chunk_slot[chunk_id]) if 0 <= chunk_id < len(self._chunk_slot) else -1
+                entry_id = self._entry_of.get(slot) if slot >= 0 else None
                 if entry_id is not None and score > best.get(entry_id, -2.0):
                     best[entry_id] = float(score)
             out.append(best)

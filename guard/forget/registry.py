@@ -162,13 +162,30 @@ class SqliteRegistry:
             ).fetchall()
         return [Entry(r[0], r[1], tuple(json.loads(r[2])), r[3], r[4], r[5], r[6], r[7]) for r in rows]
 
-    def chunks(self, batch: int = 10_000) -> Iterator[list[Chunk]]:
-        """All chunks in id order, in batches (for rebuilding the in-memory index at start)."""
+    def chunk_count(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+
+    def sample_vectors(self, k: int) -> Vectors:
+        """About k chunk vectors spread evenly over the id range (to train an IVF index)."""
+        with self._lock:
+            low, high = self._db.execute("SELECT MIN(id), MAX(id) FROM chunks").fetchone()
+            if low is None:
+                return np.zeros((0, self.dim), dtype=np.float32)
+            step = max(1, (high - low + 1) // max(k, 1))
+            rows = self._db.execute(
+                "SELECT vector FROM chunks WHERE (id - ?) % ? = 0 LIMIT ?", (low, step, k)
+            ).fetchall()
+        return np.stack([np.frombuffer(r[0], dtype=np.float32) for r in rows])
+
+    def chunks(self, batch: int = 10_000, text: bool = True) -> Iterator[list[Chunk]]:
+        """All chunks in id order, in batches (for rebuilding the in-memory index); `text=False` skips the text."""
         last = -1
+        column = "text" if text else "''"
         while True:
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT id, entry_id, text, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?",
+                    f"SELECT id, entry_id, {column}, vector FROM chunks WHERE id > ? ORDER BY id LIMIT ?",
                     (last, batch),
                 ).fetchall()
             if not rows:

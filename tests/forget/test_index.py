@@ -68,3 +68,37 @@ def test_vector_index_removes_by_id(minilm: Embedder) -> None:
     assert 20 not in ids[0] and len(vi) == 2
     empty = VectorIndex(384)
     assert empty.search(vecs, 5)[1].shape == (3, 0)
+
+
+async def test_vector_index_grows_into_ivf_in_the_background(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Crossing the flat size starts a background rebuild; changes made during it are replayed, none lost."""
+    from guard.forget import vectors
+    from guard.forget.embedder import HashEmbedder
+
+    monkeypatch.setattr(vectors, "FLAT_MAX", 40)
+    monkeypatch.setattr(vectors, "MIN_NLIST", 2)
+    monkeypatch.setattr(vectors, "TRAIN_PER_LIST", 10)
+    emb = HashEmbedder()
+    index = open_index(tmp_path, emb)
+    words = [f"w{i} x{i} y{i} z{i}" for i in range(80)]
+    entries = [await index.add(f"S{i}", [], [w], None) for i, w in enumerate(words[:45])]
+    # the rebuild runs now; keep changing the index while it does
+    entries += [await index.add(f"S{i}", [], [w], None) for i, w in enumerate(words[45:], start=45)]
+    for entry in entries[:10]:
+        await index.remove(entry.id)
+    await index.settle()
+    assert index.vectors.kind == "ivf" and index.chunk_count == 70
+
+    def best(i: int) -> dict[str, float]:
+        return index.search(emb.embed([words[i]]))[0]
+
+    for i in range(10):
+        assert entries[i].id not in await index.run(best, i)
+    for i in range(10, 80):
+        scores = await index.run(best, i)
+        assert scores.get(entries[i].id, 0) > 0.99, i
+    index.close()
+    # and a restart builds the same kind straight away
+    again = open_index(tmp_path, emb)
+    assert again.vectors.kind == "ivf" and again.chunk_count == 70
+    again.close()
