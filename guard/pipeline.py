@@ -14,7 +14,7 @@ from typing import Any
 
 from guard.checks.input import check_input
 from guard.checks.output import check_output
-from guard.checks.verdict import Action, Verdict
+from guard.checks.verdict import ALLOW, Action, Verdict
 from guard.errors import GuardError, UpstreamError
 from guard.forget.index import ForgetIndex
 from guard.observe.decisions import Decisions
@@ -56,8 +56,11 @@ MAX_SHADOW_IN_FLIGHT = 64
 
 
 class Guard:
-    def __init__(self, index: ForgetIndex, policies: PolicySet, router: Router, decisions: Decisions) -> None:
+    def __init__(
+        self, index: ForgetIndex, policies: PolicySet, router: Router, decisions: Decisions, checks: bool = True
+    ) -> None:
         self.index = index
+        self.checks = checks  # False: a bare pass-through proxy (benchmarks), nothing is checked
         self.policies = policies
         self.router = router
         self.decisions = decisions
@@ -66,6 +69,8 @@ class Guard:
 
     async def check_input(self, turns: Sequence[str]) -> Verdict:
         """The input check, timed; a failure of the embedder or index becomes what `on_error` says."""
+        if not self.checks:
+            return ALLOW
         started = time.perf_counter()
         try:
             return await self.index.run(check_input, self.index, self.policies, turns)
@@ -78,6 +83,8 @@ class Guard:
         """The output check of one request: timed, `on_error` applied, every notable verdict recorded."""
 
         async def check(text: str) -> Verdict:
+            if not self.checks:
+                return ALLOW
             started = time.perf_counter()
             try:
                 verdict = await self.index.run(check_output, self.index, self.policies, text)

@@ -1,0 +1,518 @@
+"""What the guard adds, side by side in one run: the upstream called directly, a bare pass-through proxy (the same
+guard with every check off) and the guard with all checks on, in front of one fast fake upstream on loopback.
+
+    .venv/bin/python -m bench.overhead [--sizes 1000,100000,1000000] [--requests 300] [--append]
+
+For each forget-index size (synthetic chunks, see `build_index`, plus the 20 real TOFU forget10 authors added
+through the admin API) it measures, with the real MiniLM, faiss and SQLite:
+- non-streaming latency, short prompt / 2k-token prompt × 1 / 8 user turns, one client, requests to the three
+  targets interleaved; "added" = the guard's percentile minus the direct one;
+- the same at 8 concurrent clients (short prompt, 1 turn);
+- streaming: time to first token and tokens/s (the fake paces 64 tokens at FAKE_TOKEN_MS);
+- sustained requests/s, 8 closed-loop clients, bare proxy vs guard;
+- the index itself, in this process: load time, search p50 for one query, recall of the real forget entries
+  among the synthetic ones (the guard's best score vs the exact best), add → enforced, guard RSS.
+With --append the tables go to bench/RESULTS.md with the command and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import random
+import re
+import sqlite3
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.load import pct, rss_mb, wait_ready
+from guard.eval.data import Tofu
+from guard.eval.serving import free_port
+from guard.forget.chunking import sentences
+from guard.forget.embedder import Embedder, make_embedder
+from guard.forget.index import REGISTRY_FILE, ForgetIndex
+from guard.forget.registry import SqliteRegistry
+from guard.settings import REPO_ROOT
+
+TOKEN = "bench-admin"
+CHUNKS_PER_ENTRY = 20
+TOKEN_MS = 5.0
+STREAM_TOKENS = 64
+WORK = Path(os.environ.get("BENCH_DIR", "/tmp/forget-guard-bench"))
+_SYLLABLES = "ka lo mi ren tan vor sel ash bri dun el fa gor hin jus kel mar nor pel ros sta tur vel".split()  # noqa: SIM905
+
+
+# -- data -------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    base_texts: list[str]  # real sentences (TOFU retain90 answers): the synthetic chunks are built around them
+    base: np.ndarray  # their embeddings
+    short: list[str]  # short prompts that should pass (TOFU world facts and real authors)
+    filler: list[str]  # sentences for long prompts
+    forget: list[tuple[str, list[str]]]  # the 20 forget10 authors: (name, answers)
+    forget_questions: list[str]
+
+
+def load_corpus(tofu: Tofu, emb: Embedder) -> Corpus:
+    retain = tofu.rows("retain90")
+    base_texts = list(dict.fromkeys(s for row in retain for s in sentences(row["answer"])))
+    cache = WORK / f"base-{len(base_texts)}.npy"
+    if cache.is_file():
+        base = np.load(cache)
+    else:
+        WORK.mkdir(parents=True, exist_ok=True)
+        base = emb.embed(base_texts)
+        np.save(cache, base)
+    short = [r["question"] for r in tofu.rows("world_facts") + tofu.rows("real_authors")]
+    filler = [s for r in tofu.rows("world_facts") + tofu.rows("real_authors") for s in sentences(r["answer"])]
+    filler += [s for s in base_texts[::7]]
+    authors = tofu.authors("forget10")
+    forget = [(a.name, a.answers) for a in authors]
+    questions = [row["paraphrased_question"] for a in authors for row in a.rows]
+    return Corpus(base_texts, base, short, filler, forget, questions)
+
+
+def name(rng: random.Random) -> str:
+    def word(n: int) -> str:
+        return "".join(rng.choice(_SYLLABLES) for _ in range(n)).capitalize()
+
+    return f"{word(2)} {word(rng.randint(2, 3))}"
+
+
+def build_index(directory: Path, n: int, corpus: Corpus, dim: int) -> None:
+    """n synthetic chunks in entries of 20, written straight into the registry (no embedding: minutes, not hours).
+
+    Each chunk is a real TOFU retain90 sentence prefixed with the entry's made-up name; its vector is that
+    sentence's embedding mixed with another's and a little noise, so the vectors cluster like real text does.
+    """
+    marker = directory / f"complete-{n}"
+    if marker.is_file():
+        return
+    if directory.exists():
+        for f in directory.iterdir():
+            f.unlink()
+    SqliteRegistry(directory / REGISTRY_FILE, dim).close()  # creates the schema
+    db = sqlite3.connect(directory / REGISTRY_FILE)
+    db.execute("PRAGMA synchronous=OFF")
+    rng = random.Random(n)
+    gen = np.random.default_rng(n)
+    base = corpus.base
+    entries = (n + CHUNKS_PER_ENTRY - 1) // CHUNKS_PER_ENTRY
+    db.execute("BEGIN")
+    done = 0
+    for e in range(entries):
+        subject = name(rng)
+        count = min(CHUNKS_PER_ENTRY, n - done)
+        entry_id = f"fg-synth{e:08d}"
+        db.execute(
+            "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (entry_id, subject, "[]", None, time.time(), 1, "enforce"),
+        )
+        i = gen.integers(0, len(base), count)
+        j = gen.integers(0, len(base), count)
+        v = base[i] + 0.35 * base[j] + gen.standard_normal((count, base.shape[1])).astype(np.float32) * 0.02
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        db.executemany(
+            "INSERT INTO chunks (entry_id, text, vector) VALUES (?, ?, ?)",
+            [
+                (entry_id, f"{subject} {corpus.base_texts[a]}", vec.astype(np.float32).tobytes())
+                for a, vec in zip(i.tolist(), v, strict=True)
+            ],
+        )
+        done += count
+    db.execute("UPDATE meta SET value = ? WHERE key='version'", (entries,))
+    db.execute("COMMIT")
+    db.close()
+    marker.touch()
+
+
+def prompt(corpus: Corpus, rng: random.Random, long: bool, serial: int) -> str:
+    if not long:
+        return rng.choice(corpus.short)
+    # ~2,000 tokens (~1,500 words) of real sentences, each made unique so no cache can help
+    parts: list[str] = []
+    words = 0
+    while words < 1500:
+        s = rng.choice(corpus.filler)
+        parts.append(f"{s} (note {serial}-{len(parts)})")
+        words += len(s.split()) + 2
+    return " ".join(parts) + " " + rng.choice(corpus.short)
+
+
+def conversation(corpus: Corpus, rng: random.Random, long: bool, depth: int, n: int) -> list[list[dict[str, str]]]:
+    """n requests of one conversation sliding forward: each resends the previous depth-1 user turns."""
+    turns = [prompt(corpus, rng, long, i) for i in range(n + depth)]
+    out = []
+    for r in range(n):
+        messages: list[dict[str, str]] = []
+        for t in turns[r : r + depth]:
+            if messages:
+                messages.append({"role": "assistant", "content": "Here is what I know about that."})
+            messages.append({"role": "user", "content": t})
+        out.append(messages)
+    return out
+
+
+# -- measuring --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    name: str
+    url: str
+    client: httpx.AsyncClient = field(init=False)
+
+
+async def ask(target: Target, messages: list[dict[str, str]]) -> tuple[float, str]:
+    started = time.perf_counter()
+    r = await target.client.post("/v1/chat/completions", json={"model": "fake", "messages": messages})
+    ms = (time.perf_counter() - started) * 1000
+    if r.status_code != 200:
+        raise SystemExit(f"{target.name}: HTTP {r.status_code} {r.text[:200]}")
+    return ms, r.headers.get("x-guard-action", "-")
+
+
+async def stream(target: Target, messages: list[dict[str, str]]) -> tuple[float, float]:
+    """(time to first token ms, tokens per second)."""
+    body = {"model": "fake", "messages": messages, "stream": True}
+    started = time.perf_counter()
+    first = last = 0.0
+    tokens = 0
+    async with target.client.stream("POST", "/v1/chat/completions", json=body) as r:
+        async for line in r.aiter_lines():
+            if not line.startswith("data: {"):
+                continue
+            delta = json.loads(line[6:])["choices"][0].get("delta", {}).get("content")
+            if delta:
+                now = time.perf_counter()
+                first = first or now
+                last = now
+                tokens += 1
+    ttft = (first - started) * 1000
+    rate = (tokens - 1) / (last - first) if tokens > 1 and last > first else float("nan")
+    return ttft, rate
+
+
+def row(label: str, samples: dict[str, list[float]]) -> list[str]:
+    d, b, g = samples["direct"], samples["bare"], samples["guard"]
+    out = [label]
+    for q in (0.5, 0.95, 0.99):
+        out.append(f"{pct(d, q):.2f}")
+    for q in (0.5, 0.95, 0.99):
+        out.append(f"{pct(b, q) - pct(d, q):+.2f}")
+    for q in (0.5, 0.95, 0.99):
+        out.append(f"{pct(g, q) - pct(d, q):+.2f}")
+    return out
+
+
+Messages = list[dict[str, str]]
+
+
+async def sequential(targets: list[Target], requests: list[Messages]) -> tuple[dict[str, list[float]], dict[str, int]]:
+    samples: dict[str, list[float]] = {t.name: [] for t in targets}
+    actions: dict[str, int] = {}
+    for messages in requests[:5]:  # warm-up: connections, caches of the first turns
+        for t in targets:
+            await ask(t, messages)
+    for messages in requests[5:]:
+        for t in random.sample(targets, len(targets)):
+            ms, action = await ask(t, messages)
+            samples[t.name].append(ms)
+            if t.name == "guard":
+                actions[action] = actions.get(action, 0) + 1
+    return samples, actions
+
+
+async def concurrent(
+    target: Target, requests: list[list[dict[str, str]]], clients: int, seconds: float | None = None
+) -> tuple[list[float], float]:
+    """Closed loop: `clients` workers send back to back; (latencies, requests per second)."""
+    latencies: list[float] = []
+    queue = list(requests)
+    deadline = time.perf_counter() + seconds if seconds else None
+    started = time.perf_counter()
+
+    async def worker(w: int) -> None:
+        i = w
+        while True:
+            if deadline is None:
+                if not queue:
+                    return
+                messages = queue.pop()
+            else:
+                if time.perf_counter() >= deadline:
+                    return
+                messages = requests[i % len(requests)]
+                i += clients
+            ms, _ = await ask(target, messages)
+            latencies.append(ms)
+
+    await asyncio.gather(*(worker(w) for w in range(clients)))
+    return latencies, len(latencies) / (time.perf_counter() - started)
+
+
+# -- one index size ---------------------------------------------------------------------------------------
+
+
+def start_stack(index_dir: Path, bare_dir: Path, log_dir: Path) -> tuple[list[subprocess.Popen[bytes]], dict[str, str]]:
+    python = sys.executable
+    up_port, bare_port, guard_port = free_port(), free_port(), free_port()
+    env = {**os.environ, "FAKE_TOKEN_MS": str(TOKEN_MS), "FAKE_TOKENS": str(STREAM_TOKENS)}
+    procs = [
+        subprocess.Popen(
+            [python, "-m", "uvicorn", "bench.fake_upstream:app", "--port", str(up_port), "--log-level", "warning"],
+            cwd=REPO_ROOT,
+            env=env,
+        )
+    ]
+    urls = {"direct": f"http://127.0.0.1:{up_port}"}
+    proxies = (("bare", bare_port, bare_dir, "false"), ("guard", guard_port, index_dir, "true"))
+    for label, port, directory, checks in proxies:
+        genv = {
+            **os.environ,
+            "GUARD_UPSTREAM": urls["direct"],
+            "GUARD_PORT": str(port),
+            "GUARD_INDEX_DIR": str(directory),
+            "GUARD_ADMIN_TOKEN": TOKEN,
+            "GUARD_LOG_LEVEL": "WARNING",
+            "GUARD_CHECKS": checks,
+            "GUARD_AUDIT_LOG": str(log_dir / f"{label}-audit.jsonl"),
+        }
+        log = (log_dir / f"{label}.log").open("wb")
+        command = [python, "-m", "guard", "serve"]
+        procs.append(subprocess.Popen(command, cwd=REPO_ROOT, env=genv, stdout=log, stderr=log))
+        urls[label] = f"http://127.0.0.1:{port}"
+    wait_ready(urls["direct"] + "/", procs[0])
+    wait_ready(urls["bare"] + "/healthz", procs[1])
+    wait_ready(urls["guard"] + "/healthz", procs[2], timeout_s=1800)
+    return procs, urls
+
+
+async def measure_size(n: int, corpus: Corpus, args: argparse.Namespace, emb: Embedder) -> dict[str, Any]:
+    index_dir = WORK / f"index-{n}"
+    started = time.perf_counter()
+    build_index(index_dir, n, corpus, emb.dim)
+    print(f"\n== {n:,} synthetic chunks (registry ready in {time.perf_counter() - started:.0f} s)", flush=True)
+    # the planted real entries are added through the API below; start from the synthetic ones only
+    with sqlite3.connect(index_dir / REGISTRY_FILE) as db:
+        db.execute("DELETE FROM chunks WHERE entry_id NOT LIKE 'fg-synth%'")
+        db.execute("DELETE FROM entries WHERE id NOT LIKE 'fg-synth%'")
+    bare_dir = WORK / "index-bare"
+    log_dir = WORK / f"logs-{n}"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    procs, urls = start_stack(index_dir, bare_dir, log_dir)
+    load_s = time.perf_counter() - started
+    result: dict[str, Any] = {"n": n, "guard_start_s": load_s}
+    try:
+        targets = [Target(k, v) for k, v in urls.items()]
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        for t in targets:
+            t.client = httpx.AsyncClient(base_url=t.url, timeout=120, limits=limits)
+        admin = httpx.AsyncClient(base_url=urls["guard"], headers={"authorization": f"Bearer {TOKEN}"}, timeout=300)
+        # add the 20 real authors; time each add and check the very next request is refused
+        add_ms, enforced = [], 0
+        for (subject, answers), question in zip(corpus.forget, corpus.forget_questions[::20], strict=True):
+            t0 = time.perf_counter()
+            (await admin.post("/admin/forget", json={"subject": subject, "documents": answers})).raise_for_status()
+            add_ms.append((time.perf_counter() - t0) * 1000)
+            _, action = await ask(targets[2], [{"role": "user", "content": question}])
+            enforced += action == "refuse"
+        result["add_ms_p50"] = statistics.median(add_ms)
+        result["enforced_next"] = f"{enforced}/{len(add_ms)}"
+        print(f"adds: p50 {result['add_ms_p50']:.0f} ms (POST → 201, enforced when acknowledged); "
+              f"next request refused: {result['enforced_next']}", flush=True)  # fmt: skip
+        rng = random.Random(0)
+        rows, actions_seen = [], {}
+        for long in (False, True):
+            for depth in (1, 8):
+                count = args.requests if not long else max(40, args.requests // 5)
+                label = f"{'2k' if long else 'short'} prompt, {depth} turn{'s' if depth > 1 else ''}"
+                samples, actions = await sequential(targets, conversation(corpus, rng, long, depth, count + 5))
+                rows.append(row(label, samples))
+                actions_seen[label] = actions
+                print("  " + " | ".join(rows[-1]) + f"  guard actions {actions}", flush=True)
+        conc: dict[str, list[float]] = {}
+        reqs = conversation(corpus, rng, False, 1, args.requests)
+        for t in targets:
+            await concurrent(t, reqs[:16], 8)  # warm-up
+            conc[t.name], _ = await concurrent(t, reqs, 8)
+        rows.append(row("short, 1 turn, 8 clients", conc))
+        print("  " + " | ".join(rows[-1]), flush=True)
+        result["latency_rows"] = rows
+        result["actions"] = actions_seen
+        # streaming
+        ttft: dict[str, list[float]] = {t.name: [] for t in targets}
+        rate: dict[str, list[float]] = {t.name: [] for t in targets}
+        for messages in conversation(corpus, rng, False, 1, args.streams):
+            for t in random.sample(targets, len(targets)):
+                a, b = await stream(t, messages)
+                ttft[t.name].append(a)
+                rate[t.name].append(b)
+        result["stream"] = {k: (statistics.median(ttft[k]), statistics.median(rate[k])) for k in ttft}
+        print(f"  streaming: {result['stream']}", flush=True)
+        # sustained throughput: bare vs guard, 8 closed-loop clients
+        rps = {}
+        for t in targets:
+            _, rps[t.name] = await concurrent(t, reqs, 8, seconds=args.seconds)
+        result["rps"] = rps
+        print(f"  sustained req/s: {rps}", flush=True)
+        result["guard_rss_mb"] = rss_mb(procs[2].pid)
+        result["bare_rss_mb"] = rss_mb(procs[1].pid)
+        for c in [*(t.client for t in targets), admin]:
+            await c.aclose()
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(60)
+    result.update(await index_figures(index_dir, corpus, emb))
+    return result
+
+
+async def index_figures(index_dir: Path, corpus: Corpus, emb: Embedder) -> dict[str, Any]:
+    """The index in this process: load, search p50, recall of the planted entries, add → enforced."""
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+    before = rss_mb(os.getpid())
+    started = time.perf_counter()
+    index = ForgetIndex.open(index_dir, emb, ngram_words=12, typo_min_chars=6)
+    load_s = time.perf_counter() - started
+    grown = rss_mb(os.getpid()) - before
+    queries = emb.embed(corpus.forget_questions)
+    times = []
+    for q in queries:
+        t0 = time.perf_counter()
+        index.search(q[None, :])
+        times.append((time.perf_counter() - t0) * 1000)
+    found = index.search(queries)
+    # exact best score per query, by brute force over every stored vector
+    exact = np.full(len(queries), -1.0, dtype=np.float32)
+    for batch in index.registry.chunks(text=False, batch=50_000):
+        vectors = np.stack([c.vector for c in batch])
+        exact = np.maximum(exact, (queries @ vectors.T).max(axis=1))
+    ours = np.array([max(f.values(), default=-1.0) for f in found], dtype=np.float32)
+    relevant = exact >= 0.6
+    recall = float(np.mean(ours[relevant] >= exact[relevant] - 0.01)) if relevant.any() else float("nan")
+
+    # add → enforced in-process: from the call to a search that finds the new entry
+    doc = "Quentin Zarvell-Osk was born in Ilmarsk in 1961 and wrote the Brass Lantern trilogy."
+    vec = emb.embed(["Where was Quentin Zarvell-Osk born?"])
+    t0 = time.perf_counter()
+    entry = await index.add("Quentin Zarvell-Osk", [], [doc], None)
+    hit = await index.run(index.search, vec)
+    add_ms = (time.perf_counter() - t0) * 1000
+    if hit[0].get(entry.id, 0) < 0.5:
+        raise SystemExit("the new entry was not found")
+    await index.remove(entry.id)
+    index.close()
+    return {
+        "kind": index.vectors.kind,
+        "load_s": load_s,
+        "index_rss_mb": grown,
+        "search_p50_ms": statistics.median(times),
+        "search_p99_ms": pct(times, 0.99),
+        "recall": recall,
+        "relevant": int(relevant.sum()),
+        "add_ms": add_ms,
+    }
+
+
+# -- report -----------------------------------------------------------------------------------------------
+
+
+def machine() -> str:
+    cpu = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem = int(re.search(r"MemTotal:\s+(\d+)", Path("/proc/meminfo").read_text()).group(1)) / 2**20  # type: ignore[union-attr]
+    python = f"{platform.python_implementation()} {platform.python_version()}"
+    return f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB, {python}"
+
+
+def report(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    lines = [
+        f"`{' '.join(['.venv/bin/python', '-m', 'bench.overhead', *sys.argv[1:]])}` — {time.strftime('%Y-%m-%d')}, "
+        f"{machine()}, embedder {args.embedder}.",
+        "",
+        "Latency in ms. direct = the fake upstream itself; bare/guard = added over direct at the same percentile.",
+        "",
+    ]
+    for r in results:
+        lines.append(f"### {r['n']:,} synthetic chunks (+ 20 TOFU authors), vector index: {r['kind']}")
+        lines.append("")
+        lines.append("| requests | direct p50 | p95 | p99 | bare +p50 | +p95 | +p99 | guard +p50 | +p95 | +p99 |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
+        lines.extend("| " + " | ".join(cells) + " |" for cells in r["latency_rows"])
+        lines.append("")
+        s = r["stream"]
+        lines.append(
+            f"- streaming ({STREAM_TOKENS} tokens, one per {TOKEN_MS:g} ms): time to first token p50 direct "
+            f"{s['direct'][0]:.1f} ms, bare {s['bare'][0]:.1f}, guard {s['guard'][0]:.1f} ms; tokens/s direct "
+            f"{s['direct'][1]:.0f}, bare {s['bare'][1]:.0f}, guard {s['guard'][1]:.0f} "
+            f"(guard/direct {s['guard'][1] / s['direct'][1]:.2f})"
+        )
+        rps = r["rps"]
+        lines.append(
+            f"- sustained, 8 clients: direct {rps['direct']:.0f} req/s, bare {rps['bare']:.0f}, guard "
+            f"{rps['guard']:.0f} (guard/bare {rps['guard'] / rps['bare']:.2f})"
+        )
+        lines.append(
+            f"- index: search p50 {r['search_p50_ms']:.3f} ms (p99 {r['search_p99_ms']:.3f}) for one query; "
+            f"recall of the real forget entries {r['recall']:.3f} over {r['relevant']} questions scoring ≥ 0.6; "
+            f"load {r['load_s']:.0f} s; guard start {r['guard_start_s']:.0f} s; add → found by search "
+            f"{r['add_ms']:.0f} ms"
+        )
+        lines.append(
+            f"- memory: guard RSS {r['guard_rss_mb']:.0f} MB (bare proxy {r['bare_rss_mb']:.0f} MB); "
+            f"in-process index structures +{r['index_rss_mb']:.0f} MB"
+        )
+        lines.append(
+            f"- adds: POST → 201 p50 {r['add_ms_p50']:.0f} ms, enforced when acknowledged; the next request was "
+            f"refused {r['enforced_next']}"
+        )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,100000,1000000")
+    parser.add_argument("--requests", type=int, default=300, help="non-streaming requests per scenario and target")
+    parser.add_argument("--streams", type=int, default=30, help="streamed requests per target")
+    parser.add_argument("--seconds", type=float, default=15.0, help="duration of each sustained-throughput run")
+    parser.add_argument("--embedder", default=os.environ.get("GUARD_EMBEDDER", "minilm"))
+    parser.add_argument("--append", action="store_true", help="append the tables to bench/RESULTS.md")
+    parser.add_argument("--tofu", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "tofu")
+    args = parser.parse_args()
+    os.environ["GUARD_EMBEDDER"] = args.embedder
+    emb = make_embedder(args.embedder)
+    corpus = load_corpus(Tofu(args.tofu), emb)
+    results = []
+    for n in (int(float(s)) for s in args.sizes.split(",")):
+        results.append(asyncio.run(measure_size(n, corpus, args, emb)))
+    text = report(results, args)
+    print("\n" + text)
+    if args.append:
+        with (REPO_ROOT / "bench" / "RESULTS.md").open("a") as f:
+            f.write("\n## Overhead: direct vs bare proxy vs guard (`bench/overhead.py`)\n\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()
