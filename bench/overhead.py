@@ -78,7 +78,6 @@ def load_corpus(tofu: Tofu, emb: Embedder) -> Corpus:
         np.save(cache, base)
     short = [r["question"] for r in tofu.rows("world_facts") + tofu.rows("real_authors")]
     filler = [s for r in tofu.rows("world_facts") + tofu.rows("real_authors") for s in sentences(r["answer"])]
-    filler += [s for s in base_texts[::7]]
     authors = tofu.authors("forget10")
     forget = [(a.name, a.answers) for a in authors]
     questions = [row["paraphrased_question"] for a in authors for row in a.rows]
@@ -325,11 +324,11 @@ async def measure_size(n: int, corpus: Corpus, args: argparse.Namespace, emb: Em
         admin = httpx.AsyncClient(base_url=urls["guard"], headers={"authorization": f"Bearer {TOKEN}"}, timeout=300)
         # add the 20 real authors; time each add and check the very next request is refused
         add_ms, enforced = [], 0
-        for (subject, answers), question in zip(corpus.forget, corpus.forget_questions[::20], strict=True):
+        for subject, answers in corpus.forget:
             t0 = time.perf_counter()
             (await admin.post("/admin/forget", json={"subject": subject, "documents": answers})).raise_for_status()
             add_ms.append((time.perf_counter() - t0) * 1000)
-            _, action = await ask(targets[2], [{"role": "user", "content": question}])
+            _, action = await ask(targets[2], [{"role": "user", "content": f"What do you know about {subject}?"}])
             enforced += action == "refuse"
         result["add_ms_p50"] = statistics.median(add_ms)
         result["enforced_next"] = f"{enforced}/{len(add_ms)}"

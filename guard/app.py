@@ -19,7 +19,6 @@ from guard.admin.routes import router as admin_router
 from guard.errors import GuardError, error_body
 from guard.forget.embedder import CachedEmbedder, Embedder, make_embedder
 from guard.forget.index import ForgetIndex
-from guard.forget.vectors import pin_threads
 from guard.limits import BodyLimit
 from guard.observe.audit import AuditLog, Hasher, load_salt
 from guard.observe.decisions import Decisions
@@ -56,7 +55,6 @@ def create_app(
             ngram_words=policies.default.output.ngram_words,
             typo_min_chars=policies.default.lexical.typo_min_chars,
         )
-        pin_threads(1)  # after the load, which may use every core to build the index
         metrics.watch_index(lambda: len(index), lambda: index.chunk_count, lambda: index.version)
         audit = AuditLog(settings.audit_path())
         app.state.audit = audit
@@ -88,6 +86,7 @@ def create_app(
         finally:
             await guard.drain_shadows()
             await client.aclose()
+            guard.batcher.close()
             index.close()
             audit.close()
 

@@ -12,10 +12,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from guard.checks.input import check_input
-from guard.checks.output import check_output
+from guard.checks.input import check_input, input_texts
+from guard.checks.output import check_output, output_texts
 from guard.checks.verdict import ALLOW, Action, Verdict
 from guard.errors import GuardError, UpstreamError
+from guard.forget.batcher import EmbedBatcher
 from guard.forget.index import ForgetIndex
 from guard.observe.decisions import Decisions
 from guard.openai import sse
@@ -61,6 +62,7 @@ class Guard:
     ) -> None:
         self.index = index
         self.checks = checks  # False: a bare pass-through proxy (benchmarks), nothing is checked
+        self.batcher = EmbedBatcher(index.embedder)
         self.policies = policies
         self.router = router
         self.decisions = decisions
@@ -69,11 +71,12 @@ class Guard:
 
     async def check_input(self, turns: Sequence[str]) -> Verdict:
         """The input check, timed; a failure of the embedder or index becomes what `on_error` says."""
-        if not self.checks:
+        if not self.checks or not len(self.index):
             return ALLOW
         started = time.perf_counter()
         try:
-            return await self.index.run(check_input, self.index, self.policies, turns)
+            vectors = await self.batcher.embed(input_texts(self.policies, turns))
+            return await self.index.run(check_input, self.index, self.policies, turns, vectors)
         except Exception as exc:  # the embedder or faiss failed: a bug or resource problem, not the client's
             return self._failed("input", exc)
         finally:
@@ -83,11 +86,12 @@ class Guard:
         """The output check of one request: timed, `on_error` applied, every notable verdict recorded."""
 
         async def check(text: str) -> Verdict:
-            if not self.checks:
+            if not self.checks or not len(self.index) or not text.strip():
                 return ALLOW
             started = time.perf_counter()
             try:
-                verdict = await self.index.run(check_output, self.index, self.policies, text)
+                vectors = await self.batcher.embed(output_texts(text))
+                verdict = await self.index.run(check_output, self.index, self.policies, text, vectors)
             except Exception as exc:
                 verdict = self._failed(stage, exc)
             finally:

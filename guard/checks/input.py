@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from guard.checks.semantic import semantic_matches
 from guard.checks.verdict import ALLOW, Action, Match, Verdict, split
 from guard.forget.chunking import sentences
+from guard.forget.embedder import Vectors
 from guard.forget.index import ForgetIndex
 from guard.policy import InputAction, PolicySet
 
@@ -33,8 +34,15 @@ def segments(turns: Sequence[str], window_turns: int) -> list[str]:
     return list(dict.fromkeys(out))[-MAX_SEGMENTS:]
 
 
-def check_input(index: ForgetIndex, policies: PolicySet, turns: Sequence[str]) -> Verdict:
-    """Run on the index's reader thread (`await index.run(check_input, ...)`)."""
+def input_texts(policies: PolicySet, turns: Sequence[str]) -> list[str]:
+    """The texts the input check embeds."""
+    return segments(turns, policies.default.input.window_turns)
+
+
+def check_input(
+    index: ForgetIndex, policies: PolicySet, turns: Sequence[str], vectors: Vectors | None = None
+) -> Verdict:
+    """Run on the index's reader thread (`await index.run(check_input, ...)`); `vectors`: of `input_texts`."""
     if len(index) == 0:
         return ALLOW
 
@@ -42,8 +50,8 @@ def check_input(index: ForgetIndex, policies: PolicySet, turns: Sequence[str]) -
         policy = policies.for_entry(index.get(entry_id)).input
         return policy.semantic_threshold if policy.semantic else None
 
-    texts = segments(turns, policies.default.input.window_turns)
-    matches = {(m.entry_id, m.check): m for m in semantic_matches(index, texts, threshold)}
+    texts = input_texts(policies, turns)
+    matches = {(m.entry_id, m.check): m for m in semantic_matches(index, texts, threshold, vectors)}
     for turn in turns:
         for entry_id in index.names.find(turn):
             if policies.for_entry(index.get(entry_id)).input.lexical:

@@ -27,7 +27,7 @@ from guard.forget.chunking import sentences
 from guard.forget.embedder import Embedder, Vectors
 from guard.forget.postings import Frozen, Postings
 from guard.forget.registry import Entry, SqliteRegistry
-from guard.forget.vectors import TRAIN_PER_LIST, Ids, VectorIndex, choose
+from guard.forget.vectors import TRAIN_PER_LIST, Ids, VectorIndex, choose, pin_threads
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -51,7 +51,7 @@ class ForgetIndex:
         self._next_slot = 0
         self._entries: dict[str, Entry] = {}
         self.version = 0  # the registry version the in-memory structures reflect
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="guard-check")
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="guard-check", initializer=pin_threads)
         self._writer = ThreadPoolExecutor(1, thread_name_prefix="guard-write")
         # slow upkeep off both: rebuilding the faiss index for a new size, compacting the postings
         self._upkeep = ThreadPoolExecutor(1, thread_name_prefix="guard-upkeep")

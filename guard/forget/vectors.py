@@ -45,7 +45,8 @@ class Plan:
 
 
 def pin_threads(threads: int = 1) -> None:
-    """faiss's OpenMP threads: one per search is fastest for single queries (no fork/join per request)."""
+    """faiss's OpenMP threads for the calling thread (OpenMP's setting is per thread): one is fastest for the
+    few queries of a request (no fork/join, no spinning threads competing with the embedder)."""
     faiss.omp_set_num_threads(threads)
 
 
