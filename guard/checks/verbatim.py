@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from guard.checks.lexical import tokens
-from guard.forget.postings import Keys, Postings
+from guard.forget.postings import Keys, Postings, Slots
 
 _MASK = (1 << 64) - 1
 _BASE = np.uint64(0x100000001B3)  # an odd multiplier (FNV prime); arithmetic wraps modulo 2**64
@@ -38,20 +38,10 @@ class NgramIndex:
     def __init__(self, n: int) -> None:
         self.n = n
         self.postings = Postings()
-        self._slot: dict[str, int] = {}
-        self._entry: dict[int, str] = {}
-        self._next = 0
-
-    def _new_slot(self, entry_id: str) -> int:
-        slot = self._slot.get(entry_id)
-        if slot is None:
-            slot = self._slot[entry_id] = self._next
-            self._entry[slot] = entry_id
-            self._next += 1
-        return slot
+        self._slots = Slots()
 
     def add(self, entry_id: str, documents: Iterable[str]) -> None:
-        slot = self._new_slot(entry_id)
+        slot = self._slots.number(entry_id)
         for doc in documents:
             self.postings.add(gram_hashes(doc, self.n), slot)
 
@@ -62,14 +52,13 @@ class NgramIndex:
         for entry_id, doc in documents:
             grams = np.unique(gram_hashes(doc, self.n))
             keys.append(grams)
-            owners.append(np.full(len(grams), self._new_slot(entry_id), dtype=np.int32))
+            owners.append(np.full(len(grams), self._slots.number(entry_id), dtype=np.int32))
         if keys:
             self.postings.bulk(np.concatenate(keys), np.concatenate(owners))
 
     def remove(self, entry_id: str) -> None:
-        slot = self._slot.pop(entry_id, None)
+        slot = self._slots.drop(entry_id)
         if slot is not None:
-            self._entry.pop(slot, None)
             self.postings.remove(slot)
 
     def find(self, text: str) -> dict[str, int]:
@@ -77,7 +66,7 @@ class NgramIndex:
         hits: Counter[str] = Counter()
         for owners in self.postings.lookup(gram_hashes(text, self.n)):
             for slot in owners:
-                entry_id = self._entry.get(slot)
+                entry_id = self._slots.key(slot)
                 if entry_id is not None:
                     hits[entry_id] += 1
         return dict(hits)

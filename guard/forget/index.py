@@ -25,7 +25,7 @@ from guard.checks.lexical import NameMatcher
 from guard.checks.verbatim import NgramIndex
 from guard.forget.chunking import sentences
 from guard.forget.embedder import Embedder, Vectors
-from guard.forget.postings import Frozen, Postings
+from guard.forget.postings import Frozen, Postings, Slots
 from guard.forget.registry import Entry, SqliteRegistry
 from guard.forget.vectors import TRAIN_PER_LIST, Ids, VectorIndex, choose, pin_threads
 
@@ -46,9 +46,7 @@ class ForgetIndex:
         self.ngrams = NgramIndex(ngram_words)
         # chunk id -> entry slot (-1: none), a flat array: a dict would cost ~100 bytes a chunk
         self._chunk_slot: npt.NDArray[np.int32] = np.full(1024, -1, dtype=np.int32)
-        self._slot_of: dict[str, int] = {}
-        self._entry_of: dict[int, str] = {}
-        self._next_slot = 0
+        self._slots = Slots()
         self._entries: dict[str, Entry] = {}
         self.version = 0  # the registry version the in-memory structures reflect
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="guard-check", initializer=pin_threads)
@@ -72,7 +70,7 @@ class ForgetIndex:
         entries = self.registry.entries()
         for entry in entries:
             self._entries[entry.id] = entry
-            self._slot(entry.id)
+            self._slots.number(entry.id)
         self.names.add_many((e.id, (e.subject, *e.aliases)) for e in entries)
         self.vectors = self._build_vectors(self.registry.chunk_count(), with_text=True)
 
@@ -96,7 +94,7 @@ class ForgetIndex:
                     if not len(ids):
                         continue
                 if with_text:
-                    self._map_chunks(ids, [self._slot(c.entry_id) for c in batch])
+                    self._map_chunks(ids, [self._slots.number(c.entry_id) for c in batch])
                     for c in batch:  # an entry's chunks are contiguous: join them as one document
                         if current is None or current[0] != c.entry_id:
                             if current is not None:
@@ -151,7 +149,7 @@ class ForgetIndex:
     def _apply_add(self, entry: Entry, ids: list[int], chunks: list[str], vectors: Vectors, version: int) -> None:
         self.version = version
         chunk_ids = np.array(ids, dtype=np.int64)
-        self._map_chunks(chunk_ids, [self._slot(entry.id)] * len(ids))
+        self._map_chunks(chunk_ids, [self._slots.number(entry.id)] * len(ids))
         self.vectors.add(chunk_ids, vectors)
         if self._rebuilding:
             self._journal.append(("add", chunk_ids, vectors))
@@ -177,9 +175,7 @@ class ForgetIndex:
         if self._rebuilding:
             self._journal.append(("remove", chunk_ids, None))
         self._map_chunks(chunk_ids, [-1] * len(ids))
-        slot = self._slot_of.pop(entry_id, None)
-        if slot is not None:
-            self._entry_of.pop(slot, None)
+        self._slots.drop(entry_id)
         self.names.remove(entry_id)
         self.ngrams.remove(entry_id)
         self._entries.pop(entry_id, None)
@@ -251,14 +247,6 @@ class ForgetIndex:
             extra={"from": old.kind, "to": fresh.kind, "chunks": len(fresh), "seconds": time.perf_counter() - started},
         )
 
-    def _slot(self, entry_id: str) -> int:
-        slot = self._slot_of.get(entry_id)
-        if slot is None:
-            slot = self._slot_of[entry_id] = self._next_slot
-            self._entry_of[slot] = entry_id
-            self._next_slot += 1
-        return slot
-
     def _map_chunks(self, ids: Ids, slots: list[int]) -> None:
         if not len(ids):
             return
@@ -305,7 +293,7 @@ class ForgetIndex:
             best: dict[str, float] = {}
             for score, chunk_id in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
                 slot = int(self._chunk_slot[chunk_id]) if 0 <= chunk_id < len(self._chunk_slot) else -1
-                entry_id = self._entry_of.get(slot) if slot >= 0 else None
+                entry_id = self._slots.key(slot) if slot >= 0 else None
                 if entry_id is not None and score > best.get(entry_id, -2.0):
                     best[entry_id] = float(score)
             out.append(best)

@@ -129,3 +129,30 @@ def _merge(
         all_keys, all_owners = all_keys[live], all_owners[live]
     order = np.lexsort((all_owners, all_keys))
     return np.ascontiguousarray(all_keys[order]), np.ascontiguousarray(all_owners[order])
+
+
+class Slots:
+    """Small integer numbers for string keys (entry ids), never reused after `drop`: the owners of postings."""
+
+    def __init__(self) -> None:
+        self._number: dict[str, int] = {}
+        self._key: dict[int, str] = {}
+        self._next = 0
+
+    def number(self, key: str) -> int:
+        """The key's number, given on first use."""
+        n = self._number.get(key)
+        if n is None:
+            n = self._number[key] = self._next
+            self._key[n] = key
+            self._next += 1
+        return n
+
+    def drop(self, key: str) -> int | None:
+        n = self._number.pop(key, None)
+        if n is not None:
+            del self._key[n]
+        return n
+
+    def key(self, n: int) -> str | None:
+        return self._key.get(n)
