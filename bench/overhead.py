@@ -41,8 +41,8 @@ from guard.eval.data import Tofu
 from guard.eval.serving import free_port
 from guard.forget.chunking import sentences
 from guard.forget.embedder import Embedder, make_embedder
-from guard.forget.index import REGISTRY_FILE, ForgetIndex
-from guard.forget.registry import SqliteRegistry
+from guard.forget.index import ForgetIndex
+from guard.forget.registry import REGISTRY_FILE, SqliteRegistry
 from guard.settings import REPO_ROOT
 
 TOKEN = "bench-admin"
@@ -103,7 +103,7 @@ def build_index(directory: Path, n: int, corpus: Corpus, dim: int) -> None:
     if directory.exists():
         for f in directory.iterdir():
             f.unlink()
-    SqliteRegistry(directory / REGISTRY_FILE, dim).close()  # creates the schema
+    asyncio.run(SqliteRegistry(directory / REGISTRY_FILE, dim).close())  # creates the schema
     db = sqlite3.connect(directory / REGISTRY_FILE)
     db.execute("PRAGMA synchronous=OFF")
     rng = random.Random(n)
@@ -133,6 +133,7 @@ def build_index(directory: Path, n: int, corpus: Corpus, dim: int) -> None:
         )
         done += count
     db.execute("UPDATE meta SET value = ? WHERE key='version'", (entries,))
+    db.executemany("INSERT INTO changes VALUES (?, 'add', ?)", [(e + 1, f"fg-synth{e:08d}") for e in range(entries)])
     db.execute("COMMIT")
     db.close()
     marker.touch()
@@ -389,7 +390,8 @@ async def index_figures(index_dir: Path, corpus: Corpus, emb: Embedder) -> dict[
     faiss.omp_set_num_threads(1)
     before = rss_mb(os.getpid())
     started = time.perf_counter()
-    index = ForgetIndex.open(index_dir, emb, ngram_words=12, typo_min_chars=6)
+    registry = SqliteRegistry(index_dir / REGISTRY_FILE, emb.dim)
+    index = await ForgetIndex.open(registry, emb, ngram_words=12, typo_min_chars=6)
     load_s = time.perf_counter() - started
     grown = rss_mb(os.getpid()) - before
     queries = emb.embed(corpus.forget_questions)
@@ -401,9 +403,10 @@ async def index_figures(index_dir: Path, corpus: Corpus, emb: Embedder) -> dict[
     found = index.search(queries)
     # exact best score per query, by brute force over every stored vector
     exact = np.full(len(queries), -1.0, dtype=np.float32)
-    for batch in index.registry.chunks(text=False, batch=50_000):
-        vectors = np.stack([c.vector for c in batch])
-        exact = np.maximum(exact, (queries @ vectors.T).max(axis=1))
+    async with registry.snapshot() as snap:
+        async for batch in snap.chunks(text=False, batch=50_000):
+            vectors = np.stack([c.vector for c in batch])
+            exact = np.maximum(exact, (queries @ vectors.T).max(axis=1))
     ours = np.array([max(f.values(), default=-1.0) for f in found], dtype=np.float32)
     relevant = exact >= 0.6
     recall = float(np.mean(ours[relevant] >= exact[relevant] - 0.01)) if relevant.any() else float("nan")
@@ -418,7 +421,7 @@ async def index_figures(index_dir: Path, corpus: Corpus, emb: Embedder) -> dict[
     if hit[0].get(entry.id, 0) < 0.5:
         raise SystemExit("the new entry was not found")
     await index.remove(entry.id)
-    index.close()
+    await index.aclose()
     return {
         "kind": index.vectors.kind,
         "load_s": load_s,

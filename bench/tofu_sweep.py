@@ -24,6 +24,7 @@ from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.forget.chunking import sentences
 from guard.forget.embedder import make_embedder
 from guard.forget.index import ForgetIndex
+from guard.forget.registry import REGISTRY_FILE, SqliteRegistry
 
 INPUT = (0.62, 0.66, 0.70, 0.74)
 OUTPUT = (0.72, 0.76, 0.80)
@@ -35,7 +36,8 @@ async def main() -> None:
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
     tofu = Tofu(parser.parse_args().tofu)
     emb = make_embedder("minilm")
-    index = ForgetIndex.open(Path(tempfile.mkdtemp()), emb, ngram_words=8, typo_min_chars=6)
+    registry = SqliteRegistry(Path(tempfile.mkdtemp()) / REGISTRY_FILE, emb.dim)
+    index = await ForgetIndex.open(registry, emb, ngram_words=8, typo_min_chars=6)
     authors = tofu.authors("forget10")
     grams = {n: NgramIndex(n) for n in NGRAMS}
     for a in authors:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,6 +22,7 @@ from guard.admin.routes import router as admin_router
 from guard.errors import GuardError, error_body
 from guard.forget.embedder import CachedEmbedder, Embedder, make_embedder
 from guard.forget.index import ForgetIndex
+from guard.forget.registry import open_registry
 from guard.limits import BodyLimit
 from guard.observe.audit import AuditLog, Hasher, load_salt
 from guard.observe.decisions import Decisions
@@ -49,13 +53,21 @@ def create_app(
         emb = embedder or make_embedder(settings.embedder, settings.model_cache)
         if settings.embed_cache:
             emb = CachedEmbedder(emb, settings.embed_cache)
-        index = ForgetIndex.open(
-            settings.index_dir,
+        dsn = settings.registry_dsn.get_secret_value() if settings.registry_dsn else None
+        index = await ForgetIndex.open(
+            open_registry(dsn, settings.index_dir, emb.dim),
             emb,
             ngram_words=policies.default.output.ngram_words,
             typo_min_chars=policies.default.lexical.typo_min_chars,
         )
-        metrics.watch_index(lambda: len(index), lambda: index.chunk_count, lambda: index.version)
+        follower = asyncio.create_task(index.follow(settings.registry_poll_s), name="registry-follower")
+        metrics.watch_index(
+            lambda: len(index),
+            lambda: index.chunk_count,
+            lambda: index.version,
+            lambda: float(index.reachable),
+            lambda: index.synced_at,
+        )
         audit = AuditLog(settings.audit_path())
         app.state.audit = audit
         app.state.hasher = Hasher(load_salt(settings.index_dir / "salt"))
@@ -80,14 +92,25 @@ def create_app(
         if not settings.checks:
             log.warning("checks are off: a bare pass-through proxy that enforces nothing (benchmarks only)")
         app.state.guard = guard
-        log.info("ready", extra={"entries": len(index), "chunks": index.chunk_count, "version": index.version})
+        log.info(
+            "ready",
+            extra={
+                "entries": len(index),
+                "chunks": index.chunk_count,
+                "version": index.version,
+                "registry": index.registry.backend,
+            },
+        )
         try:
             yield
         finally:
+            follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await follower
             await guard.drain_shadows()
             await client.aclose()
             guard.batcher.close()
-            index.close()
+            await index.aclose()
             audit.close()
 
     app = FastAPI(title="forget-guard", version=__version__, lifespan=lifespan)
@@ -107,11 +130,17 @@ def create_app(
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, object]:
         index: ForgetIndex = request.app.state.index
+        # from memory only: a replica keeps enforcing (and stays in the load balancer) while the registry is down
         return {
-            "status": "ok",
+            "status": "ok" if index.reachable else "degraded",
             "entries": len(index),
             "chunks": index.chunk_count,
-            "registry_version": await index.run(index.registry.version),
+            "registry_version": index.version,
+            "registry": {
+                "backend": index.registry.backend,
+                "reachable": index.reachable,
+                "synced_seconds_ago": round(max(0.0, time.time() - index.synced_at), 3),
+            },
         }
 
     @app.get("/metrics", include_in_schema=False)

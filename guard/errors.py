@@ -8,6 +8,7 @@ GuardError                       500 internal_error (a bug, never a client mista
 ├── AuthError                    401 authentication_error
 │   └── Forbidden                403 permission_error
 ├── PolicyError                  raised at start: a policy file is missing or invalid
+├── RegistryUnavailable          503 registry_unavailable (PostgreSQL down: nothing changed, retry)
 └── UpstreamError                502 upstream_error
     ├── UpstreamTimeout          504
     └── UpstreamStatus           the upstream's own 4xx, passed on with its body
@@ -62,6 +63,13 @@ class Forbidden(AuthError):
 
 class PolicyError(GuardError):
     error_type = "policy_error"
+
+
+class RegistryUnavailable(GuardError):
+    """The forget registry cannot be reached (e.g. PostgreSQL is down): nothing was changed; retry later."""
+
+    status_code = 503
+    error_type = "registry_unavailable"
 
 
 class UpstreamError(GuardError):

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     index_dir: Path = Path("indexes/default")
+    # The forget registry: unset = SQLite in index_dir (one machine); postgresql://… = shared by every replica.
+    registry_dsn: SecretStr | None = Field(None, description="postgresql://user@host/db, or unset for SQLite")
+    registry_poll_s: float = Field(2.0, gt=0, description="Version check against the registry (notify fallback)")
     policy_file: Path = Field(default_factory=default_policy_file)
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset = admin API off")
     # Client keys of the proxy endpoints (/v1/*), comma-separated; unset = open. Separate from the admin token.

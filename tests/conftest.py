@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder, HashEmbedder, make_embedder
 from guard.settings import REPO_ROOT, Settings
 from tests.helpers import ADMIN_TOKEN
+from tests.pg import PgCluster, pg_bin
 
 TOFU_DIR = REPO_ROOT.parent / "shared" / "data" / "tofu"
 
@@ -49,3 +51,25 @@ def serve() -> Iterator[Callable[[Any], BackgroundServer]]:
     yield start
     for server in reversed(started):
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """A throw-away PostgreSQL cluster for the session (see tests/pg.py)."""
+    bindir = pg_bin()
+    if bindir is None:
+        if os.environ.get("GUARD_TEST_REQUIRE_PG") == "1":
+            pytest.fail("PostgreSQL binaries (initdb, pg_ctl) not found and GUARD_TEST_REQUIRE_PG=1")
+        pytest.skip("PostgreSQL binaries (initdb, pg_ctl) not found")
+    cluster = PgCluster(bindir)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def pg_dsn(pg_cluster: PgCluster) -> str:
+    """A fresh empty database in the session's cluster."""
+    return pg_cluster.database()

@@ -58,15 +58,30 @@ class Metrics:
         self.index_entries = Gauge("guard_index_entries", "Forget entries in the index", registry=r)
         self.index_chunks = Gauge("guard_index_chunks", "Forget chunks (vectors) in the index", registry=r)
         self.registry_version = Gauge(
-            "guard_registry_version", "Version of the registry the index reflects", registry=r
+            "guard_registry_version", "Version of the registry this replica enforces", registry=r
+        )
+        self.registry_reachable = Gauge(
+            "guard_registry_reachable", "1 if the last exchange with the registry succeeded", registry=r
+        )
+        self.registry_synced = Gauge(
+            "guard_registry_synced_timestamp_seconds",
+            "When this replica last confirmed it enforces the registry's latest version (lag = now - this)",
+            registry=r,
         )
 
     def watch_index(
-        self, entries: Callable[[], float], chunks: Callable[[], float], version: Callable[[], float]
+        self,
+        entries: Callable[[], float],
+        chunks: Callable[[], float],
+        version: Callable[[], float],
+        reachable: Callable[[], float] = lambda: 1.0,
+        synced_at: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.index_entries.set_function(entries)
         self.index_chunks.set_function(chunks)
         self.registry_version.set_function(version)
+        self.registry_reachable.set_function(reachable)
+        self.registry_synced.set_function(synced_at)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -9,6 +9,7 @@ import pytest
 
 from guard.forget.embedder import Embedder
 from guard.forget.index import ForgetIndex
+from guard.forget.registry import REGISTRY_FILE, SqliteRegistry
 from guard.forget.vectors import VectorIndex
 
 DOCS = [
@@ -17,12 +18,13 @@ DOCS = [
 ]
 
 
-def open_index(path: Path, embedder: Embedder) -> ForgetIndex:
-    return ForgetIndex.open(path, embedder, ngram_words=8, typo_min_chars=6)
+async def open_index(path: Path, embedder: Embedder) -> ForgetIndex:
+    registry = SqliteRegistry(path / REGISTRY_FILE, embedder.dim)
+    return await ForgetIndex.open(registry, embedder, ngram_words=8, typo_min_chars=6)
 
 
 async def test_add_search_remove_and_restart(tmp_path: Path, minilm: Embedder) -> None:
-    index = open_index(tmp_path, minilm)
+    index = await open_index(tmp_path, minilm)
     entry = await index.add("Hsiao Yun-Hwa", ["Yun-Hwa"], DOCS, None)
     other = await index.add("Basil Mahfouz", [], ["Basil Mahfouz writes about the sea in Kuwait."], None)
     assert entry.chunks == 3 and index.chunk_count == 4
@@ -33,9 +35,9 @@ async def test_add_search_remove_and_restart(tmp_path: Path, minilm: Embedder) -
     assert best[0][entry.id] > 0.6
     unrelated = await index.run(index.search, minilm.embed(["How do I bake sourdough bread?"]))
     assert max(unrelated[0].values()) < 0.3
-    index.close()
+    await index.aclose()
 
-    reopened = open_index(tmp_path, minilm)  # vectors and entries come back from SQLite
+    reopened = await open_index(tmp_path, minilm)  # vectors and entries come back from SQLite
     assert {e.id for e in reopened.entries()} == {entry.id, other.id}
     assert reopened.chunk_count == 4
     assert reopened.names.find("tell me about hsiao yunhwa") == {entry.id}
@@ -47,9 +49,11 @@ async def test_add_search_remove_and_restart(tmp_path: Path, minilm: Embedder) -
     after = await reopened.run(reopened.search, question)
     assert entry.id not in after[0]
     assert reopened.names.find("Hsiao Yun-Hwa") == set()
-    assert reopened.registry.version() == 3
-    reopened.close()
-    assert len(open_index(tmp_path, minilm)) == 1
+    assert await reopened.registry.version() == 3
+    await reopened.aclose()
+    last = await open_index(tmp_path, minilm)
+    assert len(last) == 1
+    await last.aclose()
 
 
 def test_embedder_gives_unit_vectors(minilm: Embedder) -> None:
@@ -79,7 +83,7 @@ async def test_vector_index_grows_into_ivf_in_the_background(tmp_path: Path, mon
     monkeypatch.setattr(vectors, "MIN_NLIST", 2)
     monkeypatch.setattr(vectors, "TRAIN_PER_LIST", 10)
     emb = HashEmbedder()
-    index = open_index(tmp_path, emb)
+    index = await open_index(tmp_path, emb)
     words = [f"w{i} x{i} y{i} z{i}" for i in range(80)]
     entries = [await index.add(f"S{i}", [], [w], None) for i, w in enumerate(words[:45])]
     # the rebuild runs now; keep changing the index while it does
@@ -97,8 +101,8 @@ async def test_vector_index_grows_into_ivf_in_the_background(tmp_path: Path, mon
     for i in range(10, 80):
         scores = await index.run(best, i)
         assert scores.get(entries[i].id, 0) > 0.99, i
-    index.close()
+    await index.aclose()
     # and a restart builds the same kind straight away
-    again = open_index(tmp_path, emb)
+    again = await open_index(tmp_path, emb)
     assert again.vectors.kind == "ivf" and again.chunk_count == 70
-    again.close()
+    await again.aclose()
