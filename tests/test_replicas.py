@@ -1,0 +1,153 @@
+"""Two real `guard serve` replicas sharing one PostgreSQL registry (a throw-away cluster), driven by the openai client.
+
+- a forget entry added through replica A is enforced by replica B within 1 s; a delete through B is honoured by A;
+- PostgreSQL killed (immediate stop, like a crash) and restarted: writes meanwhile get a 503 and change nothing,
+  both replicas keep enforcing what they had, nothing acknowledged is lost, both catch up once it is back;
+- a replica killed with SIGKILL and restarted catches up with what was changed while it was down.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from guard.eval.serving import BackgroundServer
+from tests.helpers import ADMIN, guard_process
+from tests.pg import PgCluster
+from tests.test_durability import plain_upstream
+
+POLL_S = "0.5"
+DEADLINE_S = 1.0
+
+
+def action(url: str, subject: str) -> str:
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=30)
+    raw = client.chat.completions.with_raw_response.create(
+        model="m", messages=[{"role": "user", "content": f"Where was {subject} born?"}]
+    )
+    return raw.headers["x-guard-action"]
+
+
+def within(seconds: float, condition: Callable[[], bool]) -> float:
+    """Seconds until `condition` held; fails after `seconds`."""
+    started = time.monotonic()
+    while not condition():
+        elapsed = time.monotonic() - started
+        assert elapsed < seconds, f"not within {seconds} s"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def add(url: str, subject: str) -> str:
+    body = {"subject": subject, "documents": [f"{subject} was born in Tarsk in 1950 and wrote The Salt Ledger."]}
+    r = httpx.post(url + "/admin/forget", json=body, headers=ADMIN, timeout=30)
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+def health(url: str) -> dict[str, object]:
+    return dict(httpx.get(url + "/healthz", timeout=5).json())
+
+
+@pytest.fixture
+def upstream(serve: Callable[[object], BackgroundServer]) -> str:
+    return serve(plain_upstream()).url
+
+
+class Replicas:
+    """Replica processes by name, each in its own index dir, all on one PostgreSQL registry."""
+
+    def __init__(self, dsn: str, upstream: str, tmp: Path) -> None:
+        self.dsn, self.upstream, self.tmp = dsn, upstream, tmp
+        self._running: dict[str, ExitStack] = {}
+
+    def start(self, label: str) -> str:
+        stack = ExitStack()
+        _, url = stack.enter_context(
+            guard_process(
+                self.tmp / label,
+                self.upstream,
+                self.tmp / f"{label}.log",
+                GUARD_REGISTRY_DSN=self.dsn,
+                GUARD_REGISTRY_POLL_S=POLL_S,
+                GUARD_EMBEDDER="minilm",
+            )
+        )
+        self._running[label] = stack
+        return str(url)
+
+    def kill(self, label: str) -> None:
+        """SIGKILL (guard_process kills what is still running when it exits)."""
+        self._running.pop(label).close()
+
+    def close(self) -> None:
+        for stack in self._running.values():
+            stack.close()
+
+
+@pytest.fixture
+def replicas(pg_dsn: str, upstream: str, tmp_path: Path) -> Iterator[Replicas]:
+    group = Replicas(pg_dsn, upstream, tmp_path)
+    try:
+        yield group
+    finally:
+        group.close()
+
+
+def test_replicas_share_adds_and_deletes_within_a_second(replicas: Replicas) -> None:
+    a, b = replicas.start("a"), replicas.start("b")
+    assert action(b, "Orlen Vasko") == "allow"
+    entry = add(a, "Orlen Vasko")
+    assert action(a, "Orlen Vasko") == "refuse"  # enforced on A when acknowledged
+    lag = within(DEADLINE_S, lambda: action(b, "Orlen Vasko") == "refuse")
+    assert httpx.delete(f"{b}/admin/forget/{entry}", headers=ADMIN).status_code == 204
+    lag = max(lag, within(DEADLINE_S, lambda: action(a, "Orlen Vasko") == "allow"))
+    assert health(a)["registry_version"] == health(b)["registry_version"] == 2
+    print(f"propagation: at most {lag * 1000:.0f} ms")
+
+
+def test_postgres_crash_loses_nothing_and_replicas_catch_up(replicas: Replicas, pg_cluster: PgCluster) -> None:
+    a, b = replicas.start("a"), replicas.start("b")
+    kept = add(a, "Mira Tolst")
+    within(DEADLINE_S, lambda: action(b, "Mira Tolst") == "refuse")
+
+    pg_cluster.kill()
+    try:
+        body = {"subject": "Lost Cause", "documents": ["x y z"]}
+        r = httpx.post(f"{a}/admin/forget", json=body, headers=ADMIN, timeout=30)  # 503 after the pool timeout
+        assert r.status_code == 503 and r.json()["error"]["type"] == "registry_unavailable", r.text
+        # both keep enforcing what they had, and say they cannot reach the registry
+        assert action(a, "Mira Tolst") == action(b, "Mira Tolst") == "refuse"
+        within(5, lambda: health(b)["status"] == "degraded")
+        assert health(b)["registry"]["reachable"] is False  # type: ignore[index]
+    finally:
+        pg_cluster.start()
+
+    within(10, lambda: health(a)["status"] == health(b)["status"] == "ok")
+    listed = httpx.get(f"{b}/admin/forget", headers=ADMIN).json()["data"]
+    assert [e["id"] for e in listed] == [kept]  # the acknowledged add survived; the refused one never happened
+    later = add(b, "Pell Danner")
+    within(DEADLINE_S, lambda: action(a, "Pell Danner") == "refuse")
+    assert health(a)["registry_version"] == health(b)["registry_version"] == 2
+    assert later
+
+
+def test_a_restarted_replica_catches_up(replicas: Replicas) -> None:
+    a, b = replicas.start("a"), replicas.start("b")
+    first = add(a, "Ives Morrow")
+    within(DEADLINE_S, lambda: action(b, "Ives Morrow") == "refuse")
+    replicas.kill("a")
+    # while A is down, B changes the registry
+    assert httpx.delete(f"{b}/admin/forget/{first}", headers=ADMIN).status_code == 204
+    second = add(b, "Tova Rask")
+    a = replicas.start("a")  # the same index dir: it loads from the registry, which is ahead now
+    assert action(a, "Tova Rask") == "refuse"
+    assert action(a, "Ives Morrow") == "allow"
+    assert health(a)["registry_version"] == health(b)["registry_version"] == 3
+    assert [e["id"] for e in httpx.get(f"{a}/admin/forget", headers=ADMIN).json()["data"]] == [second]
