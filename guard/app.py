@@ -82,7 +82,7 @@ def create_app(
         )
         app.state.index = index
         router = Router(
-            a=Upstream(client, settings.upstream),
+            a=Upstream(client, settings.upstream, settings.upstream_models),
             b=Upstream(client, settings.upstream_b) if settings.upstream_b else None,
             share=settings.ab_share,
             shadow=settings.shadow,
@@ -130,12 +130,18 @@ def create_app(
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, object]:
         index: ForgetIndex = request.app.state.index
+        now = time.monotonic()
+        backends = request.app.state.guard.router.a.backends()  # counts only: URLs are internal topology
         # from memory only: a replica keeps enforcing (and stays in the load balancer) while the registry is down
         return {
             "status": "ok" if index.reachable else "degraded",
             "entries": len(index),
             "chunks": index.chunk_count,
             "registry_version": index.version,
+            "upstreams": {
+                "up": sum(b.healthy(now) for b in backends),
+                "down": sum(not b.healthy(now) for b in backends),
+            },
             "registry": {
                 "backend": index.registry.backend,
                 "reachable": index.reachable,

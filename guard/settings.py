@@ -19,7 +19,12 @@ def default_policy_file() -> Path:
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="GUARD_", extra="ignore")
 
-    upstream: str = Field("http://127.0.0.1:8001", description="Base URL of the OpenAI-compatible upstream")
+    upstream: str = Field(
+        "http://127.0.0.1:8001", description="Base URL(s) of the OpenAI-compatible upstream, comma-separated"
+    )
+    # Per model name, its own servers (JSON: {"model": ["http://vllm-1:8000", "http://vllm-2:8000"]}); models not
+    # listed go to `upstream`. Round-robin over healthy servers; connect errors are retried on the next one.
+    upstream_models: dict[str, list[str]] = Field(default_factory=dict, description="Model name -> upstream URLs")
     upstream_api_key: SecretStr | None = Field(None, description="Bearer token sent to the upstream")
     # Live A/B against a second upstream (e.g. a weight-edited model): route a share of traffic to it, and/or
     # mirror every request to it in shadow mode (the client gets the primary answer; the shadow's is checked and

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -27,21 +28,94 @@ def make_client(
     )
 
 
-class Upstream:
-    """One upstream server, reached through the app's shared pooled client."""
+class Backend:
+    """One upstream server and what we know of its health: after a connect failure it is skipped for a
+    cool-down (1 s, doubling up to 30 s while it keeps failing), then tried again."""
 
-    def __init__(self, client: httpx.AsyncClient, base_url: str) -> None:
+    COOL_DOWN_S = 1.0
+    MAX_COOL_DOWN_S = 30.0
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+        self.failures = 0
+        self.down_until = 0.0
+
+    def healthy(self, now: float) -> bool:
+        return now >= self.down_until
+
+    def failed(self) -> None:
+        self.failures += 1
+        self.down_until = time.monotonic() + min(self.MAX_COOL_DOWN_S, self.COOL_DOWN_S * 2 ** (self.failures - 1))
+
+    def succeeded(self) -> None:
+        self.failures, self.down_until = 0, 0.0
+
+
+class Upstream:
+    """The upstream servers of one route (A or B), reached through the app's shared pooled client.
+
+    `base_url` may list several servers (comma-separated); `models` maps a model name to its own servers (a
+    vLLM fleet per model). A request goes to the next healthy server of its model, round-robin; a connect
+    error (nothing was sent) marks that server down and the request is retried on the next one. Nothing is
+    retried once the request reached a server — a partial stream is never replayed.
+    """
+
+    def __init__(
+        self, client: httpx.AsyncClient, base_url: str, models: Mapping[str, Sequence[str]] | None = None
+    ) -> None:
         self.client = client
-        self.base_url = base_url.rstrip("/")
+        self.default = [Backend(u) for u in base_url.split(",") if u.strip()]
+        if not self.default:
+            raise ValueError("an upstream needs at least one URL")
+        self.models = {name: [Backend(u) for u in urls] for name, urls in (models or {}).items() if urls}
+        self._next: dict[int, int] = {}
+
+    @property
+    def base_url(self) -> str:
+        return self.default[0].url
+
+    def backends(self) -> list[Backend]:
+        seen: dict[str, Backend] = {}
+        for group in (self.default, *self.models.values()):
+            for b in group:
+                seen.setdefault(b.url, b)
+        return list(seen.values())
+
+    def _order(self, model: object) -> list[Backend]:
+        """This model's servers to try in turn: the healthy ones round-robin, then the others (soonest back first)."""
+        group = self.models.get(model, self.default) if isinstance(model, str) else self.default
+        now = time.monotonic()
+        healthy = [b for b in group if b.healthy(now)]
+        turn = self._next.get(id(group), 0)
+        self._next[id(group)] = turn + 1
+        if healthy:
+            start = turn % len(healthy)
+            healthy = healthy[start:] + healthy[:start]
+        return healthy + sorted((b for b in group if not b.healthy(now)), key=lambda b: b.down_until)
+
+    async def _send(self, model: object, send: Callable[[str], Awaitable[httpx.Response]]) -> httpx.Response:
+        """`send(base_url)` on the model's servers in turn until one accepts the connection."""
+        last: httpx.TransportError | None = None
+        for backend in self._order(model):
+            try:
+                response = await send(backend.url)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                backend.failed()
+                last = exc
+                continue
+            backend.succeeded()
+            return response
+        assert last is not None
+        raise last
 
     async def get_json(self, path: str) -> dict[str, Any]:
         with _faults():
-            response = await self.client.get(self.base_url + path)
+            response = await self._send(None, lambda url: self.client.get(url + path))
         return _json_or_raise(response)
 
     async def post_json(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         with _faults():
-            response = await self.client.post(self.base_url + path, json=body)
+            response = await self._send(body.get("model"), lambda url: self.client.post(url + path, json=body))
         return _json_or_raise(response)
 
     async def open_stream(self, path: str, body: dict[str, Any]) -> httpx.Response:
@@ -49,9 +123,12 @@ class Upstream:
 
         Errors before the first byte raise (and close the response); the caller closes it otherwise.
         """
-        request = self.client.build_request("POST", self.base_url + path, json=body)
+
+        def send(url: str) -> Awaitable[httpx.Response]:
+            return self.client.send(self.client.build_request("POST", url + path, json=body), stream=True)
+
         with _faults():
-            response = await self.client.send(request, stream=True)
+            response = await self._send(body.get("model"), send)
         if response.status_code == 200 and response.headers.get("content-type", "").startswith("text/event-stream"):
             return response
         try:

@@ -106,6 +106,7 @@ async def test_completions_refuse_and_models_pass_through(settings: Settings, ha
     assert m.json()["data"][0]["id"] == "m" and m.headers["x-guard-action"] == "allow"
     health = h.json()
     assert health.pop("registry").items() >= {"backend": "sqlite", "reachable": True}.items()
+    assert health.pop("upstreams") == {"up": 1, "down": 0}
     assert health == {"status": "ok", "entries": 1, "chunks": 1, "registry_version": 1}
 
 

@@ -1,0 +1,168 @@
+"""Several upstream servers: round-robin over healthy ones, per-model groups, connect errors retried elsewhere,
+nothing retried once a server accepted the request.
+
+Unit tests on a MockTransport; then real sockets: the guard on uvicorn in front of two real upstream servers and
+a dead port, called with the openai client, streamed and not.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from guard.app import create_app
+from guard.errors import UpstreamError
+from guard.eval.serving import BackgroundServer, free_port
+from guard.forget.embedder import Embedder
+from guard.settings import Settings
+from guard.upstream import Backend, Upstream
+from tests.helpers import chat_reply, sse_body
+
+BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def mock(dead: set[str], hits: Counter[str]) -> httpx.AsyncClient:
+    def handle(request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if host in dead:
+            raise httpx.ConnectError("connection refused", request=request)
+        hits[host] += 1
+        return httpx.Response(200, json=chat_reply(f"from {host}"))
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handle))
+
+
+async def test_round_robin_skips_a_dead_server_and_retries_on_the_next() -> None:
+    hits: Counter[str] = Counter()
+    up = Upstream(mock({"b"}, hits), "http://a,http://b,http://c")
+    answers = [(await up.post_json("/v1/chat/completions", BODY))["choices"][0]["message"]["content"] for _ in range(6)]
+    assert set(answers) == {"from a", "from c"} and hits == Counter({"a": 3, "c": 3})  # every request answered
+    b = next(x for x in up.backends() if x.url == "http://b")
+    assert not b.healthy(time.monotonic()) and b.failures == 1  # tried once, then skipped during its cool-down
+
+
+async def test_a_server_that_comes_back_is_used_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(Backend, "COOL_DOWN_S", 0.05)
+    dead = {"b"}
+    hits: Counter[str] = Counter()
+    up = Upstream(mock(dead, hits), "http://a,http://b")
+    for _ in range(4):
+        await up.post_json("/v1/chat/completions", BODY)
+    assert hits == Counter({"a": 4})
+    dead.clear()
+    time.sleep(0.06)
+    for _ in range(4):
+        await up.post_json("/v1/chat/completions", BODY)
+    assert hits["b"] >= 1
+
+
+async def test_models_have_their_own_servers_and_all_dead_is_a_502() -> None:
+    hits: Counter[str] = Counter()
+    up = Upstream(
+        mock({"x1", "x2"}, hits),
+        "http://default",
+        {"big": ["http://big1", "http://big2"], "x": ["http://x1", "http://x2"]},
+    )
+    for _ in range(4):
+        await up.post_json("/v1/chat/completions", {**BODY, "model": "big"})
+    await up.post_json("/v1/chat/completions", BODY)
+    assert hits == Counter({"big1": 2, "big2": 2, "default": 1})
+    with pytest.raises(UpstreamError) as failed:
+        await up.post_json("/v1/chat/completions", {**BODY, "model": "x"})
+    assert failed.value.status_code == 502
+
+
+# -- real sockets ---------------------------------------------------------------------------------------------
+
+
+def upstream_app(name: str, hits: Counter[str], cut: bool = False) -> Starlette:
+    async def chat(request: Request) -> Response:
+        hits[name] += 1
+        body = json.loads(await request.body())
+        if not body.get("stream"):
+            return JSONResponse(chat_reply(f"answer from {name}"))
+        stream = sse_body(["answer ", "from ", name])
+
+        async def events():  # type: ignore[no-untyped-def]
+            if cut:  # half the stream, then the connection drops: must not be replayed elsewhere
+                yield stream[: len(stream) // 2]
+                raise RuntimeError("upstream died mid-stream")
+            yield stream
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+
+
+@pytest.fixture
+def guard_in_front(
+    tmp_path: Path, hash_embedder: Embedder, serve: Callable[[object], BackgroundServer]
+) -> Callable[[list[str]], openai.OpenAI]:
+    def start(urls: list[str]) -> openai.OpenAI:
+        settings = Settings(
+            index_dir=tmp_path / "index",
+            upstream=",".join(urls),
+            connect_timeout_s=1.0,
+            read_timeout_s=5.0,
+            policy_file=Path(__file__).resolve().parents[1] / "policies" / "default.yaml",
+        )
+        guard = serve(create_app(settings, embedder=hash_embedder))
+        return openai.OpenAI(base_url=guard.url + "/v1", api_key="unused", max_retries=0, timeout=30)
+
+    return start
+
+
+def test_real_servers_share_the_load_and_a_dead_port_costs_nothing(
+    guard_in_front: Callable[[list[str]], openai.OpenAI], serve: Callable[[object], BackgroundServer]
+) -> None:
+    hits: Counter[str] = Counter()
+    one, two = serve(upstream_app("one", hits)), serve(upstream_app("two", hits))
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens: connection refused
+    client = guard_in_front([dead, one.url, two.url])
+    answers = [
+        client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}]) for _ in range(8)
+    ]
+    streamed = [
+        "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+        ) if c.choices)
+        for _ in range(4)
+    ]  # fmt: skip
+    assert all(a.choices[0].message.content in ("answer from one", "answer from two") for a in answers)
+    assert set(streamed) == {"answer from one", "answer from two"}
+    assert hits["one"] >= 4 and hits["two"] >= 4 and sum(hits.values()) == 12  # each request reached one server
+
+
+def test_a_stream_cut_midway_is_not_replayed_on_another_server(
+    guard_in_front: Callable[[list[str]], openai.OpenAI], serve: Callable[[object], BackgroundServer]
+) -> None:
+    hits: Counter[str] = Counter()
+    broken = serve(upstream_app("broken", hits, cut=True))
+    healthy = serve(upstream_app("healthy", hits))
+    client = guard_in_front([broken.url, healthy.url])
+    with pytest.raises(openai.APIError):
+        for _ in client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True):
+            pass
+    assert hits == Counter({"broken": 1})  # the request reached the broken server once and went nowhere else
+
+
+@pytest.mark.e2e
+def test_real_vllm_behind_a_dead_server(guard_in_front: Callable[[list[str]], openai.OpenAI], vllm_url: str) -> None:
+    client = guard_in_front([f"http://127.0.0.1:{free_port()}", vllm_url])
+    model = client.models.list().data[0].id
+    for _ in range(2):
+        reply = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8
+        )
+        assert reply.choices[0].message.content
