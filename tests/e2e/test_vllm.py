@@ -14,7 +14,7 @@ import pytest
 from openai import OpenAI
 
 from guard.app import create_app
-from guard.eval.serving import BackgroundServer
+from guard.eval.serving import BackgroundServer, free_port
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
 from tests.helpers import ADMIN
@@ -93,3 +93,17 @@ def test_upstream_errors_reach_the_openai_client(guard_url: str) -> None:
         client.chat.completions.create(model="no-such-model", messages=ASK, max_tokens=4)
     with pytest.raises(openai.UnprocessableEntityError):
         client.chat.completions.create(model="smollm2", messages=[], max_tokens=4)
+
+
+def test_real_vllm_behind_a_dead_server(
+    settings: Settings, minilm: Embedder, vllm_url: str, serve: Callable[[Any], BackgroundServer]
+) -> None:
+    """Two upstreams, the first refusing connections: every request is answered by vLLM, none fails."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    app = create_app(settings.model_copy(update={"upstream": f"{dead},{vllm_url}"}), embedder=minilm)
+    client = OpenAI(base_url=f"{serve(app).url}/v1", api_key="unused", max_retries=0)
+    for _ in range(3):
+        reply = client.chat.completions.create(**PARAMS)
+        assert "Paris" in (reply.choices[0].message.content or "")
+    streamed, finish = streamed_text(client)
+    assert "Paris" in streamed and finish in ("stop", "length")
