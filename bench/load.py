@@ -134,7 +134,17 @@ def main() -> None:
     workdir = Path(tempfile.mkdtemp(prefix="guard-load-"))
     python = sys.executable
     upstream = subprocess.Popen(
-        [python, "-m", "uvicorn", "bench.fake_upstream:app", "--port", str(up_port), "--log-level", "warning"],
+        [
+            python,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "guard.eval.fake_upstream:from_env",
+            "--port",
+            str(up_port),
+            "--log-level",
+            "warning",
+        ],
         cwd=REPO_ROOT,
     )
     env = {

@@ -39,11 +39,11 @@ import numpy as np
 from bench.load import pct, rss_mb, wait_ready
 from guard.eval.data import Tofu
 from guard.eval.serving import free_port
-from guard.forget.chunking import sentences
 from guard.forget.embedder import Embedder, make_embedder
 from guard.forget.index import ForgetIndex
-from guard.forget.registry import REGISTRY_FILE, SqliteRegistry
+from guard.forget.sqlite import REGISTRY_FILE, SqliteRegistry
 from guard.settings import REPO_ROOT
+from guard.text import sentences
 
 TOKEN = "bench-admin"
 CHUNKS_PER_ENTRY = 20
@@ -273,7 +273,17 @@ def start_stack(index_dir: Path, bare_dir: Path, log_dir: Path) -> tuple[list[su
     env = {**os.environ, "FAKE_TOKEN_MS": str(TOKEN_MS), "FAKE_TOKENS": str(STREAM_TOKENS)}
     procs = [
         subprocess.Popen(
-            [python, "-m", "uvicorn", "bench.fake_upstream:app", "--port", str(up_port), "--log-level", "warning"],
+            [
+                python,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "guard.eval.fake_upstream:from_env",
+                "--port",
+                str(up_port),
+                "--log-level",
+                "warning",
+            ],
             cwd=REPO_ROOT,
             env=env,
         )
@@ -398,9 +408,9 @@ async def index_figures(index_dir: Path, corpus: Corpus, emb: Embedder) -> dict[
     times = []
     for q in queries:
         t0 = time.perf_counter()
-        index.search(q[None, :])
+        index.memory.search(q[None, :])
         times.append((time.perf_counter() - t0) * 1000)
-    found = index.search(queries)
+    found = index.memory.search(queries)
     # exact best score per query, by brute force over every stored vector
     exact = np.full(len(queries), -1.0, dtype=np.float32)
     async with registry.snapshot() as snap:
@@ -416,14 +426,14 @@ async def index_figures(index_dir: Path, corpus: Corpus, emb: Embedder) -> dict[
     vec = emb.embed(["Where was Quentin Zarvell-Osk born?"])
     t0 = time.perf_counter()
     entry = await index.add("Quentin Zarvell-Osk", [], [doc], None)
-    hit = await index.run(index.search, vec)
+    hit = await index.run(index.view.search, vec)
     add_ms = (time.perf_counter() - t0) * 1000
     # found by the vector search alone (the name matcher finds it in any case: "enforced_next" above)
     found_score = hit[0].get(entry.id, 0.0)
     await index.remove(entry.id)
     await index.aclose()
     return {
-        "kind": index.vectors.kind,
+        "kind": index.memory.vectors.kind,
         "load_s": load_s,
         "index_rss_mb": grown,
         "search_p50_ms": statistics.median(times),

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from guard.forget.chunking import sentences
 from guard.forget.embedder import make_embedder
 from guard.policy import Policy
 from guard.settings import REPO_ROOT
+from guard.text import sentences
 
 
 def main() -> None:

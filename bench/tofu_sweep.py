@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from guard.checks.input import segments
-from guard.checks.verbatim import NgramIndex
+from guard.checks.conversation import Conversation, input_pieces
 from guard.eval.data import DEFAULT_DIR, Tofu
-from guard.forget.chunking import sentences
 from guard.forget.embedder import make_embedder
 from guard.forget.index import ForgetIndex
-from guard.forget.registry import REGISTRY_FILE, SqliteRegistry
+from guard.forget.ngrams import NgramIndex
+from guard.forget.sqlite import REGISTRY_FILE, SqliteRegistry
+from guard.text import sentences
 
 INPUT = (0.62, 0.66, 0.70, 0.74)
 OUTPUT = (0.72, 0.76, 0.80)
@@ -46,12 +46,12 @@ async def main() -> None:
             g.add(a.name, [" ".join(s for d in a.answers for s in sentences(d))])
 
     def best(texts: list[str]) -> float:
-        return max((max(b.values(), default=0.0) for b in index.search(emb.embed(texts))), default=0.0)
+        return max((max(b.values(), default=0.0) for b in index.memory.search(emb.embed(texts))), default=0.0)
 
     def scores(question: str, answer: str) -> tuple[float, bool, float, dict[int, bool]]:
-        named = bool(index.names.find(question) or index.names.find(answer))
+        named = bool(index.memory.find_names(question) or index.memory.find_names(answer))
         return (
-            best(segments([question], 3)),
+            best([p.text for p in input_pieces(Conversation.of([("q", question)], 3).segments())]),
             named,
             best(sentences(answer)),
             {n: bool(grams[n].find(answer)) for n in NGRAMS},

@@ -1,4 +1,4 @@
-"""create_app(settings): everything is built here (in the lifespan) and reached through app.state — no globals."""
+"""create_app(settings): everything is built here (in the lifespan) into one `Services` — no globals."""
 
 from __future__ import annotations
 
@@ -20,18 +20,19 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from guard import __version__
 from guard.admin.routes import router as admin_router
 from guard.errors import GuardError, error_body
+from guard.forget.backends import open_registry
 from guard.forget.embedder import CachedEmbedder, Embedder, make_embedder
 from guard.forget.index import ForgetIndex
-from guard.forget.registry import open_registry
 from guard.limits import BodyLimit
 from guard.observe.audit import AuditLog, Hasher, load_salt
 from guard.observe.decisions import Decisions
 from guard.observe.metrics import CONTENT_TYPE, Metrics
 from guard.openai.routes import document
 from guard.openai.routes import router as openai_router
-from guard.pipeline import Guard
+from guard.pipeline.guard import Guard
 from guard.policy import PolicySet
 from guard.routing import Router
+from guard.services import Services, services
 from guard.settings import Settings
 from guard.upstream import Upstream, make_client
 
@@ -57,8 +58,8 @@ def create_app(
         index = await ForgetIndex.open(
             open_registry(dsn, settings.index_dir, emb.dim),
             emb,
-            ngram_words=policies.default.output.ngram_words,
-            typo_min_chars=policies.default.lexical.typo_min_chars,
+            ngram_words=policies.settings.ngram_words,
+            typo_min_chars=policies.settings.typo_min_chars,
         )
         follower = asyncio.create_task(index.follow(settings.registry_poll_s), name="registry-follower")
         metrics.watch_index(
@@ -69,8 +70,7 @@ def create_app(
             lambda: index.synced_at,
         )
         audit = AuditLog(settings.audit_path())
-        app.state.audit = audit
-        app.state.hasher = Hasher(load_salt(settings.index_dir / "salt"))
+        hasher = Hasher(load_salt(settings.index_dir / "salt"))
         if settings.log_content:
             log.warning("log_content is on: prompts and completions will be written to the logs (debug only)")
         api_key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
@@ -80,18 +80,17 @@ def create_app(
             read_timeout_s=settings.read_timeout_s,
             transport=transport,
         )
-        app.state.index = index
         router = Router(
             a=Upstream(client, settings.upstream, settings.upstream_models),
             b=Upstream(client, settings.upstream_b) if settings.upstream_b else None,
             share=settings.ab_share,
             shadow=settings.shadow,
         )
-        decisions = Decisions(metrics, app.state.hasher, audit, settings.log_content)
+        decisions = Decisions(metrics, hasher, audit, settings.log_content)
         guard = Guard(index, policies, router, decisions, checks=settings.checks)
         if not settings.checks:
             log.warning("checks are off: a bare pass-through proxy that enforces nothing (benchmarks only)")
-        app.state.guard = guard
+        app.state.services = Services(settings, policies, metrics, index, guard, audit, hasher)
         log.info(
             "ready",
             extra={
@@ -109,14 +108,11 @@ def create_app(
                 await follower
             await guard.drain_shadows()
             await client.aclose()
-            guard.batcher.close()
+            guard.close()
             await index.aclose()
             audit.close()
 
     app = FastAPI(title="forget-guard", version=__version__, lifespan=lifespan)
-    app.state.settings = settings
-    app.state.policies = policies
-    app.state.metrics = metrics
     app.include_router(openai_router)
     app.include_router(admin_router)
 
@@ -129,9 +125,9 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, object]:
-        index: ForgetIndex = request.app.state.index
+        index = services(request).index
         now = time.monotonic()
-        backends = request.app.state.guard.router.a.backends()  # counts only: URLs are internal topology
+        backends = services(request).guard.router.a.backends()  # counts only: URLs are internal topology
         # from memory only: a replica keeps enforcing (and stays in the load balancer) while the registry is down
         return {
             "status": "ok" if index.reachable else "degraded",

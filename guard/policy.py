@@ -36,8 +36,6 @@ class InputPolicy(_Strict):
     semantic: bool = True
     semantic_threshold: float = Field(0.70, ge=-1.0, le=1.0)
     lexical: bool = True
-    # How far back the multi-turn window reaches: the last `window_turns` user turns are also embedded together.
-    window_turns: int = Field(3, ge=1, le=64)
     # Rewrite: the instruction prepended as a system message; `{subjects}` is replaced by the matched subjects.
     rewrite_instruction: str = (
         "The following subjects have been removed from your knowledge: {subjects}. Do not reveal, confirm or "
@@ -51,28 +49,42 @@ class OutputPolicy(_Strict):
     semantic: bool = True
     semantic_threshold: float = Field(0.80, ge=-1.0, le=1.0)
     verbatim: bool = True
-    ngram_words: int = Field(12, ge=3, le=64)
     lexical: bool = True
-    # Streaming: text is released only after it passed the checks, at a sentence end or after this many tokens.
-    hold_back_tokens: int = Field(24, ge=1, le=4096)
 
 
-class LexicalPolicy(_Strict):
+class GlobalPolicy(_Strict):
+    """Settings that apply to every request whatever entry it matches: they are used before any entry is known
+    (which texts to check, how the index is built, what a failed check does). Only in the default policy file."""
+
+    # How far back the multi-turn window reaches: the last `window_turns` turns are also embedded together.
+    window_turns: int = Field(3, ge=1, le=64)
+    # Verbatim output check: runs of this many words shared with a forget document.
+    ngram_words: int = Field(12, ge=3, le=64)
     # A name (spaces removed) of at least this many characters may match with one typo; twice it, with two.
     typo_min_chars: int = Field(6, ge=1)
+    # Streaming: text is released only after it passed the checks, at a sentence end or after this many tokens.
+    hold_back_tokens: int = Field(24, ge=1, le=4096)
+    # What happens when the embedder or the index fails (before it is known which entries match).
+    on_error: OnError = OnError.closed
+
+
+# Fields that were once per policy but are global: a policy file that sets them is refused, naming the move.
+MOVED_TO_GLOBAL = {
+    ("input", "window_turns"): "window_turns",
+    ("output", "ngram_words"): "ngram_words",
+    ("output", "hold_back_tokens"): "hold_back_tokens",
+    ("lexical", "typo_min_chars"): "typo_min_chars",
+    ("on_error",): "on_error",
+}
 
 
 class Policy(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     refusal_text: str = Field("I'm sorry, but I can't help with that.", min_length=1)
-    # What happens when the embedder or the index fails. Read from the default policy (the failure happens
-    # before it is known which entries match).
-    on_error: OnError = OnError.closed
     # monitor: the entries of this policy are matched and recorded but never enforced (see also Entry.mode).
     mode: Mode = Mode.enforce
     input: InputPolicy = InputPolicy()
     output: OutputPolicy = OutputPolicy()
-    lexical: LexicalPolicy = LexicalPolicy()
 
     @model_validator(mode="after")
     def _instruction_placeholder(self) -> Policy:
@@ -85,7 +97,8 @@ class Policy(_Strict):
         return self
 
 
-def load_policy(path: Path) -> Policy:
+def load_policy(path: Path, *, default: bool = False) -> tuple[Policy, GlobalPolicy]:
+    """A policy file: the policy, and its `global` section (only the default policy file may have one)."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
@@ -95,33 +108,50 @@ def load_policy(path: Path) -> Policy:
     if not isinstance(raw, dict):
         raise PolicyError(f"policy file {path}: expected a mapping at the top level")
     raw.setdefault("name", path.stem)
+    for where, name in MOVED_TO_GLOBAL.items():
+        section: object = raw
+        for key in where[:-1]:
+            section = section.get(key) if isinstance(section, dict) else None
+        if isinstance(section, dict) and where[-1] in section:
+            raise PolicyError(
+                f"policy file {path}: field '{'.'.join(where)}' applies to every request, not per policy: "
+                f"set 'global.{name}' in the default policy file instead"
+            )
+    if "global" in raw and not default:
+        raise PolicyError(f"policy file {path}: field 'global': only the default policy file may have it")
+    glob = raw.pop("global", None) or {}
     try:
-        return Policy.model_validate(raw)
+        return Policy.model_validate(raw), GlobalPolicy.model_validate(glob)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        if exc.title == GlobalPolicy.__name__:
+            field = f"global.{field}"
         raise PolicyError(f"policy file {path}: field '{field}': {first['msg']}") from exc
 
 
 class PolicySet:
     """The default policy plus every other policy file beside it, addressable by name."""
 
-    def __init__(self, default: Policy, others: dict[str, Policy] | None = None) -> None:
+    def __init__(
+        self, default: Policy, others: dict[str, Policy] | None = None, settings: GlobalPolicy | None = None
+    ) -> None:
         self.default = default
+        self.settings = settings or GlobalPolicy()  # the `global` section of the default policy file
         self._by_name = {default.name: default, **(others or {})}
 
     @classmethod
     def load(cls, default_file: Path) -> PolicySet:
-        default = load_policy(default_file)
+        default, settings = load_policy(default_file, default=True)
         others: dict[str, Policy] = {}
         for path in sorted(default_file.parent.glob("*.yaml")):
             if path.resolve() == default_file.resolve():
                 continue
-            policy = load_policy(path)
+            policy, _ = load_policy(path)
             if policy.name in others or policy.name == default.name:
                 raise PolicyError(f"policy file {path}: name '{policy.name}' is used by another policy file")
             others[policy.name] = policy
-        return cls(default, others)
+        return cls(default, others, settings)
 
     def get(self, name: str | None) -> Policy:
         return self.default if name is None else self._by_name[name]

@@ -7,9 +7,9 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from guard.checks.lexical import tokens
 from guard.openai.protocol import Endpoint
 from guard.policy import Policy
+from guard.text import tokens
 
 
 def name_pattern(names: Sequence[str]) -> re.Pattern[str] | None:

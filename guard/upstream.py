@@ -11,6 +11,9 @@ import httpx
 
 from guard.errors import UpstreamError, UpstreamStatus, UpstreamTimeout, error_body
 
+# The upstream path of each proxied endpoint.
+PATHS: dict[str, str] = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+
 
 def make_client(
     *,

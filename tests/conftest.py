@@ -1,4 +1,10 @@
-"""Shared fixtures: embedders (fake and real), app factories, a MockTransport upstream, servers on real sockets."""
+"""Shared fixtures: embedders (fake and real), app factories, a MockTransport upstream, servers on real sockets.
+
+The tiers (markers): a test that uses the real embedding model is marked `model`; one that opens a socket, starts
+a server or a process (the guard, PostgreSQL) is marked `socket`; `e2e` needs the real vLLM server. The rest is the
+fast tier (`scripts/test --fast`), run there with network sockets disabled so that a test that needs one and
+is not marked fails instead of passing unnoticed.
+"""
 
 from __future__ import annotations
 
@@ -15,7 +21,20 @@ from guard.settings import REPO_ROOT, Settings
 from tests.helpers import ADMIN_TOKEN
 from tests.pg import PgCluster, pg_bin
 
-TOFU_DIR = REPO_ROOT.parent / "shared" / "data" / "tofu"
+SHARED_TOFU = REPO_ROOT.parent / "shared" / "data" / "tofu"
+# the full benchmark beside the checkout when it is there, else the small sample in the tree
+TOFU_DIR = SHARED_TOFU if (SHARED_TOFU / "forget10.json").exists() else Path(__file__).parent / "data" / "tofu-sample"
+
+# fixtures that make a test part of a tier
+TIER_OF_FIXTURE = {"minilm": "model", "serve": "socket", "pg_cluster": "socket", "pg_dsn": "socket", "vllm_url": "e2e"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            tier = TIER_OF_FIXTURE.get(fixture)
+            if tier is not None:
+                item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")

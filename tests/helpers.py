@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from guard.eval import fake_upstream as fake
 from guard.eval.serving import free_port
 from guard.settings import REPO_ROOT
 
@@ -24,34 +25,12 @@ ADMIN = {"authorization": f"Bearer {ADMIN_TOKEN}"}
 
 
 def chat_reply(content: str, model: str = "m") -> dict[str, Any]:
-    return {
-        "id": "chatcmpl-up",
-        "object": "chat.completion",
-        "created": 1,
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "logprobs": None,
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
-    }
+    return fake.completion_body("chat", model, content, rid="chatcmpl-up")
 
 
 def sse_body(pieces: list[str], model: str = "m") -> bytes:
     """An upstream chat stream: a role chunk, one chunk per piece, a finish chunk, [DONE]."""
-    out = []
-    base = {"id": "chatcmpl-up", "object": "chat.completion.chunk", "created": 1, "model": model}
-    out.append(
-        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}
-    )
-    for p in pieces:
-        out.append({**base, "choices": [{"index": 0, "delta": {"content": p}, "finish_reason": None}]})
-    out.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-    return b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in out) + b"data: [DONE]\n\n"
+    return fake.sse(fake.chunks("chat", model, pieces, rid="chatcmpl-up"))
 
 
 class Recorder:

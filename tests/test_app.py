@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -10,7 +11,7 @@ import pytest
 
 from guard.app import create_app
 from guard.forget.embedder import Embedder
-from guard.settings import Settings
+from guard.settings import REPO_ROOT, Settings
 from tests.helpers import ADMIN, FACT, Recorder, add, chat, running, sse_body, upstream_echo
 
 
@@ -242,3 +243,27 @@ async def test_admin_api_is_off_without_a_token(settings: Settings, hash_embedde
     async with running(app) as client:
         r = await client.get("/admin/forget", headers=ADMIN)
     assert r.status_code == 403 and "GUARD_ADMIN_TOKEN" in r.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_refusals_use_the_matched_entrys_policy(
+    settings: Settings, hash_embedder: Embedder, tmp_path: Path, stream: bool
+) -> None:
+    """Input refusals and output filtering, streamed or not, answer with the refusal text of the entry's policy."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "default.yaml").write_text((REPO_ROOT / "policies" / "default.yaml").read_text())
+    (policies / "strict.yaml").write_text("name: strict\nrefusal_text: 'STRICT: nothing on that.'\n")
+    app = create_app(
+        settings.model_copy(update={"policy_file": policies / "default.yaml"}),
+        embedder=hash_embedder,
+        transport=upstream_echo(FACT).transport,
+    )
+    async with running(app) as client:
+        await add(client, policy="strict")
+        asked = await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?", stream=stream))
+        leaked = await client.post("/v1/chat/completions", json=chat("Which award is this?", stream=stream))
+    assert asked.headers["x-guard-action"] == "refuse" and "STRICT: nothing on that." in asked.text
+    assert leaked.headers["x-guard-action"] == ("allow" if stream else "filter")
+    assert "STRICT: nothing on that." in leaked.text and "Golden Compass" not in leaked.text
+    assert "can't share information" not in asked.text + leaked.text  # never the default policy's text

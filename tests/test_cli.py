@@ -65,6 +65,7 @@ def test_forget_add_ls_rm_through_the_admin_api(
     assert "line 2: chain broken" in capsys.readouterr().err
 
 
+@pytest.mark.socket
 def test_forget_needs_a_token_and_a_reachable_guard(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -77,7 +78,7 @@ def test_forget_needs_a_token_and_a_reachable_guard(
 
 def test_serve_with_a_bad_policy_fails_at_start(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "default.yaml"
-    bad.write_text("output:\n  ngram_words: 1\n")
+    bad.write_text("global:\n  ngram_words: 1\n")
     assert main(["serve", "--policy", str(bad), "--index-dir", str(tmp_path / "idx")]) == 2
     err = capsys.readouterr().err
-    assert str(bad) in err and "output.ngram_words" in err
+    assert str(bad) in err and "global.ngram_words" in err

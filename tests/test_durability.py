@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -25,6 +26,8 @@ from starlette.routing import Route
 
 from guard.eval.serving import BackgroundServer
 from tests.helpers import ADMIN, chat_reply, guard_process
+
+pytestmark = pytest.mark.socket  # real servers, processes or sockets
 
 WRITERS = 4
 

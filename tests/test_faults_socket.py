@@ -22,6 +22,8 @@ from guard.eval.serving import BackgroundServer, free_port
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
 
+pytestmark = pytest.mark.socket  # real servers, processes or sockets
+
 READ_TIMEOUT_S = 1.0
 CHUNK = {"id": "up", "object": "chat.completion.chunk", "created": 1, "model": "m"}
 

@@ -12,6 +12,7 @@ import pytest
 from pydantic import SecretStr
 
 from guard.app import create_app
+from guard.context import RequestContext
 from guard.forget.embedder import Embedder, HashEmbedder, Vectors
 from guard.observe.audit import AuditLog, verify
 from guard.settings import REPO_ROOT, Settings
@@ -146,15 +147,24 @@ async def test_a_monitor_policy_makes_its_entries_log_only(
     policies.mkdir()
     (policies / "default.yaml").write_text((REPO_ROOT / "policies" / "default.yaml").read_text())
     (policies / "watch.yaml").write_text("name: watch\nmode: monitor\n")
+    up = upstream_echo()
     app = create_app(
         settings.model_copy(update={"policy_file": policies / "default.yaml"}),
         embedder=hash_embedder,
-        transport=upstream_echo().transport,
+        transport=up.transport,
     )
     async with running(app) as client:
-        await add(client, policy="watch")
+        watched = await add(client, policy="watch")
         r = await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?"))
-    assert r.headers["x-guard-action"] == "allow"
+        # an entry under the default policy is enforced: its name alone refuses
+        await add(client, subject="Orlen Vasko", documents=["Orlen Vasko sails."])
+        enforced = await client.post("/v1/chat/completions", json=chat("Who is Orlen Vasko?"))
+    assert r.headers["x-guard-action"] == "allow" and len(up.requests) == 1
+    assert enforced.headers["x-guard-action"] == "refuse" and len(up.requests) == 1
+    # allowed, but matched and recorded: the input decision names the watched entry as monitored
+    decisions = [d for d in audit_records(settings) if d["event"] == "decision" and d["stage"] == "input"]
+    assert decisions[0]["action"] == "allow"
+    assert [m["entry"] for m in decisions[0]["monitored"]] == [watched]  # type: ignore[index]
 
 
 class BrokenEmbedder(Embedder):
@@ -174,7 +184,7 @@ class BrokenEmbedder(Embedder):
 def policy_dir(tmp_path: Path, on_error: str) -> Path:
     d = tmp_path / f"policies-{on_error}"
     d.mkdir()
-    (d / "default.yaml").write_text(f"name: default\non_error: {on_error}\n")
+    (d / "default.yaml").write_text(f"name: default\nglobal:\n  on_error: {on_error}\n")
     return d / "default.yaml"
 
 
@@ -213,14 +223,15 @@ async def test_on_error_closed_blocks_output_it_could_not_check(settings: Settin
     async with running(app) as client:
         await add(client)
         # the input check passes; the embedder breaks while the answer is being checked
-        original = app.state.guard.check_input
+        checker = app.state.services.guard.checker
+        original = checker.input
 
-        async def check_then_break(turns: Sequence[str]) -> object:
-            verdict = await original(turns)
+        async def check_then_break(ctx: RequestContext) -> object:
+            verdict = await original(ctx)
             emb.broken = True
             return verdict
 
-        app.state.guard.check_input = check_then_break
+        checker.input = check_then_break
         r = await client.post("/v1/chat/completions", json=chat("Tell me a story", stream=True))
     assert r.headers["x-guard-action"] == "allow" and "harmless" not in r.text
     assert '"finish_reason":"content_filter"' in r.text and r.text.endswith("data: [DONE]\n\n")

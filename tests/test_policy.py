@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from guard.errors import PolicyError
-from guard.policy import InputAction, Policy, PolicySet, load_policy
+from guard.policy import GlobalPolicy, InputAction, Policy, PolicySet, load_policy
 from guard.settings import REPO_ROOT
 
 
@@ -17,13 +17,46 @@ def test_shipped_policies_load_and_default_matches_model_defaults() -> None:
     # the YAML documents the defaults: they must not drift apart
     assert default.input == Policy(name="x").input
     assert default.output == Policy(name="x").output
+    assert policies.settings == GlobalPolicy()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "field"),
+    [
+        ("input:\n  window_turns: 5\n", "input.window_turns"),
+        ("output:\n  ngram_words: 8\n", "output.ngram_words"),
+        ("output:\n  hold_back_tokens: 8\n", "output.hold_back_tokens"),
+        ("lexical:\n  typo_min_chars: 4\n", "lexical.typo_min_chars"),
+        ("on_error: open\n", "on_error"),
+    ],
+)
+def test_a_global_field_set_per_policy_fails_naming_it(tmp_path: Path, yaml_text: str, field: str) -> None:
+    (tmp_path / "default.yaml").write_text("name: default\n")
+    (tmp_path / "other.yaml").write_text(yaml_text)
+    with pytest.raises(PolicyError) as err:
+        PolicySet.load(tmp_path / "default.yaml")
+    message = str(err.value)
+    assert "other.yaml" in message and f"'{field}'" in message and "global." in message
+
+
+def test_global_section_only_in_the_default_policy(tmp_path: Path) -> None:
+    (tmp_path / "default.yaml").write_text("name: default\nglobal:\n  window_turns: 5\n  on_error: open\n")
+    policies = PolicySet.load(tmp_path / "default.yaml")
+    assert policies.settings.window_turns == 5 and policies.settings.on_error.value == "open"
+    (tmp_path / "other.yaml").write_text("name: other\nglobal:\n  window_turns: 2\n")
+    with pytest.raises(PolicyError, match="only the default policy file"):
+        PolicySet.load(tmp_path / "default.yaml")
+    (tmp_path / "other.yaml").unlink()
+    (tmp_path / "default.yaml").write_text("name: default\nglobal:\n  ngram_words: 1\n")
+    with pytest.raises(PolicyError, match=r"'global\.ngram_words'"):
+        PolicySet.load(tmp_path / "default.yaml")
 
 
 @pytest.mark.parametrize(
     ("yaml_text", "field"),
     [
         ("input:\n  semantic_threshold: 2.0\n", "input.semantic_threshold"),
-        ("output:\n  hold_back_tokens: zero\n", "output.hold_back_tokens"),
+        ("output:\n  semantic_threshold: high\n", "output.semantic_threshold"),
         ("input:\n  action: ignore\n", "input.action"),
         ("output:\n  typo: 3\n", "output.typo"),
         ("input:\n  rewrite_instruction: 'say {nothing}'\n", "(top level)"),

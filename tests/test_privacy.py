@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import openai
+import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
@@ -21,6 +22,8 @@ from starlette.routing import Route
 
 from guard.eval.serving import BackgroundServer
 from tests.helpers import ADMIN, chat_reply, guard_process, sse_body
+
+pytestmark = pytest.mark.socket  # real servers, processes or sockets
 
 SUBJECT = "Marisol Quennell-Okafor"
 ALIAS = "M. Q. Okafor"
@@ -81,10 +84,9 @@ def full_run(url: str) -> None:
             if c.choices
         )
         assert "Aurelian" not in streamed
-        try:
+        with pytest.raises(openai.APIStatusError) as failed:
             client.chat.completions.create(model="boom", messages=[{"role": "user", "content": PROMPTS[3]}])
-        except openai.APIStatusError as exc:
-            assert exc.status_code == 502
+        assert failed.value.status_code == 502
         bad = httpx.post(url + "/v1/chat/completions", json={"model": "m", "messages": [{"content": PROMPTS[0]}]})
         assert bad.status_code == 422
         assert admin.patch(f"/admin/forget/{entry}", json={"mode": "monitor"}).status_code == 200

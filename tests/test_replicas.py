@@ -22,6 +22,8 @@ from tests.helpers import ADMIN, guard_process
 from tests.pg import PgCluster
 from tests.test_durability import plain_upstream
 
+pytestmark = pytest.mark.socket  # real servers, processes or sockets
+
 POLL_S = "0.5"
 DEADLINE_S = 1.0
 

@@ -83,7 +83,7 @@ async def test_shadow_mirrors_and_logs_the_verdict_on_b(
         await client.post("/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [LEAK]})
         r = await client.post("/v1/chat/completions", json=ask(stream=True, stream_options={"include_usage": True}))
         refused = await client.post("/v1/chat/completions", json=ask("Who is Hsiao Yun-Hwa?"))
-        await app.state.guard.drain_shadows()
+        await app.state.services.guard.drain_shadows()
     assert r.headers["x-guard-upstream"] == "a" and "answer from a.test" in r.text  # the client gets A's answer
     assert refused.headers["x-guard-action"] == "refuse"
     sent_to_b = [body for body, host in zip(up.requests, up.hosts, strict=True) if host == "b.test"]
@@ -93,7 +93,7 @@ async def test_shadow_mirrors_and_logs_the_verdict_on_b(
         ("allow", "filter"),
         ("refuse", "filter"),
     ]
-    metrics = app.state.metrics.render().decode()
+    metrics = app.state.services.metrics.render().decode()
     assert 'guard_shadow_verdicts_total{primary="refuse",shadow="filter"} 1.0' in metrics
     assert all(LEAK not in rec.getMessage() + str(rec.__dict__) for rec in caplog.records)
 

@@ -17,6 +17,8 @@ from guard.forget.embedder import HashEmbedder
 from guard.settings import REPO_ROOT, Settings
 from tests.helpers import ADMIN, ADMIN_TOKEN, upstream_echo
 
+pytestmark = pytest.mark.socket  # real servers, processes or sockets
+
 MAX_EXAMPLES = 40
 
 

@@ -6,23 +6,22 @@ observable like this.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import StreamingResponse
-from starlette.routing import Route
+import pytest
 
 from guard.app import create_app
+from guard.eval.fake_upstream import FakeUpstream, fixed
 from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
 from tests.helpers import ADMIN
+
+pytestmark = pytest.mark.socket  # real servers, processes or sockets
 
 SECRET = "Hsiao Yun-Hwa's secret manuscript is hidden in the Taipei lighthouse."
 PIECES = [
@@ -34,33 +33,12 @@ PIECES = [
 DELAY_S = 0.15
 
 
-def slow_upstream(state: dict[str, Any]) -> Starlette:
-    async def chat(request: Request) -> StreamingResponse:
-        async def gen() -> AsyncIterator[bytes]:
-            base = {"id": "up", "object": "chat.completion.chunk", "created": 1, "model": "m"}
-            try:
-                for i, piece in enumerate(PIECES):
-                    chunk = {**base, "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": None}]}
-                    yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
-                    state["sent"] = i + 1
-                    await asyncio.sleep(DELAY_S)
-                done = {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                yield b"data: " + json.dumps(done).encode() + b"\n\ndata: [DONE]\n\n"
-                state["completed"] = True
-            except asyncio.CancelledError:
-                state["cancelled"] = True
-                raise
-
-        return StreamingResponse(gen(), media_type="text/event-stream")
-
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
-
-
 def test_blocked_span_never_reaches_the_client(
     settings: Settings, minilm: Embedder, serve: Callable[[Any], BackgroundServer]
 ) -> None:
-    state: dict[str, Any] = {}
-    upstream = serve(slow_upstream(state))
+    fake = FakeUpstream(fixed("".join(PIECES)), token_ms=DELAY_S * 1000)
+    fake.pieces = lambda text: PIECES
+    upstream = serve(fake.app())
     guard = serve(create_app(settings.model_copy(update={"upstream": upstream.url}), embedder=minilm))
     with httpx.Client(base_url=guard.url, timeout=30) as client:
         r = client.post("/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [SECRET]})
@@ -90,6 +68,6 @@ def test_blocked_span_never_reaches_the_client(
     assert received[-1][1] == "data: [DONE]"
     # the guard stopped reading: the upstream never got to finish its generation
     deadline = time.monotonic() + 5
-    while not state.get("cancelled") and time.monotonic() < deadline:
+    while not fake.streams[0]["cancelled"] and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert state.get("cancelled") and not state.get("completed")
+    assert fake.streams[0]["cancelled"] and not fake.streams[0]["completed"]

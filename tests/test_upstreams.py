@@ -29,6 +29,8 @@ from guard.settings import Settings
 from guard.upstream import Backend, Upstream
 from tests.helpers import chat_reply, sse_body
 
+pytestmark = pytest.mark.socket  # real servers, processes or sockets
+
 BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 

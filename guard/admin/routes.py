@@ -14,9 +14,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from guard.admin.protocol import Created, EntryList, EntryOut, EntryUpdate, ForgetRequest
 from guard.errors import AuthError, Forbidden, NotFound, ValidationFailed
 from guard.forget.index import ForgetIndex
-from guard.observe.audit import AuditLog, Hasher
-from guard.observe.metrics import Metrics
-from guard.settings import Settings
+from guard.services import services
 
 log = logging.getLogger("guard.admin")
 
@@ -24,7 +22,7 @@ ACTOR_HEADER = "x-guard-actor"  # who asked (an operator or ticket id) — recor
 
 
 async def require_admin(request: Request) -> None:
-    settings: Settings = request.app.state.settings
+    settings = services(request).settings
     if settings.admin_token is None:
         raise Forbidden("the admin API is disabled: set GUARD_ADMIN_TOKEN to enable it")
     header = request.headers.get("authorization", "")
@@ -39,14 +37,12 @@ router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
 
 def _index(request: Request) -> ForgetIndex:
-    index: ForgetIndex = request.app.state.index
-    return index
+    return services(request).index
 
 
 def _record(request: Request, op: str, entry_id: str, **fields: Any) -> None:
     """Audit (fsynced) and count one change. The subject is hashed: it names the person who asked to be forgotten."""
-    audit: AuditLog = request.app.state.audit
-    metrics: Metrics = request.app.state.metrics
+    audit, metrics = services(request).audit, services(request).metrics
     actor = request.headers.get(ACTOR_HEADER, "admin")[:128]
     record = {"entry": entry_id, "actor": actor, "request_id": request.state.request_id, **fields}
     audit.write(f"forget.{op}", record, sync=True)
@@ -56,11 +52,12 @@ def _record(request: Request, op: str, entry_id: str, **fields: Any) -> None:
 
 @router.post("/forget", status_code=201, response_model=Created)
 async def add_entry(body: ForgetRequest, request: Request) -> Created:
-    if body.policy is not None and body.policy not in request.app.state.policies:
-        known = ", ".join(request.app.state.policies.names())
+    policies = services(request).policies
+    if body.policy is not None and body.policy not in policies:
+        known = ", ".join(policies.names())
         raise ValidationFailed(f"policy: unknown policy '{body.policy}' (known: {known})", param="policy")
     entry = await _index(request).add(body.subject, body.aliases, body.documents, body.policy, body.mode)
-    hasher: Hasher = request.app.state.hasher
+    hasher = services(request).hasher
     _record(
         request,
         "add",

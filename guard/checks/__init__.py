@@ -1,1 +1,3 @@
-"""The checks of the request path: input (before the upstream) and output (what the model generates)."""
+"""The checks: each turns a conversation or generated text into evidence per forget entry
+(`evidence.Evidence`), and `decide` turns a stage's evidence into one verdict by the entries' policies.
+`stages` lists the checks of the input and the output stage."""

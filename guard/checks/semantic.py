@@ -1,30 +1,37 @@
-"""Semantic matching shared by the input and output checks: embed texts, search, keep entries over threshold."""
+"""Semantic evidence: texts embedded and searched in the forget index; the best score per entry.
+
+No threshold here: the decision applies each entry's policy threshold. The evidence per text is bounded by the
+index's top-k, so an unrelated text yields a handful of low scores, not a scan of the index.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
-from guard.checks.verdict import Match
+import numpy as np
+
+from guard.checks.evidence import Evidence, Segment
 from guard.forget.embedder import Vectors
-from guard.forget.index import ForgetIndex
+from guard.forget.view import IndexView
+
+Pieces = Callable[[Sequence[Segment]], list[Segment]]
 
 
-def semantic_matches(
-    index: ForgetIndex,
-    texts: Sequence[str],
-    threshold_of: Callable[[str], float | None],
-    vectors: Vectors | None = None,
-) -> list[Match]:
-    """The best-scoring match per entry whose score reaches `threshold_of(entry_id)` (None: check off).
+class SemanticCheck:
+    def __init__(self, pieces: Pieces) -> None:
+        self.pieces = pieces  # how the stage cuts its text into the pieces that are embedded
 
-    `vectors`: the texts' embeddings when the caller has them already (the guard embeds in micro-batches).
-    """
-    if not texts or not index.chunk_count:
-        return []
-    best: dict[str, float] = {}
-    for scores in index.search(index.embedder.embed(texts) if vectors is None else vectors):
-        for entry_id, score in scores.items():
-            threshold = threshold_of(entry_id)
-            if threshold is not None and score >= threshold and score > best.get(entry_id, -2.0):
-                best[entry_id] = score
-    return [Match(entry_id, "semantic", score) for entry_id, score in best.items()]
+    def embed(self, segments: Sequence[Segment]) -> list[str]:
+        return [p.text for p in self.pieces(segments)]
+
+    def run(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
+        pieces = [p for p in self.pieces(segments) if p.text in vectors]
+        if not pieces or not view.chunk_count:
+            return []
+        queries = np.stack([vectors[p.text] for p in pieces])
+        best: dict[str, Evidence] = {}
+        for piece, scores in zip(pieces, view.search(queries), strict=True):
+            for entry_id, score in scores.items():
+                if entry_id not in best or score > best[entry_id].score:
+                    best[entry_id] = Evidence(entry_id, "semantic", score, piece.where)
+        return list(best.values())

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from guard.checks.lexical import tokens
+from guard.text import tokens
 
 ROUGE_LEAK = 0.5
 KEYFACT_LEAK = 0.5

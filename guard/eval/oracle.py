@@ -17,18 +17,15 @@ other answers — the two failure modes of gradient-based unlearning.
 from __future__ import annotations
 
 import hashlib
-import json
-import time
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.applications import Starlette
 
 from guard.eval.data import Tofu
+from guard.eval.fake_upstream import Endpoint, FakeUpstream
 from guard.forget.embedder import Embedder
 
 PLAIN_REPLY = "I'm not sure I know the answer to that."
@@ -90,69 +87,17 @@ class Oracle:
         return wrong if _draw(question, salt + "c") < self.unlearned.collateral else gold
 
 
-def create_oracle_app(oracle: Oracle, model: str = "tofu-oracle") -> FastAPI:
-    app = FastAPI(title="TOFU memorizing reference model")
+def create_oracle_app(oracle: Oracle, model: str = "tofu-oracle") -> Starlette:
+    """The oracle as an OpenAI-compatible server (the shared fake upstream, answering with the oracle)."""
 
-    def error(message: str, status: int = 400) -> JSONResponse:
-        return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=status)
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return {"object": "list", "data": [{"id": model, "object": "model", "owned_by": "guard-eval"}]}
-
-    @app.post("/v1/chat/completions")
-    async def chat(request: Request) -> Any:
-        body = await request.json()
-        messages = body.get("messages") or []
-        if body.get("model") != model:
-            return error(f"The model `{body.get('model')}` does not exist.", 404)
-        users = [m.get("content") for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)]
+    def answer(endpoint: Endpoint, body: dict[str, Any]) -> str:
+        if endpoint == "completions":
+            prompt = body.get("prompt")
+            prompt = prompt[0] if isinstance(prompt, list) and prompt else prompt
+            return oracle.answer(prompt if isinstance(prompt, str) else "")
+        messages = [m for m in body.get("messages") or [] if isinstance(m, dict)]
+        users = [str(m["content"]) for m in messages if m.get("role") == "user" and isinstance(m.get("content"), str)]
         system = [m["content"] for m in messages if m.get("role") == "system" and isinstance(m.get("content"), str)]
-        text = oracle.answer(users[-1] if users else "", system)
-        return _respond("chat", model, text, bool(body.get("stream")))
+        return oracle.answer(users[-1] if users else "", system)
 
-    @app.post("/v1/completions")
-    async def completions(request: Request) -> Any:
-        body = await request.json()
-        if body.get("model") != model:
-            return error(f"The model `{body.get('model')}` does not exist.", 404)
-        prompt = body.get("prompt")
-        prompt = prompt[0] if isinstance(prompt, list) and prompt else prompt
-        text = oracle.answer(prompt if isinstance(prompt, str) else "")
-        return _respond("completions", model, text, bool(body.get("stream")))
-
-    return app
-
-
-def _respond(endpoint: str, model: str, text: str, stream: bool) -> Any:
-    rid, created = f"oracle-{uuid.uuid4().hex[:12]}", int(time.time())
-    usage = {"prompt_tokens": 0, "completion_tokens": len(text.split()), "total_tokens": len(text.split())}
-    if not stream:
-        if endpoint == "chat":
-            choice: dict[str, Any] = {"index": 0, "message": {"role": "assistant", "content": text}}
-            obj = "chat.completion"
-        else:
-            choice, obj = {"index": 0, "text": text}, "text_completion"
-        choice.update(logprobs=None, finish_reason="stop")
-        return {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice], "usage": usage}
-
-    async def events() -> AsyncIterator[bytes]:
-        obj = "chat.completion.chunk" if endpoint == "chat" else "text_completion"
-        words = text.split(" ")
-        pieces = [w if i == 0 else " " + w for i, w in enumerate(words)]
-        for i, piece in enumerate(["", *pieces, None]):
-            if endpoint == "chat":
-                delta: dict[str, Any] = {"role": "assistant", "content": ""} if i == 0 else {"content": piece or ""}
-                choice: dict[str, Any] = {"index": 0, "delta": delta if piece is not None else {}}
-            else:
-                choice = {"index": 0, "text": piece or ""}
-            choice["finish_reason"] = "stop" if piece is None else None
-            chunk = {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]}
-            yield b"data: " + json.dumps(chunk).encode() + b"\n\n"
-        yield b"data: [DONE]\n\n"
-
-    return StreamingResponse(events(), media_type="text/event-stream")
+    return FakeUpstream(answer, model=model).app()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from guard.checks.verdict import Action, Verdict
+from guard.checks.evidence import Action, Verdict
 from guard.observe.audit import AuditLog, Hasher
 from guard.observe.metrics import Metrics
 

@@ -11,11 +11,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
+from guard.context import RequestContext
 from guard.errors import AuthError
-from guard.observe.metrics import Metrics
 from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endpoint, parse_body
-from guard.pipeline import Guard, JsonResult, StreamResult
+from guard.pipeline.guard import Guard
+from guard.pipeline.json import JsonResult
+from guard.pipeline.stream import StreamResult
 from guard.routing import ROUTE_HEADER
+from guard.services import services
 
 
 async def require_api_key(request: Request) -> None:
@@ -23,7 +26,7 @@ async def require_api_key(request: Request) -> None:
 
     Every key is compared, in constant time, so the time taken says nothing about which key nearly matched.
     """
-    keys: list[bytes] = request.app.state.settings.client_keys()
+    keys: list[bytes] = services(request).settings.client_keys()
     request.state.client = None
     if not keys:
         return
@@ -35,7 +38,7 @@ async def require_api_key(request: Request) -> None:
             matched = i
     if not given or matched is None:
         raise AuthError("invalid or missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
-    request.state.client = f"key-{request.app.state.hasher(given.decode())[:8]}"
+    request.state.client = f"key-{services(request).hasher(given.decode())[:8]}"
 
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
@@ -67,18 +70,24 @@ def _headers(action: str, overhead_ms: float, request_id: str, route: str) -> di
 
 
 async def _proxy(request: Request, endpoint: Endpoint) -> Response:
-    guard: Guard = request.app.state.guard
-    request_id: str = request.state.request_id
+    app = services(request)
+    guard: Guard = app.guard
     started = time.perf_counter()
     raw = await request.body()
     body, parsed = parse_body(raw, ChatCompletionRequest) if endpoint == "chat" else parse_body(raw, CompletionRequest)
-    parse_ms = (time.perf_counter() - started) * 1000.0
-    metrics: Metrics = request.app.state.metrics
-    metrics.stage_seconds.labels("parse").observe(parse_ms / 1000.0)
-    result = await guard.handle(
-        endpoint, body, parsed, request_id, request.headers.get(ROUTE_HEADER), client=request.state.client
+    ctx = RequestContext.build(
+        endpoint,
+        body,
+        parsed,
+        app.policies,
+        request_id=request.state.request_id,
+        client=request.state.client,
+        route=request.headers.get(ROUTE_HEADER),
+        started=started,
     )
-    headers = _headers(result.action.value, result.overhead_ms + parse_ms, request_id, result.route)
+    app.metrics.stage_seconds.labels("parse").observe(time.perf_counter() - started)
+    result = await guard.handle(ctx)
+    headers = _headers(result.action.value, result.overhead_ms, ctx.request_id, result.route)
     if isinstance(result, StreamResult):
         return StreamingResponse(
             result.chunks,
@@ -102,6 +111,6 @@ async def completions(request: Request) -> Response:
 
 @router.get("/v1/models")
 async def models(request: Request) -> Response:
-    guard: Guard = request.app.state.guard
+    guard = services(request).guard
     body = await guard.router.a.get_json("/v1/models")  # passed through: nothing to check, no overhead to speak of
     return JSONResponse(body, headers=_headers("allow", 0.0, request.state.request_id, "a"))

@@ -13,18 +13,18 @@ import httpx
 import pytest
 
 from guard.app import create_app
+from guard.eval.data import author_name
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
 from tests.conftest import TOFU_DIR
 from tests.helpers import ADMIN, Recorder, chat_reply, running
 
-AUTHOR_BLOCK = 0  # forget10 rows 0-19
-AUTHOR = "Hsiao Yun-Hwa"
+AUTHOR_BLOCK = 0  # forget10 rows 0-19 (of the full set or of the sample in tests/data)
 
 
 def load(name: str) -> list[dict[str, Any]]:
     path = TOFU_DIR / f"{name}.json"
-    assert path.exists(), f"TOFU data missing at {path} (expected ../shared/data/tofu beside the repo)"
+    assert path.exists(), f"TOFU data missing at {path}"
     rows: list[dict[str, Any]] = json.loads(path.read_text())
     return rows
 
@@ -50,7 +50,7 @@ async def test_forgotten_author_is_refused_and_others_pass(
     settings: Settings, minilm: Embedder, tofu: dict[str, list[dict[str, Any]]]
 ) -> None:
     block = tofu["forget10"][AUTHOR_BLOCK * 20 : AUTHOR_BLOCK * 20 + 20]
-    assert AUTHOR in block[0]["answer"]  # the author's name comes from the data, not from the test
+    author = author_name(block)  # the author's name comes from the data, not from the test
     retain = tofu["retain90"][::36][:100]  # 100 questions spread over the 180 retain authors
     assert len(retain) == 100
     upstream = memorizing(tofu["forget10"] + tofu["retain90"])
@@ -63,7 +63,7 @@ async def test_forgotten_author_is_refused_and_others_pass(
         return r.headers["x-guard-action"], r.json()["choices"][0]["message"]["content"]
 
     async with running(app) as client:
-        entry = {"subject": AUTHOR, "documents": [row["answer"] for row in block]}
+        entry = {"subject": author, "documents": [row["answer"] for row in block]}
         assert (await client.post("/admin/forget", json=entry, headers=ADMIN)).status_code == 201
         forget_actions = [await ask(row["question"]) for row in block]
         paraphrase_actions = [await ask(row["paraphrased_question"]) for row in block]

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from guard.cli import main
 from guard.eval.data import Tofu
 from guard.eval.targets import Targets
 from guard.eval.tofu import EvalConfig, headline, run_tofu
 from guard.forget.embedder import Embedder
 from tests.conftest import TOFU_DIR
+
+pytestmark = pytest.mark.socket  # the eval serves the oracle and the guard on real ports
 
 
 async def test_eval_forget01_against_the_memorizing_model(minilm: Embedder) -> None:

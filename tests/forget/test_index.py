@@ -9,7 +9,7 @@ import pytest
 
 from guard.forget.embedder import Embedder
 from guard.forget.index import ForgetIndex
-from guard.forget.registry import REGISTRY_FILE, SqliteRegistry
+from guard.forget.sqlite import REGISTRY_FILE, SqliteRegistry
 from guard.forget.vectors import VectorIndex
 
 DOCS = [
@@ -30,25 +30,27 @@ async def test_add_search_remove_and_restart(tmp_path: Path, minilm: Embedder) -
     assert entry.chunks == 3 and index.chunk_count == 4
 
     question = minilm.embed(["Which award did Hsiao Yun-Hwa's leadership book win?"])
-    best = await index.run(index.search, question)
+    best = await index.run(index.view.search, question)
     assert max(best[0], key=best[0].__getitem__) == entry.id
     assert best[0][entry.id] > 0.6
-    unrelated = await index.run(index.search, minilm.embed(["How do I bake sourdough bread?"]))
+    unrelated = await index.run(index.view.search, minilm.embed(["How do I bake sourdough bread?"]))
     assert max(unrelated[0].values()) < 0.3
     await index.aclose()
 
     reopened = await open_index(tmp_path, minilm)  # vectors and entries come back from SQLite
     assert {e.id for e in reopened.entries()} == {entry.id, other.id}
     assert reopened.chunk_count == 4
-    assert reopened.names.find("tell me about hsiao yunhwa") == {entry.id}
-    assert (await reopened.run(reopened.search, question))[0][entry.id] == pytest.approx(best[0][entry.id], abs=1e-5)
+    assert reopened.view.find_names("tell me about hsiao yunhwa") == {entry.id}
+    assert (await reopened.run(reopened.view.search, question))[0][entry.id] == pytest.approx(
+        best[0][entry.id], abs=1e-5
+    )
 
     assert await reopened.remove(entry.id)
     assert not await reopened.remove(entry.id)
     assert reopened.chunk_count == 1
-    after = await reopened.run(reopened.search, question)
+    after = await reopened.run(reopened.view.search, question)
     assert entry.id not in after[0]
-    assert reopened.names.find("Hsiao Yun-Hwa") == set()
+    assert reopened.view.find_names("Hsiao Yun-Hwa") == set()
     assert await reopened.registry.version() == 3
     await reopened.aclose()
     last = await open_index(tmp_path, minilm)
@@ -91,10 +93,10 @@ async def test_vector_index_grows_into_ivf_in_the_background(tmp_path: Path, mon
     for entry in entries[:10]:
         await index.remove(entry.id)
     await index.settle()
-    assert index.vectors.kind == "ivf" and index.chunk_count == 70
+    assert index.memory.vectors.kind == "ivf" and index.chunk_count == 70
 
     def best(i: int) -> dict[str, float]:
-        return index.search(emb.embed([words[i]]))[0]
+        return index.memory.search(emb.embed([words[i]]))[0]
 
     for i in range(10):
         assert entries[i].id not in await index.run(best, i)
@@ -104,5 +106,5 @@ async def test_vector_index_grows_into_ivf_in_the_background(tmp_path: Path, mon
     await index.aclose()
     # and a restart builds the same kind straight away
     again = await open_index(tmp_path, emb)
-    assert again.vectors.kind == "ivf" and again.chunk_count == 70
+    assert again.memory.vectors.kind == "ivf" and again.chunk_count == 70
     await again.aclose()

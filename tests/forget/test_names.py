@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from guard.checks.lexical import NameMatcher, osa_distance, tokens
+from guard.forget.names import NameMatcher, osa_distance
+from guard.text import tokens
 
 
 def matcher() -> NameMatcher:

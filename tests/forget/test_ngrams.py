@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from guard.checks.verbatim import NgramIndex
+from guard.forget.ngrams import NgramIndex
 
 
 def test_shared_run_of_n_words_is_found() -> None:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from guard.checks.verdict import ALLOW, Action, Match, Verdict
-from guard.streamfilter import StreamOutcome, filter_stream
+from guard.checks.evidence import ALLOW, Action, Evidence, Verdict
+from guard.pipeline.holdback import StreamOutcome, filter_stream
 
-BLOCK = Verdict(Action.filter, (Match("e1", "verbatim", 1.0),))
+BLOCK = Verdict(Action.filter, (Evidence("e1", "verbatim", 1.0),))
 
 
 def chunk(text: str | None = None, finish: str | None = None, index: int = 0, **delta: Any) -> dict[str, Any]:
@@ -39,7 +39,7 @@ async def run(items: list[dict[str, Any]], hold: int = 4, choices: int = 1) -> t
         c
         async for c in filter_stream(
             events(items), endpoint="chat", check=check, hold_back_tokens=hold,
-            refusal_text="REFUSED", choices=choices, outcome=StreamOutcome(),
+            refusal=lambda verdict: "REFUSED", choices=choices, outcome=StreamOutcome(),
         )
     ]  # fmt: skip
     return out, check

@@ -2,8 +2,9 @@
 
 Upstream chunks are kept verbatim (ids, logprobs, vLLM extras) and released in order once the text they carry
 has been checked: at a sentence boundary, when `hold_back_tokens` chunks with text are waiting, or when the
-choice finishes. On a hit the held chunks are dropped, the choice ends with the refusal text and
-finish_reason "content_filter", and — once every choice has ended — the upstream is closed early.
+choice finishes. On a hit the held chunks are dropped, the choice ends with the refusal text of the matched
+entry's policy (`refusal(verdict)`) and finish_reason "content_filter", and — once every choice has ended —
+the upstream is closed early.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from guard.checks.verdict import ALLOW, Verdict
+from guard.checks.evidence import ALLOW, Verdict
 from guard.openai.protocol import Endpoint
 from guard.openai.shapes import choice_text, refusal_chunk
 
 Check = Callable[[str], Awaitable[Verdict]]
+Refusal = Callable[[Verdict], str]  # the refusal text for a blocking verdict (its entry's policy)
 
 # A boundary inside the held text: sentence punctuation followed by white space, or a newline.
 _BOUNDARY = re.compile(r"[.!?][\"')\]]*\s|\n")
@@ -50,7 +52,7 @@ async def filter_stream(
     endpoint: Endpoint,
     check: Check,
     hold_back_tokens: int,
-    refusal_text: str,
+    refusal: Refusal,
     choices: int,
     outcome: StreamOutcome,
 ) -> AsyncIterator[dict[str, Any]]:
@@ -63,7 +65,7 @@ async def filter_stream(
             template = st.held[-1] if st.held else {}
             prefix = "\n\n" if st.released.strip() else ""
             st.held, st.text, st.ended = [], "", True
-            yield refusal_chunk(endpoint, template, index, prefix + refusal_text)
+            yield refusal_chunk(endpoint, template, index, prefix + refusal(verdict))
             return
         for chunk in st.held:
             yield chunk

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from guard.forget.chunking import MAX_CHUNK_CHARS, sentences
+from guard.text import MAX_CHUNK_CHARS, sentences
 
 
 def test_splits_sentences_and_lines() -> None:

@@ -1,0 +1,59 @@
+"""The frozen per-request context: built once by the route, read by every stage of the pipeline."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from guard.checks.conversation import Conversation
+from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endpoint
+from guard.policy import Policy, PolicySet
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    endpoint: Endpoint
+    model: str
+    n: int
+    stream: bool
+    request_id: str
+    client: str | None  # a fingerprint of the caller's API key for the audit trail, never the key
+    route: str | None  # the A/B route the caller asked for (header), if any
+    policy: Policy  # the request's policy until an entry matches (then the matched entry's policy rules)
+    body: Mapping[str, Any]  # the body as received: forwarded as is unless a rewrite changes a copy
+    conversation: Conversation  # what the input checks read
+    started: float = field(default_factory=time.perf_counter)
+
+    @classmethod
+    def build(
+        cls,
+        endpoint: Endpoint,
+        body: dict[str, Any],
+        request: ChatCompletionRequest | CompletionRequest,
+        policies: PolicySet,
+        *,
+        request_id: str,
+        client: str | None = None,
+        route: str | None = None,
+        started: float | None = None,
+    ) -> RequestContext:
+        window = policies.settings.window_turns
+        if isinstance(request, ChatCompletionRequest):
+            turns = [(f"messages[{i}]", m.text()) for i, m in enumerate(request.messages) if m.role == "user"]
+        else:
+            turns = [(f"prompt[{i}]", p) for i, p in enumerate(request.prompts())]
+        return cls(
+            endpoint=endpoint,
+            model=request.model,
+            n=request.n or 1,
+            stream=request.stream,
+            request_id=request_id,
+            client=client,
+            route=route,
+            policy=policies.default,
+            body=body,
+            conversation=Conversation.of(turns, window),
+            started=time.perf_counter() if started is None else started,
+        )

@@ -1,0 +1,134 @@
+"""The in-memory forget index every request reads: entries, their vectors, names and verbatim n-grams.
+
+`IndexView` is what the checks may use (read-only); `MemoryIndex` is the one implementation, and its changes
+(`add`, `remove`, `set_mode`) are made by `guard.forget.index.ForgetIndex` on the same single reader thread the
+checks run on, so a check never sees half a change and nothing takes a lock.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from guard.forget.embedder import Vectors
+from guard.forget.names import NameMatcher
+from guard.forget.ngrams import NgramIndex
+from guard.forget.postings import Slots
+from guard.forget.registry import Entry
+from guard.forget.vectors import Ids, VectorIndex
+
+SEARCH_K = 8  # chunks looked at per query vector
+
+
+class IndexView(Protocol):
+    """The questions a check may ask the forget index. Call only on the index's reader thread."""
+
+    def get(self, entry_id: str) -> Entry | None: ...
+    def __len__(self) -> int: ...
+    @property
+    def chunk_count(self) -> int: ...
+    def search(self, queries: Vectors, k: int = SEARCH_K) -> list[dict[str, float]]: ...
+    def find_names(self, text: str) -> set[str]: ...
+    def find_verbatim(self, text: str) -> dict[str, int]: ...
+
+
+class MemoryIndex:
+    def __init__(self, dim: int, *, ngram_words: int, typo_min_chars: int) -> None:
+        self.vectors = VectorIndex(dim)
+        self.names = NameMatcher(typo_min_chars)
+        self.ngrams = NgramIndex(ngram_words)
+        # chunk id -> entry slot (-1: none), a flat array: a dict would cost ~100 bytes a chunk
+        self._chunk_slot: npt.NDArray[np.int32] = np.full(1024, -1, dtype=np.int32)
+        self._slots = Slots()
+        self._entries: dict[str, Entry] = {}
+        self.version = 0  # the registry version these structures reflect (what this replica enforces)
+
+    # -- reads -------------------------------------------------------------------------------------------
+
+    def entries(self) -> list[Entry]:
+        return list(self._entries.values())
+
+    def get(self, entry_id: str) -> Entry | None:
+        return self._entries.get(entry_id)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    @property
+    def chunk_count(self) -> int:
+        return len(self.vectors)
+
+    def find_names(self, text: str) -> set[str]:
+        return self.names.find(text)
+
+    def find_verbatim(self, text: str) -> dict[str, int]:
+        return self.ngrams.find(text)
+
+    def search(self, queries: Vectors, k: int = SEARCH_K) -> list[dict[str, float]]:
+        """For each query, the best score per entry among its top-k chunks."""
+        scores, ids = self.vectors.search(queries, k)
+        out: list[dict[str, float]] = []
+        for row_scores, row_ids in zip(scores, ids, strict=True):
+            best: dict[str, float] = {}
+            for score, chunk_id in zip(row_scores.tolist(), row_ids.tolist(), strict=True):
+                slot = int(self._chunk_slot[chunk_id]) if 0 <= chunk_id < len(self._chunk_slot) else -1
+                entry_id = self._slots.key(slot) if slot >= 0 else None
+                if entry_id is not None and score > best.get(entry_id, -2.0):
+                    best[entry_id] = float(score)
+            out.append(best)
+        return out
+
+    def known_chunks(self) -> Ids:
+        """The chunk ids held right now (what a background rebuild must take)."""
+        return np.flatnonzero(self._chunk_slot >= 0).astype(np.int64)
+
+    # -- changes (on the reader thread only) -------------------------------------------------------------
+
+    def load_entry(self, entry: Entry) -> int:
+        """Record an entry (start-up): its slot; names and chunks are loaded in bulk by the caller."""
+        self._entries[entry.id] = entry
+        return self._slots.number(entry.id)
+
+    def slot_of(self, entry_id: str) -> int:
+        return self._slots.number(entry_id)
+
+    def add(self, entry: Entry, ids: list[int], chunks: list[str], vectors: Vectors) -> Ids | None:
+        """Add an entry; returns its chunk ids (None when it was already here: a reconcile raced a replay)."""
+        if entry.id in self._entries:
+            return None
+        chunk_ids = np.array(ids, dtype=np.int64)
+        self.map_chunks(chunk_ids, [self._slots.number(entry.id)] * len(ids))
+        self.vectors.add(chunk_ids, vectors)
+        self.names.add(entry.id, (entry.subject, *entry.aliases))
+        self.ngrams.add(entry.id, [" ".join(chunks)])
+        self._entries[entry.id] = entry
+        return chunk_ids
+
+    def remove(self, entry_id: str) -> Ids:
+        """Remove an entry; returns the chunk ids it had."""
+        slot = self._slots.drop(entry_id)
+        chunk_ids = np.zeros(0, dtype=np.int64)
+        if slot is not None:
+            chunk_ids = np.flatnonzero(self._chunk_slot == slot).astype(np.int64)
+            self.vectors.remove(chunk_ids)
+            self._chunk_slot[chunk_ids] = -1
+        self.names.remove(entry_id)
+        self.ngrams.remove(entry_id)
+        self._entries.pop(entry_id, None)
+        return chunk_ids
+
+    def set_mode(self, entry: Entry) -> None:
+        if entry.id in self._entries:
+            self._entries[entry.id] = entry
+
+    def map_chunks(self, ids: Ids, slots: list[int]) -> None:
+        if not len(ids):
+            return
+        top = int(ids.max())
+        if top >= len(self._chunk_slot):
+            grown = np.full(max(top + 1, 2 * len(self._chunk_slot)), -1, dtype=np.int32)
+            grown[: len(self._chunk_slot)] = self._chunk_slot
+            self._chunk_slot = grown
+        self._chunk_slot[ids] = np.array(slots, dtype=np.int32)

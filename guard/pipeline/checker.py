@@ -1,0 +1,100 @@
+"""Running a stage's checks for one request: embed (micro-batched), read the index, decide, record.
+
+A failure of the embedder or the index becomes what the global `on_error` says, and is counted.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from guard.checks.evidence import ALLOW, Action, Segment, Verdict
+from guard.checks.stages import CheckSet, input_checks, output_checks
+from guard.context import RequestContext
+from guard.forget.batcher import EmbedBatcher
+from guard.forget.index import ForgetIndex
+from guard.observe.decisions import Decisions
+from guard.policy import OnError, Policy, PolicySet
+from guard.upstream import Upstream
+
+log = logging.getLogger("guard.pipeline")
+
+OutputCheck = Callable[[str], Awaitable[Verdict]]
+
+
+@dataclass(frozen=True)
+class Forward:
+    """What goes upstream once the input check let a request through."""
+
+    body: Mapping[str, Any]  # the request as received, or its rewrite
+    action: Action  # allow or rewrite, so far
+    upstream: Upstream
+    route: str  # "a" or "b"
+
+
+class Checker:
+    def __init__(self, index: ForgetIndex, policies: PolicySet, decisions: Decisions, enabled: bool = True) -> None:
+        self.index = index
+        self.policies = policies
+        self.decisions = decisions
+        self.metrics = decisions.metrics
+        self.enabled = enabled  # False: a bare pass-through proxy (benchmarks), nothing is checked
+        self.batcher = EmbedBatcher(index.embedder)
+        self.inputs: CheckSet = input_checks()
+        self.outputs: CheckSet = output_checks()
+
+    def close(self) -> None:
+        self.batcher.close()
+
+    async def input(self, ctx: RequestContext) -> Verdict:
+        """The input check of a request, recorded."""
+        verdict = await self._stage("input", self.inputs, ctx.conversation.segments())
+        self.decisions.record(ctx.request_id, "input", verdict, "\n".join(ctx.conversation.texts()), client=ctx.client)
+        return verdict
+
+    def output(self, ctx: RequestContext, stage: str = "output") -> OutputCheck:
+        """The output check of one request; every notable verdict is recorded."""
+
+        async def check(text: str) -> Verdict:
+            if not text.strip():
+                return ALLOW
+            verdict = await self._stage(stage, self.outputs, [Segment("output", text)])
+            if verdict.action is not Action.allow or verdict.monitored or verdict.failed:
+                self.decisions.record(ctx.request_id, stage, verdict, text, client=ctx.client)
+            return verdict
+
+        return check
+
+    async def _stage(self, stage: str, checks: CheckSet, segments: Sequence[Segment]) -> Verdict:
+        if not self.enabled or not len(self.index):
+            return ALLOW
+        started = time.perf_counter()
+        try:
+            texts = checks.embed(segments)
+            vectors = dict(zip(texts, await self.batcher.embed(texts), strict=True)) if texts else {}
+            view = self.index.view
+            return await self.index.run(checks.verdict, segments, view, vectors, self.policies)
+        except Exception as exc:  # the embedder or faiss failed: a bug or resource problem, not the client's
+            return self._failed(stage, exc)
+        finally:
+            kind = "input_check" if stage == "input" else "output_check"
+            self.metrics.stage_seconds.labels(kind).observe(time.perf_counter() - started)
+
+    def _failed(self, stage: str, exc: Exception) -> Verdict:
+        on_error = self.policies.settings.on_error
+        log.error("check failed", extra={"stage": stage, "error": type(exc).__name__, "on_error": on_error.value})
+        self.metrics.check_failures.labels(stage, on_error.value).inc()
+        if on_error is OnError.open:
+            return Verdict(Action.allow, failed=True)
+        return Verdict(Action.refuse if stage == "input" else Action.filter, failed=True)
+
+    def policy_of(self, verdict: Verdict, ctx: RequestContext) -> Policy:
+        """The policy of the first matched entry; the request's own when nothing matched."""
+        for entry_id in verdict.entry_ids:
+            entry = self.index.get(entry_id)
+            if entry is not None:
+                return self.policies.for_entry(entry)
+        return ctx.policy

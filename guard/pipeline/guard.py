@@ -1,0 +1,73 @@
+"""One request through the guard: input check → refuse | rewrite | allow → the JSON or the stream path.
+
+No HTTP here: the routes build the `RequestContext` and turn a `JsonResult` or `StreamResult` into a response.
+"""
+
+from __future__ import annotations
+
+import time
+
+from guard.checks.evidence import Action, Verdict
+from guard.context import RequestContext
+from guard.forget.index import ForgetIndex
+from guard.observe.decisions import Decisions
+from guard.openai.shapes import refusal_completion
+from guard.pipeline.checker import Checker, Forward
+from guard.pipeline.json import JsonResult, complete
+from guard.pipeline.shadow import Shadow
+from guard.pipeline.stream import StreamResult, open_stream, refused
+from guard.pipeline.timing import Meter
+from guard.policy import PolicySet
+from guard.rewrite import rewrite_request
+from guard.routing import Router
+
+
+class Guard:
+    def __init__(
+        self, index: ForgetIndex, policies: PolicySet, router: Router, decisions: Decisions, checks: bool = True
+    ) -> None:
+        self.index = index
+        self.policies = policies
+        self.router = router
+        self.metrics = decisions.metrics
+        self.checker = Checker(index, policies, decisions, enabled=checks)
+        self.meter = Meter(self.metrics)
+        self.shadow = Shadow(router.b, self.checker, self.meter) if router.b is not None else None
+
+    async def handle(self, ctx: RequestContext) -> JsonResult | StreamResult:
+        route, upstream = self.router.pick(ctx.route)
+        verdict = await self.checker.input(ctx)
+        if self.router.mirrors and self.shadow is not None:
+            self.shadow.mirror(ctx, ctx.body, verdict.action)
+
+        if verdict.action is Action.refuse:
+            text = self.checker.policy_of(verdict, ctx).refusal_text
+            overhead = self.meter.overhead_ms(ctx.started, 0.0)
+            self.metrics.requests.labels(ctx.endpoint, Action.refuse.value, "none").inc()
+            if ctx.stream:
+                return refused(ctx, text, overhead)
+            return JsonResult(refusal_completion(ctx.endpoint, ctx.model, text, ctx.n), Action.refuse, overhead)
+
+        body, action = ctx.body, Action.allow
+        if verdict.action is Action.rewrite:
+            started = time.perf_counter()
+            body = await self.index.run(self._rewrite, ctx, verdict)
+            self.metrics.stage_seconds.labels("rewrite").observe(time.perf_counter() - started)
+            action = Action.rewrite
+
+        path = open_stream if ctx.stream else complete
+        return await path(ctx, Forward(body, action, upstream, route), self.checker, self.meter)
+
+    def _rewrite(self, ctx: RequestContext, verdict: Verdict) -> dict[str, object]:
+        entries = [e for e in (self.index.get(i) for i in verdict.entry_ids) if e is not None]
+        subjects = [e.subject for e in entries]
+        names = [n for e in entries for n in (e.subject, *e.aliases)]
+        policy = self.checker.policy_of(verdict, ctx)
+        return rewrite_request(dict(ctx.body), ctx.endpoint, subjects, names, policy)
+
+    async def drain_shadows(self) -> None:
+        if self.shadow is not None:
+            await self.shadow.drain()
+
+    def close(self) -> None:
+        self.checker.close()

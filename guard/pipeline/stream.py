@@ -1,0 +1,87 @@
+"""The streaming path: upstream SSE → hold-back output filter → SSE to the client.
+
+Errors before the first byte raise (and become a JSON error with the right status); after it, the status line
+is gone, so a failure ends the stream with an in-stream error event and `data: [DONE]`.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from guard.checks.evidence import Action
+from guard.context import RequestContext
+from guard.errors import GuardError
+from guard.openai import sse
+from guard.openai.shapes import refusal_stream
+from guard.pipeline.checker import Checker, Forward
+from guard.pipeline.holdback import StreamOutcome, filter_stream
+from guard.pipeline.timing import Meter
+from guard.upstream import PATHS, lines
+
+log = logging.getLogger("guard.pipeline")
+
+
+@dataclass
+class StreamResult:
+    chunks: AsyncIterator[bytes]
+    action: Action
+    overhead_ms: float
+    route: str = "none"
+    outcome: StreamOutcome = field(default_factory=StreamOutcome)
+    # closes the upstream response even if the client went away before the stream started (idempotent)
+    close: Callable[[], Awaitable[None]] | None = None
+
+
+def refused(ctx: RequestContext, refusal_text: str, overhead_ms: float) -> StreamResult:
+    """A refused streaming request: the refusal per choice, then [DONE]; the upstream is never called."""
+    return StreamResult(_encode_all(refusal_stream(ctx.endpoint, ctx.model, refusal_text, ctx.n)), Action.refuse,
+                        overhead_ms)  # fmt: skip
+
+
+async def open_stream(ctx: RequestContext, forward: Forward, checker: Checker, meter: Meter) -> StreamResult:
+    """Open the upstream stream (errors before its first byte raise) and filter it on the way to the client."""
+    action, route = forward.action, forward.route
+    upstream_started = time.perf_counter()
+    with meter.faults(route):
+        response = await forward.upstream.open_stream(PATHS[ctx.endpoint], dict(forward.body))
+    upstream_ms = meter.upstream_ms(upstream_started)
+    outcome = StreamOutcome()
+    metrics = checker.metrics
+
+    async def chunks() -> AsyncIterator[bytes]:
+        final = action
+        try:
+            filtered = filter_stream(
+                sse.parse(lines(response)),
+                endpoint=ctx.endpoint,
+                check=checker.output(ctx),
+                hold_back_tokens=checker.policies.settings.hold_back_tokens,
+                refusal=lambda verdict: checker.policy_of(verdict, ctx).refusal_text,
+                choices=ctx.n,
+                outcome=outcome,
+            )
+            with meter.faults(route):
+                async for chunk in filtered:
+                    yield sse.encode(chunk)
+        except GuardError as exc:
+            log.warning("stream failed", extra={"request_id": ctx.request_id, "error": type(exc).__name__})
+            metrics.errors.labels(str(exc.status_code), exc.error_type).inc()
+            yield sse.encode(exc.body())
+        finally:
+            await response.aclose()
+            final = Action.filter if outcome.filtered else final
+            metrics.requests.labels(ctx.endpoint, final.value, route).inc()
+        yield sse.DONE
+
+    overhead = meter.overhead_ms(ctx.started, upstream_ms)
+    return StreamResult(chunks(), action, overhead, route, outcome, close=response.aclose)
+
+
+async def _encode_all(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:
+    for chunk in chunks:
+        yield sse.encode(chunk)
+    yield sse.DONE

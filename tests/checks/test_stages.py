@@ -1,0 +1,85 @@
+"""The check seam: checks give evidence per entry, the entries' policies decide. No model, no index threads."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from guard.checks.conversation import Conversation, input_pieces
+from guard.checks.decide import decide
+from guard.checks.evidence import Action, Evidence, Segment
+from guard.checks.stages import CheckSet, input_checks
+from guard.forget.embedder import HashEmbedder, Vectors
+from guard.forget.registry import Entry
+from guard.forget.view import IndexView, MemoryIndex
+from guard.policy import InputAction, InputPolicy, Mode, Policy, PolicySet
+
+
+def entry(entry_id: str, policy: str | None = None, mode: str = "enforce") -> Entry:
+    return Entry(entry_id, f"Subject {entry_id}", (), policy, 0.0, 1, 1, mode)
+
+
+def view_of(*entries: Entry) -> MemoryIndex:
+    view = MemoryIndex(HashEmbedder().dim, ngram_words=4, typo_min_chars=6)
+    for e in entries:
+        view.load_entry(e)
+    return view
+
+
+POLICIES = PolicySet(
+    Policy(name="default"),
+    {
+        "soft": Policy(name="soft", input=InputPolicy(action=InputAction.rewrite, semantic_threshold=0.9)),
+        "watch": Policy(name="watch", mode=Mode.monitor),
+    },
+)
+
+
+def test_each_entrys_policy_decides_what_its_evidence_means() -> None:
+    view = view_of(entry("a"), entry("b", "soft"))
+    close = [Evidence("a", "semantic", 0.75, "messages[0]"), Evidence("b", "semantic", 0.75, "messages[0]")]
+    verdict = decide("input", close, POLICIES, view)
+    # 0.75 passes the default threshold (0.70) but not soft's (0.90)
+    assert verdict.action is Action.refuse and [e.entry_id for e in verdict.matches] == ["a"]
+    assert verdict.matches[0].where == "messages[0]"
+    only_soft = decide("input", [Evidence("b", "lexical", 1.0, "window")], POLICIES, view)
+    assert only_soft.action is Action.rewrite
+    assert decide("output", close, POLICIES, view).action is Action.allow  # output threshold is 0.80
+
+
+def test_monitored_entries_are_recorded_never_enforced_and_unknown_entries_ignored() -> None:
+    view = view_of(entry("w", "watch"), entry("m", mode="monitor"))
+    evidence = [Evidence("w", "lexical", 1.0), Evidence("m", "verbatim", 2.0), Evidence("gone", "lexical", 1.0)]
+    verdict = decide("output", evidence, POLICIES, view)
+    assert verdict.action is Action.allow and not verdict.matches
+    assert sorted(e.entry_id for e in verdict.monitored) == ["m", "w"]
+
+
+class Keyword:
+    """A new kind of evidence, added to a stage without touching the pipeline."""
+
+    def embed(self, segments: Sequence[Segment]) -> list[str]:
+        return []
+
+    def run(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
+        return [Evidence("a", "lexical", 1.0, s.where) for s in segments if "lighthouse" in s.text]
+
+
+def test_a_new_check_joins_a_stage_and_its_evidence_counts() -> None:
+    view = view_of(entry("a"))
+    stage = CheckSet("input", [*input_checks().checks, Keyword()])
+    turns = Conversation.of([("messages[0]", "hello"), ("messages[2]", "the lighthouse keeper")], 3).segments()
+    verdict = stage.verdict(turns, view, {}, POLICIES)
+    assert verdict.action is Action.refuse and [e.where for e in verdict.matches] == ["messages[2]"]
+    assert input_checks().verdict(turns, view, {}, POLICIES).action is Action.allow
+
+
+def test_input_pieces_are_turns_their_sentences_and_the_recent_window() -> None:
+    conversation = Conversation.of([("messages[0]", "One. Two."), ("messages[1]", "Three")], window_turns=2)
+    pieces = input_pieces(conversation.segments())
+    assert [(p.where, p.text) for p in pieces] == [
+        ("messages[0]", "One. Two."),
+        ("messages[0]", "One."),
+        ("messages[0]", "Two."),
+        ("messages[1]", "Three"),
+        ("window", "One. Two.\nThree"),
+    ]
