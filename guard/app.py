@@ -81,7 +81,7 @@ def create_app(
             transport=transport,
         )
         router = Router(
-            a=Upstream(client, settings.upstream, settings.upstream_models),
+            a=Upstream(client, settings.upstream, settings.upstream_models, vllm=settings.upstream_vllm),
             b=Upstream(client, settings.upstream_b) if settings.upstream_b else None,
             share=settings.ab_share,
             shadow=settings.shadow,

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from guard.checks.conversation import Conversation
+from guard.checks.evidence import Segment
 from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endpoint
 from guard.policy import Policy, PolicySet
 
@@ -41,9 +42,14 @@ class RequestContext:
     ) -> RequestContext:
         window = policies.settings.window_turns
         if isinstance(request, ChatCompletionRequest):
-            turns = [(f"messages[{i}]", m.text()) for i, m in enumerate(request.messages) if m.role == "user"]
+            turns = [
+                Segment(f"messages[{i}].{field}", text, m.role)
+                for i, m in enumerate(request.messages)
+                for field, text in m.texts()
+            ]
+            conversation = Conversation(tuple(turns), window)
         else:
-            turns = [(f"prompt[{i}]", p) for i, p in enumerate(request.prompts())]
+            conversation = Conversation.of([(f"prompt[{i}]", p) for i, p in enumerate(request.prompts())], window)
         return cls(
             endpoint=endpoint,
             model=request.model,
@@ -54,6 +60,6 @@ class RequestContext:
             route=route,
             policy=policies.default,
             body=body,
-            conversation=Conversation.of(turns, window),
+            conversation=conversation,
             started=time.perf_counter() if started is None else started,
         )

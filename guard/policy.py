@@ -36,6 +36,11 @@ class InputPolicy(_Strict):
     semantic: bool = True
     semantic_threshold: float = Field(0.70, ge=-1.0, le=1.0)
     lexical: bool = True
+    # Weaker evidence puts the conversation under watch for the entry (its output check becomes strict):
+    # meaning at or above this score (the closest entry only), a part of a name alone, or this many of the
+    # entry's fact values.
+    watch_threshold: float = Field(0.62, ge=-1.0, le=1.0)
+    watch_facts: int = Field(2, ge=1)
     # Rewrite: the instruction prepended as a system message; `{subjects}` is replaced by the matched subjects.
     rewrite_instruction: str = (
         "The following subjects have been removed from your knowledge: {subjects}. Do not reveal, confirm or "
@@ -50,6 +55,10 @@ class OutputPolicy(_Strict):
     semantic_threshold: float = Field(0.80, ge=-1.0, le=1.0)
     verbatim: bool = True
     lexical: bool = True
+    # Under watch, a generated sentence this close to the watched entry's documents is blocked; this close
+    # under strong watch (a part of the entry's name or its fact values were in the conversation).
+    watch_threshold: float = Field(0.72, ge=-1.0, le=1.0)
+    watch_strong_threshold: float = Field(0.60, ge=-1.0, le=1.0)
 
 
 class GlobalPolicy(_Strict):
@@ -60,10 +69,11 @@ class GlobalPolicy(_Strict):
     window_turns: int = Field(3, ge=1, le=64)
     # Verbatim output check: runs of this many words shared with a forget document.
     ngram_words: int = Field(12, ge=3, le=64)
-    # A name (spaces removed) of at least this many characters may match with one typo; twice it, with two.
+    # A name (spaces removed) of at least this many characters may match with one typo; 4 more, with two.
     typo_min_chars: int = Field(6, ge=1)
-    # Streaming: text is released only after it passed the checks, at a sentence end or after this many tokens.
-    hold_back_tokens: int = Field(24, ge=1, le=4096)
+    # Streaming: text is released only after it passed the checks, at a sentence end, or when this many
+    # characters wait without one. Under watch an answer is held to its end.
+    hold_back_chars: int = Field(600, ge=16, le=100_000)
     # What happens when the embedder or the index fails (before it is known which entries match).
     on_error: OnError = OnError.closed
 
@@ -72,7 +82,7 @@ class GlobalPolicy(_Strict):
 MOVED_TO_GLOBAL = {
     ("input", "window_turns"): "window_turns",
     ("output", "ngram_words"): "ngram_words",
-    ("output", "hold_back_tokens"): "hold_back_tokens",
+    ("output", "hold_back_tokens"): "hold_back_chars",
     ("lexical", "typo_min_chars"): "typo_min_chars",
     ("on_error",): "on_error",
 }
@@ -117,6 +127,11 @@ def load_policy(path: Path, *, default: bool = False) -> tuple[Policy, GlobalPol
                 f"policy file {path}: field '{'.'.join(where)}' applies to every request, not per policy: "
                 f"set 'global.{name}' in the default policy file instead"
             )
+    if isinstance(raw.get("global"), dict) and "hold_back_tokens" in raw["global"]:
+        raise PolicyError(
+            f"policy file {path}: field 'global.hold_back_tokens' is now 'global.hold_back_chars' "
+            "(the hold-back limit is counted in characters)"
+        )
     if "global" in raw and not default:
         raise PolicyError(f"policy file {path}: field 'global': only the default policy file may have it")
     glob = raw.pop("global", None) or {}

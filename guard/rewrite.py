@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from guard.openai.protocol import Endpoint
@@ -55,4 +55,17 @@ def rewrite_request(
         prompts = out["prompt"] if isinstance(out["prompt"], list) else [out["prompt"]]
         rewritten = [f"{instruction}\n\n{redact(p)}" for p in prompts]
         out["prompt"] = rewritten if isinstance(out["prompt"], list) else rewritten[0]
+    return out
+
+
+MAX_BAD_WORDS = 100  # vLLM refuses more than VLLM_MAX_NUM_BAD_WORDS (128 by default) in one request
+
+
+def with_bad_words(body: Mapping[str, Any], words: Sequence[str]) -> dict[str, Any]:
+    """A copy of the request with `words` added to vLLM's `bad_words` (token sequences the model cannot
+    generate), after the client's own: the model writes around a watched entry's names instead of being cut
+    off by the output check."""
+    out = dict(body)
+    own = [w for w in body.get("bad_words") or [] if isinstance(w, str) and w.strip()]
+    out["bad_words"] = list(dict.fromkeys([*own, *(w for w in words if w.strip())]))[: max(MAX_BAD_WORDS, len(own))]
     return out

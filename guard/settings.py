@@ -26,6 +26,9 @@ class Settings(BaseSettings):
     # listed go to `upstream`. Round-robin over healthy servers; connect errors are retried on the next one.
     upstream_models: dict[str, list[str]] = Field(default_factory=dict, description="Model name -> upstream URLs")
     upstream_api_key: SecretStr | None = Field(None, description="Bearer token sent to the upstream")
+    # Is the upstream vLLM (it accepts `bad_words`, used for watched conversations)? Unset: detected through
+    # vLLM's GET /version the first time it matters.
+    upstream_vllm: bool | None = Field(None, description="The upstream is vLLM (true/false); unset: detect")
     # Live A/B against a second upstream (e.g. a weight-edited model): route a share of traffic to it, and/or
     # mirror every request to it in shadow mode (the client gets the primary answer; the shadow's is checked and
     # its verdict logged). The request header `x-guard-route: a|b` forces the route of one request.

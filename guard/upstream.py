@@ -64,9 +64,15 @@ class Upstream:
     """
 
     def __init__(
-        self, client: httpx.AsyncClient, base_url: str, models: Mapping[str, Sequence[str]] | None = None
+        self,
+        client: httpx.AsyncClient,
+        base_url: str,
+        models: Mapping[str, Sequence[str]] | None = None,
+        vllm: bool | None = None,
     ) -> None:
         self.client = client
+        self._vllm = vllm  # is the upstream vLLM (it takes `bad_words`)? None: ask it (GET /version) once
+        self._probe_after = 0.0
         self.default = [Backend(u) for u in base_url.split(",") if u.strip()]
         if not self.default:
             raise ValueError("an upstream needs at least one URL")
@@ -110,6 +116,19 @@ class Upstream:
             return response
         assert last is not None
         raise last
+
+    async def speaks_vllm(self) -> bool:
+        """Is this upstream vLLM? As configured, or detected once: vLLM answers GET /version with its version."""
+        if self._vllm is None:
+            if time.monotonic() < self._probe_after:
+                return False
+            try:
+                response = await self.client.get(self.base_url + "/version", timeout=2.0)
+                self._vllm = response.status_code == 200 and "version" in response.json()
+            except (httpx.HTTPError, ValueError):
+                self._probe_after = time.monotonic() + 60.0  # unknown for now: not asked again for a minute
+                return False
+        return self._vllm
 
     async def get_json(self, path: str) -> dict[str, Any]:
         with _faults():

@@ -54,6 +54,7 @@ def settings(tmp_path: Path) -> Settings:
         index_dir=tmp_path / "index",
         admin_token=ADMIN_TOKEN,
         upstream="http://upstream.test",
+        upstream_vllm=False,  # no GET /version probe in the recorded upstream traffic (tests of it set None)
         policy_file=REPO_ROOT / "policies" / "default.yaml",
     )
 

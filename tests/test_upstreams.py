@@ -157,3 +157,23 @@ def test_a_stream_cut_midway_is_not_replayed_on_another_server(
         for _ in client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}], stream=True):
             pass
     assert hits == Counter({"broken": 1})  # the request reached the broken server once and went nowhere else
+
+
+async def test_vllm_is_detected_once_through_its_version_endpoint() -> None:
+    seen: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url.path)
+        if request.url.path == "/version":
+            return httpx.Response(200, json={"version": "0.32.0"})
+        return httpx.Response(404)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handle)) as client:
+        vllm = Upstream(client, "http://vllm.test")
+        assert await vllm.speaks_vllm() and await vllm.speaks_vllm()
+        assert seen == ["/version"]
+        other = Upstream(client, "http://other.test", vllm=False)
+        assert not await other.speaks_vllm() and seen == ["/version"]
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(404))) as client:
+        assert not await Upstream(client, "http://openai.test").speaks_vllm()

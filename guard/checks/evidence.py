@@ -25,18 +25,43 @@ class Action(StrEnum):
 
 @dataclass(frozen=True)
 class Segment:
-    """A piece of text a check reads, and where it comes from ("messages[2]", "window", "output")."""
+    """A piece of text a check reads, where it comes from ("messages[2].content", "window", "output.reasoning";
+    a normalised view adds "~folded", "~base64", …) and the role of its message ("" outside a conversation)."""
 
     where: str
     text: str
+    role: str = ""
 
 
 @dataclass(frozen=True)
 class Evidence:
     entry_id: str
-    kind: str  # "semantic" | "lexical" (a name) | "verbatim"
-    score: float  # cosine similarity; 1.0 for a name mention; shared n-gram count for verbatim
+    # "semantic" | "lexical" (a name) | "verbatim" | "part" (a part of a name) | "fact" (fact values)
+    # | "unnatural" (encoded or spelled-out output in a watched conversation)
+    kind: str
+    score: float  # cosine similarity; 1.0 for a name; shared n-gram count (verbatim); words found (part, fact)
     where: str = ""  # the segment it was found in
+    words: frozenset[str] = field(default=frozenset(), repr=False, compare=False)  # never logged: forget text
+
+
+@dataclass(frozen=True)
+class Watch:
+    """A conversation under watch for some entries: weaker evidence for them was seen. The output check is
+    stricter for these entries: a part of a name counts (unless the client said it first), meaning counts at a
+    lower threshold, earlier assistant turns are read with the new output.
+
+    Watched `strongly` (a part of the name or fact values of the entry in the conversation, or a rewrite made
+    for it): its fact values count too, encoded or bare-value output is refused, meaning counts at an even lower
+    threshold and a stream is held to its end. Meaning alone only watches weakly: many subjects resemble each
+    other (every author biography does)."""
+
+    entries: frozenset[str] = frozenset()
+    strong: frozenset[str] = frozenset()  # a subset of `entries`
+    echo: frozenset[str] = frozenset()  # words the client itself wrote (tokens): saying them again is no leak
+    history: str = ""  # what the assistant said in earlier turns
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
 
 
 class Check(Protocol):
@@ -55,6 +80,8 @@ class Verdict:
     monitored: tuple[Evidence, ...] = field(default=())
     # the check itself failed (embedder or index error); `action` is what the global on_error made of it
     failed: bool = False
+    watched: frozenset[str] = frozenset()  # entries with weak evidence: the conversation is under watch for them
+    strong: frozenset[str] = frozenset()  # of those, the ones watched strongly (see `Watch`)
 
     @property
     def entry_ids(self) -> list[str]:
@@ -71,6 +98,8 @@ class Verdict:
             out["monitored"] = _loggable(self.monitored)
         if self.failed:
             out["failed"] = True
+        if self.watched:
+            out["watched"] = sorted(self.watched)
         return out
 
 
@@ -79,3 +108,4 @@ def _loggable(evidence: tuple[Evidence, ...]) -> list[dict[str, object]]:
 
 
 ALLOW = Verdict(Action.allow)
+NO_WATCH = Watch()

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from guard.checks.conversation import input_pieces, output_pieces
+from guard.checks.conversation import VIEW, input_pieces, output_pieces
 from guard.checks.decide import Stage, decide
-from guard.checks.evidence import ALLOW, Check, Evidence, Segment, Verdict
+from guard.checks.evidence import ALLOW, Check, Evidence, Segment, Verdict, Watch
+from guard.checks.facts import FactCheck
 from guard.checks.lexical import NameCheck
 from guard.checks.semantic import SemanticCheck
 from guard.checks.verbatim import VerbatimCheck
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
+from guard.normalize import unnatural
 from guard.policy import PolicySet
 
 
@@ -31,19 +33,37 @@ class CheckSet:
         return [e for check in self.checks for e in check.run(segments, view, vectors)]
 
     def verdict(
-        self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors], policies: PolicySet
+        self,
+        segments: Sequence[Segment],
+        view: IndexView,
+        vectors: Mapping[str, Vectors],
+        policies: PolicySet,
+        watch: Watch | None = None,
     ) -> Verdict:
         """Run on the index's reader thread."""
         if not len(view):
             return ALLOW
-        return decide(self.stage, self.evidence(segments, view, vectors), policies, view)
+        evidence = self.evidence(segments, view, vectors)
+        if watch is not None and watch.strong:
+            evidence += unnatural_evidence(segments, watch)
+        return decide(self.stage, evidence, policies, view, watch)
+
+
+def unnatural_evidence(segments: Sequence[Segment], watch: Watch) -> list[Evidence]:
+    """Under strong watch, output that is mostly not natural language (encoded, spelled out, bare values) counts
+    for every strongly watched entry: a model does not answer that way unless told to hide what it says."""
+    for segment in segments:
+        if VIEW not in segment.where and segment.role != "history" and unnatural(segment.text):
+            return [Evidence(entry_id, "unnatural", 1.0, segment.where) for entry_id in sorted(watch.strong)]
+    return []
 
 
 def input_checks() -> CheckSet:
-    """Today's input evidence: meaning (turns, their sentences, the recent window) and names (every turn)."""
-    return CheckSet("input", [SemanticCheck(input_pieces), NameCheck()])
+    """Input evidence: meaning (user turns, their sentences, the recent window), names and parts of names (every
+    text of every message), fact values."""
+    return CheckSet("input", [SemanticCheck(input_pieces), NameCheck(), FactCheck()])
 
 
 def output_checks() -> CheckSet:
-    """Today's output evidence: meaning (each sentence), verbatim runs and names."""
-    return CheckSet("output", [SemanticCheck(output_pieces), VerbatimCheck(), NameCheck()])
+    """Output evidence: meaning (each sentence), verbatim runs, names and their parts, fact values."""
+    return CheckSet("output", [SemanticCheck(output_pieces), VerbatimCheck(), NameCheck(), FactCheck()])

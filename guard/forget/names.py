@@ -71,7 +71,7 @@ class NameMatcher:
 
     def allowed_typos(self, length: int) -> int:
         m = self.typo_min_chars
-        return 0 if length < m else 1 if length < 2 * m else 2
+        return 0 if length < m else 1 if length < m + 4 else 2
 
     def add(self, entry_id: str, names: Iterable[str]) -> None:
         for key, slot in self._add(entry_id, names):

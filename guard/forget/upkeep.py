@@ -73,14 +73,14 @@ class Upkeep:
                             current = (c.entry_id, [])
                         current[1].append(c.text)
                     if len(documents) > 1000:
-                        memory.ngrams.bulk_add(documents)
+                        memory.load_documents(documents)
                         documents.clear()
                 yield ids, np.stack([c.vector for c in batch])
             if current is not None:
                 documents.append((current[0], " ".join(current[1])))
 
         index = VectorIndex.build(self.dim, n, sample, batches())
-        memory.ngrams.bulk_add(documents)
+        memory.load_documents(documents)
         return index
 
     # -- after each change (reader thread) ------------------------------------------------------------------

@@ -13,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from guard.forget.embedder import Vectors
+from guard.forget.facts import WordIndex, fact_values, name_parts
 from guard.forget.names import NameMatcher
 from guard.forget.ngrams import NgramIndex
 from guard.forget.postings import Slots
@@ -32,6 +33,10 @@ class IndexView(Protocol):
     def search(self, queries: Vectors, k: int = SEARCH_K) -> list[dict[str, float]]: ...
     def find_names(self, text: str) -> set[str]: ...
     def find_verbatim(self, text: str) -> dict[str, int]: ...
+    def find_parts(self, text: str) -> dict[str, set[str]]: ...
+    def find_values(self, text: str) -> dict[str, set[str]]: ...
+    def values_of(self, entry_id: str) -> frozenset[str]: ...
+    def parts_of(self, entry_id: str) -> frozenset[str]: ...
 
 
 class MemoryIndex:
@@ -39,6 +44,8 @@ class MemoryIndex:
         self.vectors = VectorIndex(dim)
         self.names = NameMatcher(typo_min_chars)
         self.ngrams = NgramIndex(ngram_words)
+        self.parts = WordIndex(min_shared=3)  # the words of each entry's names (a surname alone)
+        self.values = WordIndex()  # each entry's fact values
         # chunk id -> entry slot (-1: none), a flat array: a dict would cost ~100 bytes a chunk
         self._chunk_slot: npt.NDArray[np.int32] = np.full(1024, -1, dtype=np.int32)
         self._slots = Slots()
@@ -66,6 +73,18 @@ class MemoryIndex:
     def find_verbatim(self, text: str) -> dict[str, int]:
         return self.ngrams.find(text)
 
+    def find_parts(self, text: str) -> dict[str, set[str]]:
+        return self.parts.find(text)
+
+    def find_values(self, text: str) -> dict[str, set[str]]:
+        return self.values.find(text)
+
+    def values_of(self, entry_id: str) -> frozenset[str]:
+        return self.values.of(entry_id)
+
+    def parts_of(self, entry_id: str) -> frozenset[str]:
+        return self.parts.of(entry_id)
+
     def search(self, queries: Vectors, k: int = SEARCH_K) -> list[dict[str, float]]:
         """For each query, the best score per entry among its top-k chunks."""
         scores, ids = self.vectors.search(queries, k)
@@ -89,7 +108,15 @@ class MemoryIndex:
     def load_entry(self, entry: Entry) -> int:
         """Record an entry (start-up): its slot; names and chunks are loaded in bulk by the caller."""
         self._entries[entry.id] = entry
+        self.parts.add(entry.id, name_parts(_names(entry)))
         return self._slots.number(entry.id)
+
+    def load_documents(self, documents: list[tuple[str, str]]) -> None:
+        """(entry id, its documents joined) loaded in bulk (start-up): n-grams and fact values."""
+        self.ngrams.bulk_add(documents)
+        for entry_id, doc in documents:
+            entry = self._entries.get(entry_id)
+            self.values.add(entry_id, fact_values([doc], _names(entry) if entry else ()))
 
     def slot_of(self, entry_id: str) -> int:
         return self._slots.number(entry_id)
@@ -101,8 +128,10 @@ class MemoryIndex:
         chunk_ids = np.array(ids, dtype=np.int64)
         self.map_chunks(chunk_ids, [self._slots.number(entry.id)] * len(ids))
         self.vectors.add(chunk_ids, vectors)
-        self.names.add(entry.id, (entry.subject, *entry.aliases))
+        self.names.add(entry.id, _names(entry))
         self.ngrams.add(entry.id, [" ".join(chunks)])
+        self.parts.add(entry.id, name_parts(_names(entry)))
+        self.values.add(entry.id, fact_values(chunks, _names(entry)))
         self._entries[entry.id] = entry
         return chunk_ids
 
@@ -116,6 +145,8 @@ class MemoryIndex:
             self._chunk_slot[chunk_ids] = -1
         self.names.remove(entry_id)
         self.ngrams.remove(entry_id)
+        self.parts.remove(entry_id)
+        self.values.remove(entry_id)
         self._entries.pop(entry_id, None)
         return chunk_ids
 
@@ -132,3 +163,7 @@ class MemoryIndex:
             grown[: len(self._chunk_slot)] = self._chunk_slot
             self._chunk_slot = grown
         self._chunk_slot[ids] = np.array(slots, dtype=np.int32)
+
+
+def _names(entry: Entry) -> tuple[str, ...]:
+    return (entry.subject, *entry.aliases)

@@ -55,6 +55,10 @@ class Metrics:
             ["primary", "shadow"], registry=r,
         )  # fmt: skip
         self.admin_changes = Counter("guard_admin_changes", "Forget-index changes by operation", ["op"], registry=r)
+        self.watched = Counter("guard_watched", "Requests answered under watch (strict output check)", registry=r)
+        self.bad_words = Counter(
+            "guard_bad_words", "Watched requests sent to vLLM with the entries' names as bad_words", registry=r
+        )
         self.index_entries = Gauge("guard_index_entries", "Forget entries in the index", registry=r)
         self.index_chunks = Gauge("guard_index_chunks", "Forget chunks (vectors) in the index", registry=r)
         self.registry_version = Gauge(

@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from guard.errors import ClientError, ValidationFailed
 
 MAX_MESSAGES = 4096  # a conversation longer than this is a mistake or an attack, not a chat
+MAX_PARTS = 1024  # content parts in one message
+# Fields of a message that carry text a model reads (besides `content`): all of them are checked.
+TEXT_FIELDS = ("name", "reasoning", "reasoning_content", "refusal")
 
 
 class _Open(BaseModel):
@@ -22,15 +25,35 @@ class _Open(BaseModel):
 
 class ChatMessage(_Open):
     role: str = Field(min_length=1)
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[dict[str, Any]] | None = Field(None, max_length=MAX_PARTS)
 
     def text(self) -> str:
-        """The message's text: a string content, or the text parts of a multi-part content."""
+        """The message's content as text: a string, or every textual part of a multi-part content."""
         if isinstance(self.content, str):
             return self.content
         if not self.content:
             return ""
-        return "\n".join(str(p.get("text", "")) for p in self.content if p.get("type") == "text")
+        return "\n".join(t for p in self.content for t in part_texts(p))
+
+    def texts(self) -> list[tuple[str, str]]:
+        """Every text of the message a model reads, with its field: content, name, tool calls, reasoning."""
+        out = [("content", self.text())]
+        extra = self.model_extra or {}
+        out += [(f, v) for f in TEXT_FIELDS if isinstance(v := extra.get(f), str)]
+        calls = extra.get("tool_calls")
+        for i, call in enumerate(calls if isinstance(calls, list) else []):
+            fn = call.get("function") if isinstance(call, dict) else None
+            if isinstance(fn, dict):
+                out += [(f"tool_calls[{i}]", " ".join(str(fn.get(k) or "") for k in ("name", "arguments")))]
+        fn = extra.get("function_call")
+        if isinstance(fn, dict):
+            out.append(("function_call", " ".join(str(fn.get(k) or "") for k in ("name", "arguments"))))
+        return [(f, t) for f, t in out if t.strip()]
+
+
+def part_texts(part: dict[str, Any]) -> list[str]:
+    """The text of a content part, whatever its type calls it ("text", "input_text", "refusal", …)."""
+    return [v for k, v in part.items() if k != "type" and isinstance(v, str) and k in ("text", "refusal", "content")]
 
 
 class ChatCompletionRequest(_Open):

@@ -70,22 +70,80 @@ def refusal_stream(endpoint: Endpoint, model: str, text: str, n: int) -> list[di
     return chunks
 
 
-def choice_text(endpoint: Endpoint, choice: dict[str, Any], *, delta: bool) -> str:
-    """All generated text of a choice (or a chunk's choice): content plus tool-call names and arguments."""
+# The text fields of a generated message (or delta). vLLM's reasoning parsers write `reasoning` (0.32) or
+# `reasoning_content` (older releases and other servers); `refusal` is OpenAI's.
+TEXT_FIELDS = ("content", "reasoning", "reasoning_content", "refusal")
+# What a refusal message keeps of a choice; anything else (unknown fields included) is dropped with the text.
+KNOWN_CHOICE_FIELDS = frozenset({"index", "message", "delta", "text", "logprobs", "finish_reason", "stop_reason"})
+KNOWN_MESSAGE_FIELDS = frozenset({"role", "content", "tool_calls", "function_call", "refusal", "reasoning",
+                                  "reasoning_content", "annotations"})  # fmt: skip
+
+Fields = list[tuple[str, str]]  # (field, text)
+
+
+def choice_fields(endpoint: Endpoint, choice: dict[str, Any], *, delta: bool) -> Fields:
+    """Every text a client can read in a choice (or a chunk's choice), by field: the generated text, reasoning,
+    refusal, tool-call names and arguments, and the tokens of the logprobs and their alternatives."""
+    out: Fields = []
     if endpoint == "completions":
-        text = choice.get("text")
-        return text if isinstance(text, str) else ""
-    message = choice.get("delta" if delta else "message") or {}
-    content = message.get("content")
-    parts: list[str] = [content] if isinstance(content, str) else []
-    for call in message.get("tool_calls") or []:
-        fn = (call.get("function") or {}) if isinstance(call, dict) else {}
-        parts.extend(v for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str))
-    return "".join(parts)
+        if isinstance(choice.get("text"), str):
+            out.append(("text", choice["text"]))
+    else:
+        message = choice.get("delta" if delta else "message") or {}
+        if isinstance(message, dict):
+            out += [(f, message[f]) for f in TEXT_FIELDS if isinstance(message.get(f), str)]
+            for call in message.get("tool_calls") or []:
+                fn = (call.get("function") or {}) if isinstance(call, dict) else {}
+                out += [("tool_calls", v) for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str)]
+            fn = message.get("function_call")
+            if isinstance(fn, dict):
+                out += [("function_call", v) for v in (fn.get("name"), fn.get("arguments")) if isinstance(v, str)]
+    alternatives = logprob_alternatives(choice.get("logprobs"))
+    if alternatives:
+        out.append(("logprobs", alternatives))
+    return [(f, t) for f, t in out if t]
+
+
+def logprob_alternatives(logprobs: Any) -> str:
+    """The alternative tokens of the logprobs (chat: content[].top_logprobs; completions: top_logprobs dicts).
+
+    The chosen tokens repeat the generated text, which is checked as such; the alternatives are what the model
+    almost said, and could spell what it must not."""
+    if not isinstance(logprobs, dict):
+        return ""
+    tokens: list[str] = []
+    for entry in logprobs.get("content") or []:
+        if isinstance(entry, dict):
+            tokens += [str(a.get("token", "")) for a in entry.get("top_logprobs") or [] if isinstance(a, dict)]
+    for alternatives in logprobs.get("top_logprobs") or []:
+        if isinstance(alternatives, dict):
+            tokens += [str(t) for t in alternatives]
+    return "".join(tokens)
+
+
+def choice_text(endpoint: Endpoint, choice: dict[str, Any], *, delta: bool) -> str:
+    """All readable text of a choice, fields joined."""
+    return "\n".join(text for _, text in choice_fields(endpoint, choice, delta=delta))
+
+
+def strip_unchecked(choice: dict[str, Any], delta: bool = False) -> None:
+    """Remove what the guard does not check from a choice an entry touched: the logprobs (their alternatives)
+    and any message or choice field it does not know."""
+    if choice.get("logprobs") is not None:
+        choice["logprobs"] = None
+    for key in [k for k in choice if k not in KNOWN_CHOICE_FIELDS]:
+        del choice[key]
+    message = choice.get("delta" if delta else "message")
+    if isinstance(message, dict):
+        for key in [k for k in message if k not in KNOWN_MESSAGE_FIELDS]:
+            del message[key]
 
 
 def replace_with_refusal(endpoint: Endpoint, choice: dict[str, Any], text: str) -> None:
-    """Turn a non-streaming choice into the refusal, dropping everything generated."""
+    """Turn a non-streaming choice into the refusal, dropping everything generated (every field)."""
+    index = choice.get("index", 0)
+    choice.clear()
+    choice["index"] = index
     if endpoint == "chat":
         choice["message"] = {"role": "assistant", "content": text}
     else:

@@ -11,18 +11,21 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from guard.checks.evidence import ALLOW, Action, Segment, Verdict
+from guard.checks.conversation import expand
+from guard.checks.evidence import ALLOW, NO_WATCH, Action, Segment, Verdict, Watch
 from guard.checks.stages import CheckSet, input_checks, output_checks
 from guard.context import RequestContext
 from guard.forget.batcher import EmbedBatcher
 from guard.forget.index import ForgetIndex
 from guard.observe.decisions import Decisions
+from guard.openai.shapes import Fields
 from guard.policy import OnError, Policy, PolicySet
+from guard.text import tokens
 from guard.upstream import Upstream
 
 log = logging.getLogger("guard.pipeline")
 
-OutputCheck = Callable[[str], Awaitable[Verdict]]
+OutputCheck = Callable[[Fields], Awaitable[Verdict]]
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Forward:
     action: Action  # allow or rewrite, so far
     upstream: Upstream
     route: str  # "a" or "b"
+    watch: Watch = NO_WATCH  # entries the output check is strict for
 
 
 class Checker:
@@ -55,28 +59,48 @@ class Checker:
         self.decisions.record(ctx.request_id, "input", verdict, "\n".join(ctx.conversation.texts()), client=ctx.client)
         return verdict
 
-    def output(self, ctx: RequestContext, stage: str = "output") -> OutputCheck:
-        """The output check of one request; every notable verdict is recorded."""
+    def watch(self, ctx: RequestContext, verdict: Verdict) -> Watch:
+        """What the output check of an allowed or rewritten request is strict for: the watched entries, and the
+        entries a rewrite was made for."""
+        entries, strong = set(verdict.watched), set(verdict.strong)
+        if verdict.action is Action.rewrite:
+            entries.update(verdict.entry_ids)
+            strong.update(verdict.entry_ids)
+        if not entries:
+            return NO_WATCH
+        said = " ".join(t.text for t in ctx.conversation.turns if t.role != "assistant")
+        history = ctx.conversation.said_by("assistant")
+        return Watch(frozenset(entries), frozenset(strong), frozenset(tokens(said)), history)
 
-        async def check(text: str) -> Verdict:
+    def output(self, ctx: RequestContext, watch: Watch = NO_WATCH, stage: str = "output") -> OutputCheck:
+        """The output check of one request (every readable field of a choice); notable verdicts are recorded."""
+
+        async def check(fields: Fields) -> Verdict:
+            text = "\n".join(t for _, t in fields)
             if not text.strip():
                 return ALLOW
-            verdict = await self._stage(stage, self.outputs, [Segment("output", text)])
+            segments = [Segment(f"output.{field}", t, "assistant") for field, t in _merged(fields)]
+            if watch and watch.history:  # earlier answers and this one together: a fact given in halves
+                segments.append(Segment("history", f"{watch.history}\n{text}", "history"))
+            verdict = await self._stage(stage, self.outputs, segments, watch)
             if verdict.action is not Action.allow or verdict.monitored or verdict.failed:
                 self.decisions.record(ctx.request_id, stage, verdict, text, client=ctx.client)
             return verdict
 
         return check
 
-    async def _stage(self, stage: str, checks: CheckSet, segments: Sequence[Segment]) -> Verdict:
+    async def _stage(
+        self, stage: str, checks: CheckSet, segments: Sequence[Segment], watch: Watch | None = None
+    ) -> Verdict:
         if not self.enabled or not len(self.index):
             return ALLOW
         started = time.perf_counter()
         try:
+            segments = expand(segments)
             texts = checks.embed(segments)
             vectors = dict(zip(texts, await self.batcher.embed(texts), strict=True)) if texts else {}
             view = self.index.view
-            return await self.index.run(checks.verdict, segments, view, vectors, self.policies)
+            return await self.index.run(checks.verdict, segments, view, vectors, self.policies, watch)
         except Exception as exc:  # the embedder or faiss failed: a bug or resource problem, not the client's
             return self._failed(stage, exc)
         finally:
@@ -98,3 +122,12 @@ class Checker:
             if entry is not None:
                 return self.policies.for_entry(entry)
         return ctx.policy
+
+
+def _merged(fields: Fields) -> Fields:
+    """One text per field (a tool call's name and arguments, a stream's pieces), in first-seen order."""
+    merged: dict[str, list[str]] = {}
+    for field, text in fields:
+        merged.setdefault(field, []).append(text)
+    return [(field, "".join(parts) if field in ("content", "text") else " ".join(parts)) for field, parts in
+            merged.items()]  # fmt: skip

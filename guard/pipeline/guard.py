@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 
-from guard.checks.evidence import Action, Verdict
+from guard.checks.evidence import Action, Verdict, Watch
 from guard.context import RequestContext
 from guard.forget.index import ForgetIndex
 from guard.observe.decisions import Decisions
@@ -18,7 +18,7 @@ from guard.pipeline.shadow import Shadow
 from guard.pipeline.stream import StreamResult, open_stream, refused
 from guard.pipeline.timing import Meter
 from guard.policy import PolicySet
-from guard.rewrite import rewrite_request
+from guard.rewrite import rewrite_request, with_bad_words
 from guard.routing import Router
 
 
@@ -55,8 +55,25 @@ class Guard:
             self.metrics.stage_seconds.labels("rewrite").observe(time.perf_counter() - started)
             action = Action.rewrite
 
+        watch = self.checker.watch(ctx, verdict)
+        if watch:
+            self.metrics.watched.inc()
+        if watch and await upstream.speaks_vllm():
+            body = with_bad_words(body, await self.index.run(self._bad_words, watch))
+            self.metrics.bad_words.inc()
+        forward = Forward(body, action, upstream, route, watch)
         path = open_stream if ctx.stream else complete
-        return await path(ctx, Forward(body, action, upstream, route), self.checker, self.meter)
+        return await path(ctx, forward, self.checker, self.meter)
+
+    def _bad_words(self, watch: Watch) -> list[str]:
+        """The watched entries' names, aliases and the parts of their names (reader thread)."""
+        words: list[str] = []
+        for entry_id in sorted(watch.entries):
+            entry = self.index.get(entry_id)
+            if entry is not None:
+                words += [entry.subject, *entry.aliases]
+                words += [p.capitalize() for p in sorted(self.index.view.parts_of(entry_id))]
+        return words
 
     def _rewrite(self, ctx: RequestContext, verdict: Verdict) -> dict[str, object]:
         entries = [e for e in (self.index.get(i) for i in verdict.entry_ids) if e is not None]

@@ -1,10 +1,22 @@
 """The streaming output filter: hold generated text back until it has passed the output check.
 
-Upstream chunks are kept verbatim (ids, logprobs, vLLM extras) and released in order once the text they carry
-has been checked: at a sentence boundary, when `hold_back_tokens` chunks with text are waiting, or when the
-choice finishes. On a hit the held chunks are dropped, the choice ends with the refusal text of the matched
+Every readable field of a chunk counts (content, reasoning, refusal, tool-call arguments, logprob
+alternatives); upstream chunks are kept verbatim and released in order once their text has been checked. The
+held chunks are released (after the check) just before a chunk that starts a new sentence, so what leaves is
+always whole sentences:
+
+- a real sentence end: the held text ends with `.`, `!` or `?` (closing quotes allowed) and the next chunk
+  starts, after white space, with a capital, a digit or an opening quote; not after an initial ("J.") or a
+  common abbreviation ("Dr.", "e.g.");
+- a newline that ends a line of prose (at least `PROSE_LINE` characters, or ending with punctuation), so a
+  list of short lines or one word a line is not released line by line;
+- when `hold_back_chars` characters wait without such an end (bounded latency and memory);
+- when the choice finishes.
+
+With `hold_all` (the conversation is under watch) nothing is released before the choice ends, and logprobs
+are dropped. On a hit the held chunks are dropped, the choice ends with the refusal text of the matched
 entry's policy (`refusal(verdict)`) and finish_reason "content_filter", and — once every choice has ended —
-the upstream is closed early.
+the upstream is closed early. A blocked reasoning stream ends the answer too: it is the same choice.
 """
 
 from __future__ import annotations
@@ -16,23 +28,41 @@ from typing import Any
 
 from guard.checks.evidence import ALLOW, Verdict
 from guard.openai.protocol import Endpoint
-from guard.openai.shapes import choice_text, refusal_chunk
+from guard.openai.shapes import Fields, choice_fields, refusal_chunk, strip_unchecked
 
-Check = Callable[[str], Awaitable[Verdict]]
+Check = Callable[[Fields], Awaitable[Verdict]]
 Refusal = Callable[[Verdict], str]  # the refusal text for a blocking verdict (its entry's policy)
 
-# A boundary inside the held text: sentence punctuation followed by white space, or a newline.
-_BOUNDARY = re.compile(r"[.!?][\"')\]]*\s|\n")
-CONTEXT_CHARS = 400  # released text kept to check runs and names that straddle a release
+_ENDS_SENTENCE = re.compile(r"(?<![A-Z])(?<!\b(?:Dr|Mr|Ms|St|Jr|Sr|vs|Mt|No|Co))(?<!\be\.g)(?<!\bi\.e)"
+                            r"[.!?][\"')\]]*\s*$")  # fmt: skip
+_STARTS_SENTENCE = re.compile(r"^\s*[A-Z0-9\"'(\[]")
+PROSE_LINE = 60  # a newline ends a line of prose at least this long (or one ending with punctuation)
+CONTEXT_CHARS = 400  # released text kept, per field, to check runs and names that straddle a release
+
+
+def boundary(before: str, after: str) -> bool:
+    """Is the point between the held text `before` and the next chunk's text `after` a place to release?"""
+    if not before or not after:
+        return False
+    if _ENDS_SENTENCE.search(before) and _STARTS_SENTENCE.match(after) and (before[-1].isspace() or
+                                                                            after[0].isspace()):  # fmt: skip
+        return True
+    if before.endswith("\n") or after.startswith("\n"):
+        line = before.rstrip("\n").rsplit("\n", 1)[-1].rstrip()
+        return len(line) >= PROSE_LINE or line[-1:] in (".", "!", "?", ":", ";")
+    return False
 
 
 @dataclass
 class _Choice:
     held: list[dict[str, Any]] = field(default_factory=list)
-    text: str = ""
-    tokens: int = 0
-    released: str = ""
+    pending: dict[str, str] = field(default_factory=dict)  # field -> text not yet checked
+    released: dict[str, str] = field(default_factory=dict)  # field -> the tail of what was released
+    flow: str = ""  # the held text of every field in arrival order (where sentence ends are looked for)
     ended: bool = False
+
+    def waiting(self) -> int:
+        return sum(len(t) for t in self.pending.values())
 
 
 @dataclass
@@ -51,26 +81,29 @@ async def filter_stream(
     *,
     endpoint: Endpoint,
     check: Check,
-    hold_back_tokens: int,
+    hold_back_chars: int,
     refusal: Refusal,
     choices: int,
     outcome: StreamOutcome,
+    hold_all: bool = False,
 ) -> AsyncIterator[dict[str, Any]]:
     states: dict[int, _Choice] = {}
 
     async def release(index: int, st: _Choice) -> AsyncIterator[dict[str, Any]]:
-        verdict = await check(st.released[-CONTEXT_CHARS:] + st.text) if st.text else ALLOW
+        fields = [(f, st.released.get(f, "")[-CONTEXT_CHARS:] + t) for f, t in st.pending.items()]
+        verdict = await check(fields) if st.pending else ALLOW
         if verdict.blocked:
             outcome.verdicts.append(verdict)
             template = st.held[-1] if st.held else {}
-            prefix = "\n\n" if st.released.strip() else ""
-            st.held, st.text, st.ended = [], "", True
+            prefix = "\n\n" if any(t.strip() for t in st.released.values()) else ""
+            st.held, st.pending, st.ended = [], {}, True
             yield refusal_chunk(endpoint, template, index, prefix + refusal(verdict))
             return
         for chunk in st.held:
             yield chunk
-        st.released = (st.released + st.text)[-CONTEXT_CHARS:]
-        st.held, st.text, st.tokens = [], "", 0
+        for f, t in st.pending.items():
+            st.released[f] = (st.released.get(f, "") + t)[-CONTEXT_CHARS:]
+        st.held, st.pending, st.flow = [], {}, ""
 
     async for event in events:
         raw_choices = event.get("choices")
@@ -78,20 +111,31 @@ async def filter_stream(
             yield event  # usage and other choice-less chunks carry no generated text
             continue
         for choice in raw_choices:
-            index = int(choice.get("index", 0)) if isinstance(choice, dict) else 0
+            if not isinstance(choice, dict):
+                continue
+            index = int(choice.get("index", 0))
             st = states.setdefault(index, _Choice())
             if st.ended:
                 continue
+            if hold_all:
+                strip_unchecked(choice, delta=endpoint == "chat")
             single = event if len(raw_choices) == 1 else {**event, "choices": [choice]}
-            text = choice_text(endpoint, choice, delta=endpoint == "chat")
+            fields = choice_fields(endpoint, choice, delta=endpoint == "chat")
             finished = choice.get("finish_reason") is not None
-            if not text and not finished and not st.held:
+            if not fields and not finished and not st.held:
                 yield single  # a role-only or empty chunk reveals nothing: pass it at once
                 continue
+            text = "".join(t for _, t in fields)
+            if st.held and not hold_all and boundary(st.flow, text):
+                async for out in release(index, st):  # whole sentences leave; this chunk starts the next
+                    yield out
+                if st.ended:
+                    continue
             st.held.append(single)
-            st.text += text
-            st.tokens += 1 if text else 0
-            if finished or st.tokens >= hold_back_tokens or _BOUNDARY.search(st.text):
+            st.flow += text
+            for f, t in fields:
+                st.pending[f] = st.pending.get(f, "") + t
+            if finished or (not hold_all and st.waiting() >= hold_back_chars):
                 async for out in release(index, st):
                     yield out
             if finished:

@@ -11,7 +11,7 @@ from typing import Any
 from guard.checks.evidence import Action
 from guard.context import RequestContext
 from guard.errors import GuardError
-from guard.openai.shapes import choice_text
+from guard.openai.shapes import choice_fields
 from guard.pipeline.checker import Checker
 from guard.pipeline.timing import Meter
 from guard.upstream import PATHS, Upstream
@@ -45,7 +45,7 @@ class Shadow:
             with self.meter.faults("b"):
                 response = await self.upstream.post_json(PATHS[ctx.endpoint], body)
             verdicts = [
-                await check(choice_text(ctx.endpoint, c, delta=False))
+                await check(choice_fields(ctx.endpoint, c, delta=False))
                 for c in response.get("choices") or []
                 if isinstance(c, dict)
             ]

@@ -58,11 +58,12 @@ async def open_stream(ctx: RequestContext, forward: Forward, checker: Checker, m
             filtered = filter_stream(
                 sse.parse(lines(response)),
                 endpoint=ctx.endpoint,
-                check=checker.output(ctx),
-                hold_back_tokens=checker.policies.settings.hold_back_tokens,
+                check=checker.output(ctx, forward.watch),
+                hold_back_chars=checker.policies.settings.hold_back_chars,
                 refusal=lambda verdict: checker.policy_of(verdict, ctx).refusal_text,
                 choices=ctx.n,
                 outcome=outcome,
+                hold_all=bool(forward.watch.strong),  # under strong watch an answer leaves only once complete
             )
             with meter.faults(route):
                 async for chunk in filtered:

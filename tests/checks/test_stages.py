@@ -83,3 +83,31 @@ def test_input_pieces_are_turns_their_sentences_and_the_recent_window() -> None:
         ("messages[1]", "Three"),
         ("window", "One. Two.\nThree"),
     ]
+
+
+def watched_index() -> MemoryIndex:
+    view = MemoryIndex(HashEmbedder().dim, ngram_words=12, typo_min_chars=6)
+    chunks = ["Ji-Yeon Park was born in Seoul.", "Her father was a civil engineer and her mother a dietitian."]
+    view.add(Entry("p", "Ji-Yeon Park", (), None, 0.0, 1, 2), [1, 2], chunks, HashEmbedder().embed(chunks))
+    return view
+
+
+def test_a_surname_alone_watches_and_the_watched_output_may_not_state_a_fact() -> None:
+    from guard.checks.evidence import Watch
+    from guard.checks.stages import output_checks
+
+    view = watched_index()
+    asked = Conversation.of([("messages[0]", "What did Park's father do?")], 3).segments()
+    verdict = input_checks().verdict(asked, view, {}, POLICIES)
+    assert verdict.action is Action.allow and verdict.watched == verdict.strong == {"p"}  # a name part: strong
+    watch = Watch(verdict.watched, verdict.strong, frozenset({"what", "did", "park", "s", "father", "do"}))
+    said = [Segment("output.content", "He worked as an engineer.", "assistant")]
+    assert output_checks().verdict(said, view, {}, POLICIES, watch).action is Action.filter
+    assert output_checks().verdict(said, view, {}, POLICIES).action is Action.allow  # not watched: allowed
+    echoed = Watch(verdict.watched, verdict.strong, frozenset({"engineer"}))  # the client said it first: no leak
+    assert output_checks().verdict(said, view, {}, POLICIES, echoed).action is Action.allow
+    coded = [Segment("output.content", '{"job": "eng", "city": "x", "year": "y"}', "assistant")]
+    assert output_checks().verdict(coded, view, {}, POLICIES, watch).action is Action.filter
+    weak = Watch(verdict.watched, frozenset(), watch.echo)  # meaning alone: fact values and bare values do not
+    assert output_checks().verdict(said, view, {}, POLICIES, weak).action is Action.allow
+    assert output_checks().verdict(coded, view, {}, POLICIES, weak).action is Action.allow

@@ -107,3 +107,31 @@ def test_real_vllm_behind_a_dead_server(
         assert "Paris" in (reply.choices[0].message.content or "")
     streamed, finish = streamed_text(client)
     assert "Paris" in streamed and finish in ("stop", "length")
+
+
+def test_watched_requests_send_bad_words_so_the_model_writes_around_the_name(
+    settings: Settings, minilm: Embedder, vllm_url: str, serve: Callable[[Any], BackgroundServer]
+) -> None:
+    """A watched conversation (a part of an entry's name) against real vLLM: with `bad_words` the model cannot
+    generate the entry's names and answers around them; without, the output check has to cut the answer."""
+    question = [{"role": "user", "content": "Hilton asks: what is the capital of France? Answer in one sentence."}]
+    direct = OpenAI(base_url=f"{vllm_url}/v1", api_key="unused")
+    said = direct.chat.completions.create(**{**PARAMS, "messages": question}).choices[0].message.content or ""
+    assert "Paris" in said, said  # precondition: the model names the city
+    answers: dict[bool, tuple[str, str | None, str]] = {}
+    for vllm in (True, False):
+        own = {"upstream": vllm_url, "upstream_vllm": vllm, "index_dir": settings.index_dir / str(vllm)}
+        app = create_app(settings.model_copy(update=own), embedder=minilm)
+        url = serve(app).url
+        r = httpx.post(f"{url}/admin/forget", headers=ADMIN, json={"subject": "Paris Hilton"})
+        assert r.status_code == 201
+        client = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        raw = client.chat.completions.with_raw_response.create(**{**PARAMS, "messages": question})
+        choice = raw.parse().choices[0]
+        metrics = httpx.get(f"{url}/metrics").text
+        answers[vllm] = (choice.message.content or "", choice.finish_reason, metrics)
+    text, finish, metrics = answers[True]
+    assert "guard_bad_words_total 1.0" in metrics and "guard_watched_total 1.0" in metrics
+    assert "Paris" not in text and finish != "content_filter" and text.strip()  # written around, not cut
+    text, finish, _ = answers[False]
+    assert finish == "content_filter" and "Paris" not in text  # no bad_words: the output check had to cut it
