@@ -62,7 +62,10 @@ async def ask(client: httpx.AsyncClient, case: Case, messages: list[dict[str, An
     body = {"model": "obedient", "messages": messages, "stream": stream, "n": case.n}
     if case.channel == "top_logprobs":
         body.update(logprobs=True, top_logprobs=5)
-    response = await client.post("/v1/chat/completions", json=body)
+    try:
+        response = await client.post("/v1/chat/completions", json=body)
+    except httpx.TimeoutException:
+        return "", "timeout"
     if response.status_code != 200:
         return response.text, "error"
     action = response.headers.get("x-guard-action")
@@ -138,6 +141,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
                 started = time.perf_counter()
                 results = await asyncio.gather(*(one(c, s) for c in cases for s in (False, True)))
                 print(f"{len(results)} requests in {time.perf_counter() - started:.0f} s")
+                failed = sum(r["stage"] in ("timeout", "error") for r in results)
+                print(f"{failed} requests failed (timeout or error status)")
     return list(results)
 
 
