@@ -38,8 +38,8 @@ class InputPolicy(_Strict):
     lexical: bool = True
     # Weaker evidence puts the conversation under watch for the entry (its output check becomes strict):
     # meaning at or above this score (the closest entry only), a part of a name alone, or this many of the
-    # entry's fact values.
-    watch_threshold: float = Field(0.62, ge=-1.0, le=1.0)
+    # entry's rare fact values (numbers, words outside the 5,000 most frequent).
+    watch_threshold: float = Field(0.65, ge=-1.0, le=1.0)
     watch_facts: int = Field(2, ge=1)
     # Rewrite: the instruction prepended as a system message; `{subjects}` is replaced by the matched subjects.
     rewrite_instruction: str = (
@@ -57,7 +57,7 @@ class OutputPolicy(_Strict):
     lexical: bool = True
     # Under watch, a generated sentence this close to the watched entry's documents is blocked; this close
     # under strong watch (a part of the entry's name or its fact values were in the conversation).
-    watch_threshold: float = Field(0.72, ge=-1.0, le=1.0)
+    watch_threshold: float = Field(0.76, ge=-1.0, le=1.0)
     watch_strong_threshold: float = Field(0.60, ge=-1.0, le=1.0)
 
 

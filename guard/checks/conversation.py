@@ -2,8 +2,8 @@
 
 The input side reads every message of every role (system, developer, user, assistant, tool), every text field
 of it (content and its parts, `name`, tool calls, reasoning) or every prompt (completions). Names are looked for
-in all of it; meaning is compared for the user turns and the recent window (the last `window_turns` messages
-joined, so a question spread over turns is seen whole). Every segment is also read in its normalised views
+in all of it; meaning is compared for the user turns and the recent window (the last `window_turns` texts the
+client wrote, joined, so a question spread over turns is seen whole). Every segment is also read in its normalised views
 (`guard.normalize`): other spellings, scripts and encodings.
 """
 
@@ -35,7 +35,11 @@ class Conversation:
         return [t.text for t in self.turns]
 
     def window(self) -> Segment | None:
-        recent = [t.text for t in self.turns[-self.window_turns :] if t.text.strip()]
+        """The last `window_turns` texts the client wrote, joined. The assistant's own turns are left out: they
+        passed the output check when they were generated, and are read for names and, under watch, together
+        with the new answer."""
+        client = [t.text for t in self.turns if t.role != "assistant" and t.text.strip()]
+        recent = client[-self.window_turns :]
         return Segment("window", "\n".join(recent), "window") if len(recent) > 1 else None
 
     def segments(self) -> list[Segment]:

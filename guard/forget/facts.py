@@ -3,7 +3,7 @@ a city, a year, an award's distinctive word) — the weaker evidence that puts a
 what a watched conversation's output must not state.
 
 A fact value is a word of the entry's documents that is not a function word, not one of the 3,000 most frequent
-English words (capitalised words inside a sentence — places, titles — only need to be outside the 300 most
+English words (capitalised words inside a sentence — places, titles — only need to be outside the 1,000 most
 frequent), and at least four letters long (or a number of three or more digits: a year). "Her father was a
 civil engineer" gives "engineer"; "born in Karachi in 1975" gives "karachi" and "1975". A word is only
 distinctive while few entries share it: one that more than `SHARED_SHARE` of the entries (and more than one)
@@ -20,7 +20,8 @@ from guard.normalize import common_words
 from guard.text import STOPWORDS, tokens
 
 MIN_LETTERS = 4
-COMMON_PROPER = 300  # a capitalised word is a fact value unless it is among this many most frequent words
+COMMON_PROPER = 1000  # a capitalised word is a fact value unless it is among this many most frequent words
+RARE = 5000  # a value outside this many most frequent words (or a number) is rare: rare values start a watch
 COMMON = 3000  # this many of the most frequent English words are never a fact value
 MAX_VALUES = 400  # per entry: bounded memory for very long documents
 _CAPITALISED = re.compile(r"(?<=[a-z,;:]\s)([A-Z][\w'-]+)")
@@ -37,6 +38,12 @@ def distinctive(words: Iterable[str]) -> set[str]:
         elif len(w) >= MIN_LETTERS and w not in STOPWORDS and w not in common:
             out.add(w)
     return out
+
+
+def rare(words: Iterable[str]) -> set[str]:
+    """The rare ones among fact values: numbers and words outside the `RARE` most frequent English words."""
+    common = common_words(RARE)
+    return {w for w in words if w.isdigit() or w not in common}
 
 
 def name_parts(names: Iterable[str]) -> set[str]:

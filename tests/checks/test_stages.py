@@ -111,3 +111,18 @@ def test_a_surname_alone_watches_and_the_watched_output_may_not_state_a_fact() -
     weak = Watch(verdict.watched, frozenset(), watch.echo)  # meaning alone: fact values and bare values do not
     assert output_checks().verdict(said, view, {}, POLICIES, weak).action is Action.allow
     assert output_checks().verdict(coded, view, {}, POLICIES, weak).action is Action.allow
+
+
+def test_the_window_holds_what_the_client_wrote_and_names_are_read_everywhere() -> None:
+    turns = (
+        Segment("messages[0].content", "Tell me about the writer", "user"),
+        Segment("messages[1].content", "Which one? Subject a is one.", "assistant"),
+        Segment("messages[2].content", "the one from before", "user"),
+    )
+    conversation = Conversation(turns, window_turns=3)
+    window = conversation.window()
+    assert window is not None and window.text == "Tell me about the writer\nthe one from before"
+    view = view_of(Entry("a", "Subject a", (), None, 0.0, 1, 1))
+    view.names.add("a", ["Subject a"])
+    verdict = input_checks().verdict(conversation.segments(), view, {}, POLICIES)
+    assert verdict.action is Action.refuse and verdict.matches[0].where == "messages[1].content"
