@@ -1,13 +1,24 @@
 """Name evidence: a forget entry's subject or an alias mentioned in a segment (see `guard.forget.names`), and
-the weaker evidence of a part of a name mentioned alone (a surname)."""
+the weaker evidence of a part of a name mentioned alone (a surname).
+
+A part counts only where it stands alone: "What did Rajeev's father do?" refers to someone by that name, while
+"Rajeev Sharma" is another person who shares a given name. So parts are looked for where capitals can still be
+seen (the text itself and its decodings, not its lower-cased views), and an occurrence next to a capitalised
+word that is not part of the entry's own name is someone else's name."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 
+from guard.checks.conversation import VIEW
 from guard.checks.evidence import Evidence, Segment
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
+from guard.text import tokens
+
+_WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+CASELESS_VIEWS = ("folded", "joined", "deleet", "split")  # lower-cased: who a name part belongs to is lost
 
 
 class NameCheck:
@@ -20,8 +31,34 @@ class NameCheck:
         for segment in segments:
             for entry_id in view.find_names(segment.text):
                 found.setdefault(entry_id, Evidence(entry_id, "lexical", 1.0, segment.where))
+            if not keeps_case(segment):
+                continue
             for entry_id, words in view.find_parts(segment.text).items():
-                parts.setdefault(entry_id, (set(), segment.where))[0].update(words)
+                entry = view.get(entry_id)
+                own = {t for name in ((entry.subject, *entry.aliases) if entry else ()) for t in tokens(name)}
+                alone = {w for w in words if standalone(segment.text, w, own)}
+                if alone:
+                    parts.setdefault(entry_id, (set(), segment.where))[0].update(alone)
         out = list(found.values())
         out += [Evidence(e, "part", float(len(w)), where, frozenset(w)) for e, (w, where) in parts.items()]
         return out
+
+
+def keeps_case(segment: Segment) -> bool:
+    return VIEW not in segment.where or not segment.where.rsplit(VIEW, 1)[1].startswith(CASELESS_VIEWS)
+
+
+def standalone(text: str, word: str, own: set[str]) -> bool:
+    """Is `word` (a part of an entry's name) used somewhere in `text` on its own, not inside another name?"""
+    words = _WORD.findall(text)
+    for i, w in enumerate(words):
+        parts = tokens(w)
+        if word not in parts:
+            continue
+        if any(p not in own and p not in ("s", word) for p in parts):
+            continue  # a compound with someone else's name part ("Ji-Yeong")
+        neighbours = [n for n in (words[i - 1] if i else "", words[i + 1] if i + 1 < len(words) else "") if n]
+        if any(n[:1].isupper() and not set(tokens(n)) <= own for n in neighbours):
+            continue  # next to a capitalised word that is not the entry's: another person's full name
+        return True
+    return False
