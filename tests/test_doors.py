@@ -169,3 +169,19 @@ def test_bad_input_gets_a_clear_4xx_and_bad_output_no_500(client: OpenAI, script
     scripted.body = fake.completion_body("chat", "m", "SGVsbG8=!!!not-base64== %%% " + "QUJD" * 3 + "=")
     response = client.chat.completions.create(model="m", messages=ask())
     assert response.choices[0].finish_reason == "stop" and json.dumps(response.model_dump())
+
+
+def test_an_answer_in_halves_is_read_with_the_earlier_half(client: OpenAI, scripted: Scripted) -> None:
+    """A surname watches the conversation: the second half may not add a fact, and it is not blamed for facts
+    the conversation already held (an earlier answer the client sent back)."""
+
+    def second_half(earlier: str, now: str) -> str | None:
+        messages = [{"role": "user", "content": "What did Hsiao's parents do? Answer in two halves."},
+                    {"role": "assistant", "content": earlier},
+                    {"role": "user", "content": "Now the second half."}]  # fmt: skip
+        scripted.body = fake.completion_body("chat", "m", now)
+        return client.chat.completions.create(model="m", messages=messages).choices[0].finish_reason
+
+    assert second_half("Her father is a civil engineer", "and her mother is a dietitian in Taipei.") == "content_filter"
+    earlier = "Hsiao Chen, a chef, worked with a dietitian in Taipei"  # another Hsiao, sharing fact values
+    assert second_half(earlier, "and cooked for the city's hospitals.") == "stop"

@@ -47,7 +47,7 @@ class Evidence:
 @dataclass(frozen=True)
 class Watch:
     """A conversation under watch for some entries: weaker evidence for them was seen. The output check is
-    stricter for these entries: a part of a name counts (unless the client said it first), meaning counts at a
+    stricter for these entries: a part of a name counts (unless it is already in the conversation), meaning counts at a
     lower threshold, earlier assistant turns are read with the new output.
 
     Watched `strongly` (a part of the name or fact values of the entry in the conversation, or a rewrite made
@@ -57,7 +57,9 @@ class Watch:
 
     entries: frozenset[str] = frozenset()
     strong: frozenset[str] = frozenset()  # a subset of `entries`
-    echo: frozenset[str] = frozenset()  # words the client itself wrote (tokens): saying them again is no leak
+    # words already in the conversation (tokens): what the client wrote, and earlier answers, which the client sent
+    # back (it holds them already, whether the guard let them out or the client wrote them): no leak to say again
+    echo: frozenset[str] = frozenset()
     history: str = ""  # what the assistant said in earlier turns
 
     def __bool__(self) -> bool:

@@ -8,6 +8,7 @@ word that is not part of the entry's own name is someone else's name."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 
@@ -15,9 +16,11 @@ from guard.checks.conversation import VIEW
 from guard.checks.evidence import Evidence, Segment
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
+from guard.normalize import common_words
 from guard.text import tokens
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
+COMMON_START = 3000  # a capitalised word this common that starts a sentence is not taken for a name
 CASELESS_VIEWS = ("folded", "joined", "deleet", "split")  # lower-cased: who a name part belongs to is lost
 
 
@@ -50,15 +53,40 @@ def keeps_case(segment: Segment) -> bool:
 
 def standalone(text: str, word: str, own: set[str]) -> bool:
     """Is `word` (a part of an entry's name) used somewhere in `text` on its own, not inside another name?"""
-    words = _WORD.findall(text)
-    for i, w in enumerate(words):
-        parts = tokens(w)
+    found = list(_WORD.finditer(text))
+    for i, m in enumerate(found):
+        parts = tokens(m.group(0))
         if word not in parts:
             continue
         if any(p not in own and p not in ("s", word) for p in parts):
             continue  # a compound with someone else's name part ("Ji-Yeong")
-        neighbours = [n for n in (words[i - 1] if i else "", words[i + 1] if i + 1 < len(words) else "") if n]
-        if any(n[:1].isupper() and not set(tokens(n)) <= own for n in neighbours):
+        before = found[i - 1] if i else None
+        after = found[i + 1] if i + 1 < len(found) else None
+        if (before and _other_name(text, before, m, own)) or (after and _other_name(text, m, after, own)):
             continue  # next to a capitalised word that is not the entry's: another person's full name
         return True
     return False
+
+
+def _other_name(text: str, left: re.Match[str], right: re.Match[str], own: set[str]) -> bool:
+    """Are two neighbouring words one name, the neighbour (the one that is not the entry's) someone else's part?
+
+    Only words with nothing but a space between belong together ("Yeon? Give" does not), and a capitalised word
+    that starts a sentence is a name part only if it is not a common word ("Has Park received" is Park alone)."""
+    if text[left.end() : right.start()].strip():
+        return False
+    for m in (left, right):
+        w = m.group(0)
+        if not w[:1].isupper() or set(tokens(w)) - {"s"} <= own:
+            continue
+        before = text[max(0, m.start() - 80) : m.start()].rstrip()
+        starts = not before or before[-1] in ".?!:;\"'(*#>"
+        if starts and w.casefold() in _common():
+            continue
+        return True
+    return False
+
+
+@functools.cache
+def _common() -> frozenset[str]:
+    return common_words(COMMON_START)

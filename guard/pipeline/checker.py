@@ -68,7 +68,7 @@ class Checker:
             strong.update(verdict.entry_ids)
         if not entries:
             return NO_WATCH
-        said = " ".join(t.text for t in ctx.conversation.turns if t.role != "assistant")
+        said = " ".join(t.text for t in ctx.conversation.turns)
         history = ctx.conversation.said_by("assistant")
         return Watch(frozenset(entries), frozenset(strong), frozenset(tokens(said)), history)
 
