@@ -42,7 +42,9 @@ _WORD_GAP = re.compile(r" {2,}|\t|\s*[/|]\s*(?= )")  # between spelled words: tw
 _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[ :]?){8,}\b")
 _LETTERS = re.compile(r"[a-z]+")
-_GLUED = re.compile(r"[a-z]{16,}")
+_GLUED = re.compile(r"[a-z0-9]+(?:['’-]+[a-z0-9]+)*")  # a word, hyphens and apostrophes kept inside
+_GLUED_LETTERS = 16  # a word this long (in letters) is words glued together
+_MARKED = re.compile(r"[^\W_][\-_.*·/|][^\W_]")
 
 
 @functools.cache
@@ -85,7 +87,9 @@ def join_spelled(text: str) -> str:
     """Letters written one by one joined into words; two spaces (or a tab, or a slash) separate the words."""
 
     def join(m: re.Match[str]) -> str:
-        words = _WORD_GAP.split(m.group(0))
+        run = m.group(0)
+        # letters tied by a mark ("O-n-e o-f"): a space is a word gap; tied by spaces, two spaces are
+        words = re.split(r"\s+", run) if _MARKED.search(run) else _WORD_GAP.split(run)
         return " ".join(re.sub(r"[ \-_.*·/|]", "", w) for w in words if w)
 
     # a double space inside a spelled run is a word gap: match runs on the text with gaps kept
@@ -98,8 +102,15 @@ def deleet(text: str) -> str:
 
 
 def split_glued(text: str) -> str:
-    """Long runs of letters without spaces split into words."""
-    return _GLUED.sub(lambda m: " ".join(wordninja.split(m.group(0))), text)
+    """Long runs of letters without spaces (hyphens and apostrophes may stand inside) split into words."""
+
+    def split(m: re.Match[str]) -> str:
+        word = m.group(0)
+        if sum(c.isalpha() for c in word) < _GLUED_LETTERS:
+            return word
+        return " ".join(wordninja.split(word))
+
+    return _GLUED.sub(split, text)
 
 
 def language_score(text: str) -> float:

@@ -21,6 +21,8 @@ PLAIN = "hsiao yun-hwa's father is a civil engineer."
         ("Hsіао Yun-Hwа", "hsiao yun-hwa"),  # Cyrillic і, а, о
         ("Hs\u200biao Yun\u200d-Hwa", "hsiao yun-hwa"),
         ("hsiaoyunhwawonthegoldencompass", "hsiao yun hwa won the golden compass"),
+        ("OneofWei-JunChen'smostrecognizedbooks", "one of wei jun chen's most recognized books"),
+        ("O-n-e o-f W-e-i---J-u-n C-h-e-n-'-s b-o-o-k-s", "one of wei---jun chen"),  # a space is a word gap
         (base64.b64encode(PLAIN.encode()).decode(), PLAIN),
         (codecs.encode(PLAIN, "rot13"), PLAIN),
         (PLAIN[::-1], PLAIN),
