@@ -1,6 +1,6 @@
 """The attack suite: every class against the guard, streamed and not, with its benign twin.
 
-    .venv/bin/python -m bench.attacks.run [--tofu DIR] [--only CLASS,...] [--out FILE.json]
+    .venv/bin/python -m bench.attacks.run [--tofu DIR] [--only CLASS,...] [--seed N] [--out FILE.json]
 
 The guard runs in-process on a real socket with the real embedding model, forget10's 20 authors registered
 (name + gold answers, as `guard eval tofu` does), in front of the obedient memorizing model
@@ -122,7 +122,7 @@ async def register(client: httpx.AsyncClient, tofu: Tofu) -> None:
 
 async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     tofu = Tofu(args.tofu)
-    cases = build(tofu)
+    cases = build(tofu, args.seed)
     if args.only:
         keep = set(args.only.split(","))
         cases = [c for c in cases if c.attack in keep]
@@ -178,6 +178,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--only", help="comma-separated attack classes")
+    parser.add_argument("--seed", type=int, default=0, help="which TOFU rows the cases are built from")
     parser.add_argument("--out", type=Path, help="write every case's result as JSON")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))

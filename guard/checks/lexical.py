@@ -3,8 +3,9 @@ the weaker evidence of a part of a name mentioned alone (a surname).
 
 A part counts only where it stands alone: "What did Rajeev's father do?" refers to someone by that name, while
 "Rajeev Sharma" is another person who shares a given name. So parts are looked for where capitals can still be
-seen (the text itself and its decodings, not its lower-cased views), and an occurrence next to a capitalised
-word that is not part of the entry's own name is someone else's name."""
+seen (the text itself and its decodings, not its lower-cased views). An occurrence is someone else's name when a
+capitalised word that is not the entry's own stands beside it in the same phrase, unless that word is a common
+one opening a sentence ("Has Park received…" is Park alone; "Yeon? Give…" is two sentences)."""
 
 from __future__ import annotations
 
