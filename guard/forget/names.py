@@ -58,6 +58,8 @@ class NameMatcher:
     adds a candidate, which the distance check then rejects.
     """
 
+    min_key = 1  # names whose key is shorter are not matched
+
     def __init__(self, typo_min_chars: int = 6) -> None:
         self.typo_min_chars = typo_min_chars
         self._exact: dict[str, set[str]] = defaultdict(set)  # squashed name -> entry ids
@@ -68,6 +70,9 @@ class NameMatcher:
         self._names: dict[str, list[list[str]]] = {}  # entry id -> its names as token lists
         self._anchors: Counter[str] = Counter()  # tokens of multi-token names (where a typo window may start)
         self._widths: Counter[int] = Counter()  # token counts of the names
+
+    def tokens(self, text: str) -> list[str]:
+        return tokens(text)
 
     def allowed_typos(self, length: int) -> int:
         m = self.typo_min_chars
@@ -92,7 +97,7 @@ class NameMatcher:
     def _add(self, entry_id: str, names: Iterable[str]) -> list[tuple[str, int]]:
         """Record an entry's names; returns the names new to the matcher with their slots."""
         new: list[tuple[str, int]] = []
-        added = [toks for toks in (tokens(n) for n in names) if toks]
+        added = [toks for toks in (self.tokens(n) for n in names) if len("".join(toks)) >= self.min_key]
         for toks in added:
             key = "".join(toks)
             if not self._exact[key]:
@@ -132,7 +137,7 @@ class NameMatcher:
         """Entry ids whose subject or an alias is mentioned in `text`."""
         if not self._exact:
             return set()
-        toks = tokens(text)
+        toks = self.tokens(text)
         found: set[str] = set()
         fuzzy: list[str] = []  # windows to look up with typos
         # A name of w tokens may be written as w-1 or w+1 tokens ("Yun-Hwa" vs "YunHwa"); try those widths too.

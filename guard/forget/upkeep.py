@@ -42,6 +42,7 @@ class Upkeep:
             for entry in entries:
                 self.memory.load_entry(entry)
             self.memory.names.add_many((e.id, (e.subject, *e.aliases)) for e in entries)
+            self.memory.sounds.add_many((e.id, (e.subject, *e.aliases)) for e in entries)
             self.memory.vectors = self._build_vectors(snap, self.workers.call(snap.chunk_count()), with_text=True)
 
     def _build_vectors(self, snap: Snapshot, n: int, with_text: bool, only: Ids | None = None) -> VectorIndex:
@@ -94,13 +95,15 @@ class Upkeep:
             self.rebuilding = True
             self._journal = []
             self.workers.upkeep.submit(self._rebuild_vectors, memory.known_chunks())
-        for postings in (memory.ngrams.postings, memory.names.fuzzy):
+        for postings in (memory.ngrams.postings, memory.names.fuzzy, memory.sounds.fuzzy):
             if postings.needs_compaction():
                 self.workers.upkeep.submit(self._compact, postings, postings.freeze())
 
     def busy(self) -> bool:
         """Is upkeep under way (reader thread)?"""
-        return self.rebuilding or any(p.frozen for p in (self.memory.ngrams.postings, self.memory.names.fuzzy))
+        return self.rebuilding or any(
+            p.frozen for p in (self.memory.ngrams.postings, self.memory.names.fuzzy, self.memory.sounds.fuzzy)
+        )
 
     # -- the heavy part (upkeep thread) -----------------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from guard.forget.names import NameMatcher
 from guard.forget.ngrams import NgramIndex
 from guard.forget.postings import Slots
 from guard.forget.registry import Entry
+from guard.forget.sounds import SoundMatcher
 from guard.forget.vectors import Ids, VectorIndex
 
 SEARCH_K = 8  # chunks looked at per query vector
@@ -43,6 +44,7 @@ class MemoryIndex:
     def __init__(self, dim: int, *, ngram_words: int, typo_min_chars: int) -> None:
         self.vectors = VectorIndex(dim)
         self.names = NameMatcher(typo_min_chars)
+        self.sounds = SoundMatcher()  # the same names by sound, across scripts
         self.ngrams = NgramIndex(ngram_words)
         self.parts = WordIndex(min_shared=3)  # the words of each entry's names (a surname alone)
         self.values = WordIndex()  # each entry's fact values
@@ -68,7 +70,7 @@ class MemoryIndex:
         return len(self.vectors)
 
     def find_names(self, text: str) -> set[str]:
-        return self.names.find(text)
+        return self.names.find(text) | self.sounds.find(text)
 
     def find_verbatim(self, text: str) -> dict[str, int]:
         return self.ngrams.find(text)
@@ -129,6 +131,7 @@ class MemoryIndex:
         self.map_chunks(chunk_ids, [self._slots.number(entry.id)] * len(ids))
         self.vectors.add(chunk_ids, vectors)
         self.names.add(entry.id, _names(entry))
+        self.sounds.add(entry.id, _names(entry))
         self.ngrams.add(entry.id, [" ".join(chunks)])
         self.parts.add(entry.id, name_parts(_names(entry)))
         self.values.add(entry.id, fact_values(chunks, _names(entry)))
@@ -144,6 +147,7 @@ class MemoryIndex:
             self.vectors.remove(chunk_ids)
             self._chunk_slot[chunk_ids] = -1
         self.names.remove(entry_id)
+        self.sounds.remove(entry_id)
         self.ngrams.remove(entry_id)
         self.parts.remove(entry_id)
         self.values.remove(entry_id)
