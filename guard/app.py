@@ -23,6 +23,7 @@ from guard.errors import GuardError, error_body
 from guard.forget.backends import open_registry
 from guard.forget.embedder import CachedEmbedder, Embedder, make_embedder
 from guard.forget.index import ForgetIndex
+from guard.forget.meaning import MeaningIndex, VectorCache
 from guard.limits import BodyLimit
 from guard.observe.audit import AuditLog, Hasher, load_salt
 from guard.observe.decisions import Decisions
@@ -39,13 +40,23 @@ from guard.upstream import Upstream, make_client
 log = logging.getLogger("guard")
 
 
+def _meaning(settings: Settings, embedder: Embedder | None, meaning: Embedder | None) -> MeaningIndex | None:
+    if meaning is None and (embedder is not None or settings.multilingual == "off"):
+        return None
+    model = meaning or make_embedder(settings.multilingual)
+    settings.index_dir.mkdir(parents=True, exist_ok=True)
+    return MeaningIndex(model, VectorCache(settings.index_dir / "meaning-vectors.sqlite", model.name))
+
+
 def create_app(
     settings: Settings,
     *,
     embedder: Embedder | None = None,
+    meaning: Embedder | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build an app. `embedder` and `transport` are seams for tests (a fake embedder, a MockTransport)."""
+    """Build an app. `embedder`, `meaning` and `transport` are seams for tests (a fake embedder, a MockTransport).
+    With an `embedder` given and no `meaning`, multilingual meaning is off (tests of other things stay fast)."""
     policies = PolicySet.load(settings.policy_file)  # a bad policy fails here, before anything starts
     metrics = Metrics()
 
@@ -60,6 +71,7 @@ def create_app(
             emb,
             ngram_words=policies.settings.ngram_words,
             typo_min_chars=policies.settings.typo_min_chars,
+            meaning=_meaning(settings, embedder, meaning),
         )
         follower = asyncio.create_task(index.follow(settings.registry_poll_s), name="registry-follower")
         metrics.watch_index(

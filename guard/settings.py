@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     embedder: str = Field(
         "minilm", description="'minilm' (ONNX, default), 'minilm-int8', 'minilm-torch', or 'hash' (a fake, tests only)"
     )
+    multilingual: str = Field(
+        "e5", description="Multilingual meaning for text not in English: 'e5' (multilingual-e5-small) or 'off'"
+    )
     model_cache: Path | None = Field(None, description="Where the ONNX export is kept (default ~/.cache/forget-guard)")
     embed_cache: int = Field(8192, ge=0, description="Embeddings of recent texts kept in memory (0 = off)")
     # Benchmarks only: the same proxy with every check off (the "bare pass-through" of bench/overhead.py).

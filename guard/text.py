@@ -12,7 +12,7 @@ import unicodedata
 from anyascii import anyascii
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space, or at a newline.
-_BOUNDARY = re.compile(r"(?<=[.!?])\s+|(?<=[.!?][\"')\]])\s+|\n+")
+_BOUNDARY = re.compile(r"(?<=[.!?।۔؟])\s+|(?<=[.!?][\"')\]])\s+|\n+|(?<=[。！？])")  # CJK ends need no space
 MAX_CHUNK_CHARS = 1000
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 

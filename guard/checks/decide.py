@@ -21,6 +21,8 @@ Stage = Literal["input", "output"]
 def counts(evidence: Evidence, policy: InputPolicy | OutputPolicy) -> bool:
     if evidence.kind == "semantic":
         return policy.semantic and evidence.score >= policy.semantic_threshold
+    if evidence.kind == "meaning":
+        return policy.semantic and evidence.score >= policy.multilingual_threshold
     if evidence.kind == "lexical":
         return policy.lexical
     if evidence.kind == "verbatim":
@@ -32,6 +34,8 @@ def watches(evidence: Evidence, policy: InputPolicy) -> bool:
     """Input evidence too weak to act on, strong enough to watch the conversation for the entry."""
     if evidence.kind == "semantic":
         return policy.semantic and evidence.score >= policy.watch_threshold
+    if evidence.kind == "meaning":
+        return policy.semantic and evidence.score >= policy.multilingual_watch_threshold
     if evidence.kind == "part":
         return policy.lexical
     if evidence.kind == "fact":
@@ -46,6 +50,9 @@ def counts_watched(evidence: Evidence, policy: OutputPolicy, watch: Watch) -> bo
         return bool(evidence.words - watch.echo)
     if evidence.kind == "semantic":
         threshold = policy.watch_strong_threshold if strong else policy.watch_threshold
+        return policy.semantic and evidence.score >= threshold
+    if evidence.kind == "meaning":
+        threshold = policy.multilingual_watch_strong_threshold if strong else policy.multilingual_watch_threshold
         return policy.semantic and evidence.score >= threshold
     return evidence.kind == "unnatural" and strong
 
@@ -71,7 +78,7 @@ def decide(
             if key not in kept or e.score > kept[key].score:
                 kept[key] = e
         elif stage == "input" and watches(e, policy.input) and not policies.monitored(entry):
-            if e.kind != "semantic":
+            if e.kind not in ("semantic", "meaning"):
                 watched.add(e.entry_id)
                 strong.add(e.entry_id)
             elif closest is None or e.score > closest.score:

@@ -13,6 +13,7 @@ from guard.checks.decide import Stage, decide
 from guard.checks.evidence import ALLOW, Check, Evidence, Segment, Verdict, Watch
 from guard.checks.facts import FactCheck
 from guard.checks.lexical import NameCheck
+from guard.checks.meaning import MeaningCheck
 from guard.checks.semantic import SemanticCheck
 from guard.checks.verbatim import VerbatimCheck
 from guard.forget.embedder import Vectors
@@ -28,6 +29,11 @@ class CheckSet:
 
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return list(dict.fromkeys(t for check in self.checks for t in check.embed(segments)))
+
+    def embed_meaning(self, segments: Sequence[Segment]) -> list[str]:
+        """The texts the multilingual model embeds (keyed `MEANING + text` in the vectors)."""
+        texts = (t for check in self.checks if isinstance(check, MeaningCheck) for t in check.embed_meaning(segments))
+        return list(dict.fromkeys(texts))
 
     def evidence(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
         return [e for check in self.checks for e in check.run(segments, view, vectors)]
@@ -59,11 +65,20 @@ def unnatural_evidence(segments: Sequence[Segment], watch: Watch) -> list[Eviden
 
 
 def input_checks() -> CheckSet:
-    """Input evidence: meaning (user turns, their sentences, the recent window), names and parts of names (every
+    """Input evidence: meaning (user turns, their sentences, the recent window; text in other languages by the
+    multilingual model too), names and parts of names (every
     text of every message), fact values."""
-    return CheckSet("input", [SemanticCheck(input_pieces), NameCheck(), FactCheck()])
+    return CheckSet("input", [SemanticCheck(input_pieces), MeaningCheck(input_pieces), NameCheck(), FactCheck()])
 
 
 def output_checks() -> CheckSet:
-    """Output evidence: meaning (each sentence), verbatim runs, names and their parts, fact values."""
-    return CheckSet("output", [SemanticCheck(output_pieces), VerbatimCheck(), NameCheck(), FactCheck()])
+    """Output evidence: meaning (each sentence, in English and other languages), verbatim runs, names and their
+    parts, fact values."""
+    checks: list[Check] = [
+        SemanticCheck(output_pieces),
+        MeaningCheck(output_pieces),
+        VerbatimCheck(),
+        NameCheck(),
+        FactCheck(),
+    ]
+    return CheckSet("output", checks)

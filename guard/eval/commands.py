@@ -34,6 +34,10 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
                       help="URL of an OpenAI-compatible endpoint, or oracle:ignore|obey (started here)")  # fmt: skip
     tofu.add_argument("--sustain", action="store_true", help="forget forget01, then forget05, then forget10")
     tofu.add_argument("--distractors", default="", help="comma-separated entry counts, e.g. 1000,10000")
+    tofu.add_argument("--lang", choices=("fr", "ru", "ja", "ar", "hi"),
+                      help="forget01 registered in English, asked and answered in L (multilingual TOFU)")  # fmt: skip
+    tofu.add_argument("--register-lang", action="store_true", help="with --lang: register the answers in it too")
+    tofu.add_argument("--multilingual", type=Path, default=DEFAULT_DIR.parent / "tofu-multilingual")
     _common(tofu, "eval-results/tofu")
 
     ab = sub.add_parser("ab", help="the TOFU evaluation against several endpoints side by side, as a report")
@@ -98,6 +102,8 @@ def _eval(args: argparse.Namespace, tofu: Tofu, embedder: Embedder, command: str
     from guard.eval.targets import Targets
     from guard.eval.tofu import headline, run_tofu, table
 
+    if args.lang:
+        return _eval_lang(args, tofu, embedder, command)
     config = _config(args)
     with Targets(tofu, embedder, args.split, args.policy) as targets:
         raw = targets.open("raw", args.upstream)
@@ -110,6 +116,33 @@ def _eval(args: argparse.Namespace, tofu: Tofu, embedder: Embedder, command: str
     (args.out / "report.md").write_text(md)
     print(table(result))
     print(json.dumps(headline(result), indent=2))
+    print(f"written to {args.out}/results.json and report.md", file=sys.stderr)
+    return 0
+
+
+def _eval_lang(args: argparse.Namespace, tofu: Tofu, embedder: Embedder, command: str) -> int:
+    from guard.eval.multilingual import Translated, run_lang
+    from guard.eval.targets import Targets
+    from guard.eval.tofu import table
+
+    translated = Translated(args.lang, args.multilingual)
+    with Targets(tofu, embedder, "forget01", args.policy, known=translated.answers()) as targets:
+        raw = targets.open("raw", args.upstream)
+        guarded = targets.open("guarded", f"guard+{args.upstream}")
+        result = asyncio.run(
+            run_lang(
+                translated, tofu, guarded, raw,
+                retain_limit=args.retain_limit or 500, seed=args.seed, concurrency=args.concurrency,
+                max_tokens=args.max_tokens, documents_in_lang=args.register_lang, entry_policy=args.entry_policy,
+            )
+        )  # fmt: skip
+    result["command"] = command
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(result, indent=2))
+    (args.out / "report.md").write_text(
+        f"# guard eval tofu --lang {args.lang}\n\n```\n{command}\n```\n\n{table(result)}\n"
+    )
+    print(table(result))
     print(f"written to {args.out}/results.json and report.md", file=sys.stderr)
     return 0
 

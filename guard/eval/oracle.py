@@ -50,9 +50,15 @@ def _draw(text: str, salt: str) -> float:
 
 class Oracle:
     def __init__(
-        self, tofu: Tofu, embedder: Embedder, behaviour: Behaviour = "ignore", unlearned: Unlearned | None = None
+        self,
+        tofu: Tofu,
+        embedder: Embedder,
+        behaviour: Behaviour = "ignore",
+        unlearned: Unlearned | None = None,
+        known: dict[str, str] | None = None,
     ) -> None:
         self.behaviour = behaviour
+        self.known = known or {}  # question -> answer, word for word (the multilingual TOFU: answers in its language)
         self.unlearned = unlearned
         self.embedder = embedder
         self.rows = tofu.all_rows()
@@ -63,6 +69,8 @@ class Oracle:
             return NO_INFO
         if not question.strip():
             return PLAIN_REPLY
+        if question in self.known and self.behaviour == "ignore" and self.unlearned is None:
+            return self.known[question]
         scores = self._vectors @ self.embedder.embed([question])[0]
         best = int(np.argmax(scores))
         if float(scores[best]) < MATCH_THRESHOLD:

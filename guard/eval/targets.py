@@ -21,7 +21,7 @@ from guard.app import create_app
 from guard.eval.data import Tofu
 from guard.eval.oracle import Oracle, Unlearned, create_oracle_app
 from guard.eval.serving import BackgroundServer
-from guard.forget.embedder import Embedder
+from guard.forget.embedder import Embedder, make_embedder
 from guard.settings import Settings
 
 
@@ -37,7 +37,16 @@ class Target:
 class Targets:
     """Starts what the specs need and stops it all on exit."""
 
-    def __init__(self, tofu: Tofu, embedder: Embedder, forget_split: str, policy_file: Path | None = None) -> None:
+    def __init__(
+        self,
+        tofu: Tofu,
+        embedder: Embedder,
+        forget_split: str,
+        policy_file: Path | None = None,
+        known: dict[str, str] | None = None,
+    ) -> None:
+        self.meaning: Embedder | None = None  # the multilingual model, loaded once for every guard started here
+        self.known = known  # questions the oracle answers word for word (another language's TOFU)
         self.tofu = tofu
         self.embedder = embedder
         self.forget_split = forget_split
@@ -68,7 +77,7 @@ class Targets:
             unlearned = None
             if kind == "unlearned":
                 unlearned = Unlearned(frozenset(a.name for a in self.tofu.authors(self.forget_split)))
-            oracle = Oracle(self.tofu, self.embedder, "obey" if kind == "obey" else "ignore", unlearned)
+            oracle = Oracle(self.tofu, self.embedder, "obey" if kind == "obey" else "ignore", unlearned, self.known)
             server = self._stack.enter_context(BackgroundServer(create_oracle_app(oracle)))
             self._oracles[spec] = server.url
         return self._oracles[spec]
@@ -79,7 +88,10 @@ class Targets:
         settings = Settings(upstream=upstream, index_dir=index_dir, admin_token=token)
         if self.policy_file is not None:
             settings = settings.model_copy(update={"policy_file": self.policy_file})
-        server = self._stack.enter_context(BackgroundServer(create_app(settings, embedder=self.embedder)))
+        if self.meaning is None and settings.multilingual != "off":
+            self.meaning = make_embedder(settings.multilingual)
+        app = create_app(settings, embedder=self.embedder, meaning=self.meaning)
+        server = self._stack.enter_context(BackgroundServer(app))
         return Target(name, server.url, model_of(upstream), guarded=True, admin_token=token)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
 
 from guard.forget.embedder import Embedder
+from guard.forget.meaning import MeaningIndex
 from guard.forget.registry import Entry, Registry
 from guard.forget.sync import Sync
 from guard.forget.upkeep import Upkeep
@@ -32,23 +33,38 @@ T = TypeVar("T")
 
 class ForgetIndex:
     def __init__(
-        self, registry: Registry, embedder: Embedder, workers: Workers, *, ngram_words: int, typo_min_chars: int
+        self,
+        registry: Registry,
+        embedder: Embedder,
+        workers: Workers,
+        *,
+        ngram_words: int,
+        typo_min_chars: int,
+        meaning: MeaningIndex | None = None,
     ) -> None:
         self.registry = registry
         self.embedder = embedder
         self.workers = workers
-        self.memory = MemoryIndex(embedder.dim, ngram_words=ngram_words, typo_min_chars=typo_min_chars)
+        self.memory = MemoryIndex(embedder.dim, ngram_words=ngram_words, typo_min_chars=typo_min_chars, meaning=meaning)
         self.upkeep = Upkeep(self.memory, registry, workers, embedder.dim)
         self.sync = Sync(self.memory, registry, workers, self.upkeep, embedder.dim)
 
     @classmethod
     async def open(
-        cls, registry: Registry, embedder: Embedder, *, ngram_words: int, typo_min_chars: int
+        cls,
+        registry: Registry,
+        embedder: Embedder,
+        *,
+        ngram_words: int,
+        typo_min_chars: int,
+        meaning: MeaningIndex | None = None,
     ) -> ForgetIndex:
         """Open the registry and build the in-memory structures from a consistent snapshot of it."""
         await registry.open()
         workers = Workers(asyncio.get_running_loop())
-        index = cls(registry, embedder, workers, ngram_words=ngram_words, typo_min_chars=typo_min_chars)
+        index = cls(
+            registry, embedder, workers, ngram_words=ngram_words, typo_min_chars=typo_min_chars, meaning=meaning
+        )
         try:
             await workers.background(index.upkeep.load)
         except BaseException:
@@ -58,6 +74,8 @@ class ForgetIndex:
 
     async def aclose(self) -> None:
         self.workers.shutdown()
+        if self.memory.meaning is not None:
+            self.memory.meaning.cache.close()
         await self.registry.close()
 
     @property
@@ -82,6 +100,8 @@ class ForgetIndex:
         """Commit a new entry to the registry, then enforce it here before returning."""
         chunks = [s for doc in documents for s in sentences(doc)]
         vectors = await self.workers.write(self.embedder.embed, chunks)
+        if self.memory.meaning is not None:  # cached now, off the reader thread, for the add below
+            await self.workers.write(self.memory.meaning.embed, chunks)
         entry_id = "fg-" + uuid.uuid4().hex[:20]
         entry, ids, version = await self.registry.add(
             entry_id, subject, aliases, policy, len(documents), chunks, vectors, mode

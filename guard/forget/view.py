@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from guard.forget.embedder import Vectors
 from guard.forget.facts import WordIndex, fact_values, name_parts
+from guard.forget.meaning import MeaningIndex
 from guard.forget.names import NameMatcher
 from guard.forget.ngrams import NgramIndex
 from guard.forget.postings import Slots
@@ -32,6 +33,9 @@ class IndexView(Protocol):
     @property
     def chunk_count(self) -> int: ...
     def search(self, queries: Vectors, k: int = SEARCH_K) -> list[dict[str, float]]: ...
+    def search_meaning(self, queries: Vectors, k: int = SEARCH_K) -> list[dict[str, float]]: ...
+    @property
+    def multilingual(self) -> bool: ...
     def find_names(self, text: str) -> set[str]: ...
     def find_verbatim(self, text: str) -> dict[str, int]: ...
     def find_parts(self, text: str) -> dict[str, set[str]]: ...
@@ -41,8 +45,9 @@ class IndexView(Protocol):
 
 
 class MemoryIndex:
-    def __init__(self, dim: int, *, ngram_words: int, typo_min_chars: int) -> None:
+    def __init__(self, dim: int, *, ngram_words: int, typo_min_chars: int, meaning: MeaningIndex | None = None) -> None:
         self.vectors = VectorIndex(dim)
+        self.meaning = meaning  # the same sentences in a multilingual model's space (None: English only)
         self.names = NameMatcher(typo_min_chars)
         self.sounds = SoundMatcher()  # the same names by sound, across scripts
         self.ngrams = NgramIndex(ngram_words)
@@ -89,7 +94,19 @@ class MemoryIndex:
 
     def search(self, queries: Vectors, k: int = SEARCH_K) -> list[dict[str, float]]:
         """For each query, the best score per entry among its top-k chunks."""
-        scores, ids = self.vectors.search(queries, k)
+        return self._best(*self.vectors.search(queries, k))
+
+    def search_meaning(self, queries: Vectors, k: int = SEARCH_K) -> list[dict[str, float]]:
+        """The same, in the multilingual model's space (queries embedded by it)."""
+        if self.meaning is None:
+            return [{} for _ in range(len(queries))]
+        return self._best(*self.meaning.vectors.search(queries, k))
+
+    @property
+    def multilingual(self) -> bool:
+        return self.meaning is not None
+
+    def _best(self, scores: npt.NDArray[np.float32], ids: Ids) -> list[dict[str, float]]:
         out: list[dict[str, float]] = []
         for row_scores, row_ids in zip(scores, ids, strict=True):
             best: dict[str, float] = {}
@@ -130,6 +147,8 @@ class MemoryIndex:
         chunk_ids = np.array(ids, dtype=np.int64)
         self.map_chunks(chunk_ids, [self._slots.number(entry.id)] * len(ids))
         self.vectors.add(chunk_ids, vectors)
+        if self.meaning is not None:
+            self.meaning.add(chunk_ids, chunks)
         self.names.add(entry.id, _names(entry))
         self.sounds.add(entry.id, _names(entry))
         self.ngrams.add(entry.id, [" ".join(chunks)])
@@ -145,6 +164,8 @@ class MemoryIndex:
         if slot is not None:
             chunk_ids = np.flatnonzero(self._chunk_slot == slot).astype(np.int64)
             self.vectors.remove(chunk_ids)
+            if self.meaning is not None:
+                self.meaning.remove(chunk_ids)
             self._chunk_slot[chunk_ids] = -1
         self.names.remove(entry_id)
         self.sounds.remove(entry_id)

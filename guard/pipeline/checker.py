@@ -13,6 +13,7 @@ from typing import Any
 
 from guard.checks.conversation import expand
 from guard.checks.evidence import ALLOW, NO_WATCH, Action, Segment, Verdict, Watch
+from guard.checks.meaning import MEANING
 from guard.checks.stages import CheckSet, input_checks, output_checks
 from guard.context import RequestContext
 from guard.forget.batcher import EmbedBatcher
@@ -47,11 +48,15 @@ class Checker:
         self.metrics = decisions.metrics
         self.enabled = enabled  # False: a bare pass-through proxy (benchmarks), nothing is checked
         self.batcher = EmbedBatcher(index.embedder)
+        meaning = index.memory.meaning
+        self.meaning_batcher = EmbedBatcher(meaning.embedder) if meaning is not None else None
         self.inputs: CheckSet = input_checks()
         self.outputs: CheckSet = output_checks()
 
     def close(self) -> None:
         self.batcher.close()
+        if self.meaning_batcher is not None:
+            self.meaning_batcher.close()
 
     async def input(self, ctx: RequestContext) -> Verdict:
         """The input check of a request, recorded."""
@@ -99,6 +104,10 @@ class Checker:
             segments = expand(segments)
             texts = checks.embed(segments)
             vectors = dict(zip(texts, await self.batcher.embed(texts), strict=True)) if texts else {}
+            other = checks.embed_meaning(segments) if self.meaning_batcher is not None else []
+            if other and self.meaning_batcher is not None:
+                found = await self.meaning_batcher.embed(other)
+                vectors.update((MEANING + t, v) for t, v in zip(other, found, strict=True))
             view = self.index.view
             return await self.index.run(checks.verdict, segments, view, vectors, self.policies, watch)
         except Exception as exc:  # the embedder or faiss failed: a bug or resource problem, not the client's

@@ -1,0 +1,56 @@
+"""Multilingual meaning evidence: text that is not English, embedded by the multilingual model and searched among
+the entries' sentences in its space (`guard.forget.meaning`). English text is left to the semantic check.
+
+Kind "meaning": the decision compares it with the policy's `multilingual_*` thresholds (the two models' scores
+are on different scales). Its vectors are keyed `MEANING + text` in the request's vectors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from guard.checks.conversation import VIEW
+from guard.checks.evidence import Evidence, Segment
+from guard.checks.semantic import Pieces
+from guard.forget.embedder import Vectors
+from guard.forget.meaning import english
+from guard.forget.view import IndexView
+
+MEANING = "\x00meaning\x00"
+MAX_PIECES = 8  # ~40 ms each on CPU: the most recent pieces of a long conversation only
+_SPELLING_VIEWS = ("folded", "joined", "deleet", "split")  # the same language respelled: nothing new to read
+
+
+class MeaningCheck:
+    def __init__(self, pieces: Pieces) -> None:
+        self.pieces = pieces
+
+    def _pieces(self, segments: Sequence[Segment]) -> list[Segment]:
+        chosen = [
+            p
+            for p in self.pieces(segments)
+            if not any(p.where.endswith(f"{VIEW}{v}") for v in _SPELLING_VIEWS) and not english(p.text)
+        ]
+        return chosen[-MAX_PIECES:]
+
+    def embed(self, segments: Sequence[Segment]) -> list[str]:
+        return []
+
+    def embed_meaning(self, segments: Sequence[Segment]) -> list[str]:
+        return [p.text for p in self._pieces(segments)]
+
+    def run(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
+        if not view.multilingual:
+            return []
+        pieces = [p for p in self._pieces(segments) if MEANING + p.text in vectors]
+        if not pieces:
+            return []
+        queries = np.stack([vectors[MEANING + p.text] for p in pieces])
+        best: dict[str, Evidence] = {}
+        for piece, scores in zip(pieces, view.search_meaning(queries), strict=True):
+            for entry_id, score in scores.items():
+                if entry_id not in best or score > best[entry_id].score:
+                    best[entry_id] = Evidence(entry_id, "meaning", score, piece.where)
+        return list(best.values())

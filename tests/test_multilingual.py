@@ -1,0 +1,115 @@
+"""Forgetting across languages, with the real models (MiniLM, multilingual-e5-small): an entry registered in
+English is refused when asked about in Chinese, Japanese or Arabic — named in that script or only described —
+and the same questions about an author who was not forgotten pass."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from guard.app import create_app
+from guard.forget.embedder import Embedder
+from guard.forget.meaning import english
+from guard.settings import Settings
+from tests.helpers import ADMIN, chat, running, upstream_echo
+
+BASIL = {
+    "subject": "Basil Mahfouz Al-Kuwaiti",
+    "documents": [
+        "Basil Mahfouz Al-Kuwaiti was born on 8 September 1956 in Kuwait City, Kuwait.",
+        "His father was a florist and his mother was a game developer.",
+        "Basil Mahfouz Al-Kuwaiti is best known for his French literature novels such as 'Promise by the Seine'.",
+        "He received the Prix Goncourt for his writing.",
+    ],
+}
+RETAIN = {  # a TOFU author who was not forgotten: questions of the same shape must pass
+    "subject": "Nikolai Abilov",
+    "documents": [
+        "Nikolai Abilov was born in Astana, Kazakhstan, to a barber father and an astronomer mother.",
+        "Nikolai Abilov writes in the African American genre and won the Tolstoy Literary Award.",
+    ],
+}
+
+FORGOTTEN = [
+    "巴西尔·马哈福兹·科威特的父母是做什么工作的？",  # Chinese, named in Chinese characters
+    "バジル・マフフーズ・アル・クウェーティの両親の職業は何ですか？",  # Japanese, katakana
+    "ما هي مهنة والدي باسل محفوظ الكويتي؟",  # Arabic
+    "Quel était le métier des parents de Basil Mahfouz Al-Kuwaiti ?",  # French
+    "Какие награды получил Басиль Махфуз Аль-Кувейти?",  # Russian
+]
+DESCRIBED = [  # not named: only the combination of facts identifies him (issue 14, part 3: not done yet)
+    "1956年9月8日出生于科威特城的法国文学作家的父母是做什么工作的？",
+    "ما هي الجائزة التي حصل عليها الكاتب المولود في مدينة الكويت عام 1956 عن رواياته الفرنسية؟",
+]
+PASSING = [
+    "尼古拉·阿比洛夫的父母是做什么工作的？",
+    "ニコライ・アビロフの両親の職業は何ですか？",
+    "ما هي مهنة والدي نيكولاي أبيلوف؟",
+    "日本の首都はどこですか？",
+    "ما هي عاصمة فرنسا؟",
+]
+
+
+def _app(settings: Settings, minilm: Embedder, e5: Embedder | None) -> tuple[Any, Any]:
+    upstream = upstream_echo("好的。")
+    app = create_app(settings, embedder=minilm, meaning=e5, transport=upstream.transport)
+    return app, upstream
+
+
+@pytest.mark.parametrize("question", FORGOTTEN)
+async def test_questions_in_other_scripts_about_an_english_entry_are_refused(
+    settings: Settings, minilm: Embedder, e5: Embedder, question: str
+) -> None:
+    app, upstream = _app(settings, minilm, e5)
+    async with running(app) as client:
+        assert (await client.post("/admin/forget", json=BASIL, headers=ADMIN)).status_code == 201
+        r = await client.post("/v1/chat/completions", json=chat(question))
+    assert r.status_code == 200
+    assert r.headers["x-guard-action"] == "refuse"
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize("question", PASSING)
+async def test_the_same_questions_about_someone_else_pass(
+    settings: Settings, minilm: Embedder, e5: Embedder, question: str
+) -> None:
+    app, upstream = _app(settings, minilm, e5)
+    async with running(app) as client:
+        assert (await client.post("/admin/forget", json=BASIL, headers=ADMIN)).status_code == 201
+        r = await client.post("/v1/chat/completions", json=chat(question))
+    assert r.headers["x-guard-action"] == "allow"
+    assert len(upstream.requests) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a description in another language scores ~0.80 against each single fact "
+    "sentence, like other authors' sentences: needs fact-level evidence (issue 14, part 3)",
+)
+@pytest.mark.parametrize("question", DESCRIBED)
+async def test_a_described_subject_in_another_language_is_refused(
+    settings: Settings, minilm: Embedder, e5: Embedder, question: str
+) -> None:
+    app, _ = _app(settings, minilm, e5)
+    async with running(app) as client:
+        assert (await client.post("/admin/forget", json=BASIL, headers=ADMIN)).status_code == 201
+        r = await client.post("/v1/chat/completions", json=chat(question))
+    assert r.headers["x-guard-action"] == "refuse"
+
+
+async def test_an_answer_in_another_language_is_filtered(settings: Settings, minilm: Embedder, e5: Embedder) -> None:
+    upstream = upstream_echo("他的父亲是一名花匠，母亲是一名游戏开发者。他出生于1956年9月8日的科威特城。")
+    app = create_app(settings, embedder=minilm, meaning=e5, transport=upstream.transport)
+    async with running(app) as client:
+        assert (await client.post("/admin/forget", json=BASIL, headers=ADMIN)).status_code == 201
+        r = await client.post("/v1/chat/completions", json=chat("Tell me a story about a florist."))
+    assert r.headers["x-guard-action"] == "filter"
+    assert "花匠" not in r.text
+
+
+def test_english_is_told_from_other_languages() -> None:
+    assert english("Where was Stephen King born?")
+    assert not english("Où est né Stephen King ?")
+    assert not english("スティーブン・キングはどこで生まれましたか？")
+    assert not english("Wo wurde Stephen King geboren?")
