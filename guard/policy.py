@@ -43,7 +43,7 @@ class InputPolicy(_Strict):
     watch_facts: int = Field(2, ge=1)
     # The same for text in other languages, on the multilingual model's scale (bench/embedders.py).
     multilingual_threshold: float = Field(0.87, ge=-1.0, le=1.0)
-    multilingual_watch_threshold: float = Field(0.84, ge=-1.0, le=1.0)
+    multilingual_watch_threshold: float = Field(0.86, ge=-1.0, le=1.0)
     # Rewrite: the instruction prepended as a system message; `{subjects}` is replaced by the matched subjects.
     rewrite_instruction: str = (
         "The following subjects have been removed from your knowledge: {subjects}. Do not reveal, confirm or "
@@ -63,8 +63,8 @@ class OutputPolicy(_Strict):
     watch_threshold: float = Field(0.76, ge=-1.0, le=1.0)
     watch_strong_threshold: float = Field(0.60, ge=-1.0, le=1.0)
     multilingual_threshold: float = Field(0.90, ge=-1.0, le=1.0)
-    multilingual_watch_threshold: float = Field(0.87, ge=-1.0, le=1.0)
-    multilingual_watch_strong_threshold: float = Field(0.84, ge=-1.0, le=1.0)
+    multilingual_watch_threshold: float = Field(0.89, ge=-1.0, le=1.0)
+    multilingual_watch_strong_threshold: float = Field(0.87, ge=-1.0, le=1.0)
 
 
 class GlobalPolicy(_Strict):
