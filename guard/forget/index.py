@@ -99,9 +99,13 @@ class ForgetIndex:
     ) -> Entry:
         """Commit a new entry to the registry, then enforce it here before returning."""
         chunks = [s for doc in documents for s in sentences(doc)]
-        vectors = await self.workers.write(self.embedder.embed, chunks)
-        if self.memory.meaning is not None:  # cached now, off the reader thread, for the add below
-            await self.workers.write(self.memory.meaning.embed, chunks)
+        meaning = self.memory.meaning
+        if meaning is None:
+            vectors = await self.workers.write(self.embedder.embed, chunks)
+        else:  # both models at once, on two threads; the multilingual vectors land in its cache for the add below
+            vectors, _ = await asyncio.gather(
+                self.workers.write(self.embedder.embed, chunks), self.workers.background(lambda: meaning.embed(chunks))
+            )
         entry_id = "fg-" + uuid.uuid4().hex[:20]
         entry, ids, version = await self.registry.add(
             entry_id, subject, aliases, policy, len(documents), chunks, vectors, mode

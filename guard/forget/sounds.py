@@ -10,7 +10,7 @@ over keys (`SoundMatcher`: exact keys, plus one or two differences for long keys
 
 Keys are coarse on purpose, so short ones would match ordinary words: a name is matched by sound only when its
 key has `MIN_KEY` classes or more (two-word names usually do; "Wei-Jun Chen" does not, and stays with the
-spelling matcher), and typos are allowed only from `TYPO_MIN_KEY` classes on.
+spelling matcher), and one difference is allowed only from `TYPO_MIN_KEY` classes on.
 """
 
 from __future__ import annotations
@@ -72,6 +72,17 @@ def words(text: str) -> str:
     return "".join(out)
 
 
+def _other_script(text: str) -> bool:
+    """Letters of a script other than Latin? Latin spellings are the spelling matcher's: keys of Latin names are
+    too coarse to tell hundreds of them apart ("Zqezkhhhyz Vrogachqqw" and "Zqikoujwch Vrccuseekt" differ by one
+    class)."""
+    return any(c.isalpha() and not _latin(c) for c in text)
+
+
+def _latin(char: str) -> bool:
+    return char.isascii() or unicodedata.name(char, "").startswith("LATIN")
+
+
 def key(word: str) -> str:
     """The sound key of one lowercase ASCII word: "kuwaiti" -> "kt", "kuuetei" -> "kt", "basil" -> "bsr"."""
     word = _DIGRAPH.sub(lambda m: _DIGRAPH_MAP[m.group(0)], word)
@@ -87,6 +98,10 @@ class SoundMatcher(NameMatcher):
     def __init__(self) -> None:
         super().__init__(typo_min_chars=TYPO_MIN_KEY)
         self._lengths: Counter[int] = Counter()  # key lengths of the names held
+
+    def allowed_typos(self, length: int) -> int:
+        """One difference at most: keys are coarse already, and two differences make random names collide."""
+        return 0 if length < self.typo_min_chars else 1
 
     def tokens(self, text: str) -> list[str]:
         return [k for k in (key(t) for t in tokens(words(text)) if not t.isdigit()) if k]
@@ -107,7 +122,7 @@ class SoundMatcher(NameMatcher):
         many words as it has syllables: a window is a run of words whose keys together are about as long as a
         name's key, spanning at most one word more than the widest name (a run of Chinese characters counts as
         one word there; elsewhere short words in a row — Hindi postpositions — would spell anything)."""
-        if not self._exact:
+        if not self._exact or not _other_script(text):
             return set()
         toks: list[tuple[str, int, bool]] = []  # (key, group, han): one run of Chinese characters is one group
         group = 0

@@ -121,7 +121,10 @@ class Sync:
         entry, chunks = found
         vectors = np.stack([c.vector for c in chunks]) if chunks else np.zeros((0, self.dim), dtype=np.float32)
         ids = [c.id for c in chunks]
-        await self.workers.read(self._add, entry, ids, [c.text for c in chunks], vectors, version)
+        texts = [c.text for c in chunks]
+        if self.memory.meaning is not None:  # another replica's sentences: embedded here, off the reader thread
+            await self.workers.write(self.memory.meaning.embed, texts)
+        await self.workers.read(self._add, entry, ids, texts, vectors, version)
 
     async def _reconcile(self) -> None:
         """Fallback when the change log cannot be replayed: diff the entries, then take the registry's version."""
