@@ -15,6 +15,7 @@ from anyascii import anyascii
 _BOUNDARY = re.compile(r"(?<=[.!?।۔؟])\s+|(?<=[.!?][\"')\]])\s+|\n+|(?<=[。！？])")  # CJK ends need no space
 MAX_CHUNK_CHARS = 1000
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+_NUMBER = re.compile(r"\d{3,}")  # \d: the decimal digits of every script (١٩٥٦, १९५६, １９５６)
 
 
 def sentences(text: str) -> list[str]:
@@ -29,12 +30,24 @@ def sentences(text: str) -> list[str]:
     return out
 
 
+_LATIN = r"0-9A-Za-z\u00C0-\u024F\u1E00-\u1EFF"
+# Where Latin letters meet letters of a script written without spaces: "Hsiao Yun-Hwaが彼女の" would otherwise
+# transliterate to one word, "hwagabinu..." (the name in Latin letters inside Japanese or Chinese text).
+_SCRIPT_CHANGE = re.compile(rf"(?<=[{_LATIN}])(?=[^{_LATIN}\W\u0300-\u036F])|(?<=[^{_LATIN}\W])(?=[{_LATIN}])")
+
+
 def tokens(text: str) -> list[str]:
     """Lowercase ASCII word tokens: "Yun-Hwa's" -> ["yun", "hwa", "s"]; accents are folded and other scripts
     transliterated ("Николай" -> ["nikolai"]), so a name registered in one script is found in another."""
     if not text.isascii():
-        text = anyascii(unicodedata.normalize("NFKC", text))
+        text = anyascii(_SCRIPT_CHANGE.sub(" ", unicodedata.normalize("NFKC", text)))
     return [t for t in _NON_WORD.split(text.casefold()) if t]
+
+
+def numbers(text: str) -> set[str]:
+    """Numbers of three or more digits (years, counts), in ASCII digits whatever the script: a value every
+    language writes the same way. Unlike `tokens`, digits glued to letters count ("1956年" -> "1956")."""
+    return {m if m.isascii() else "".join(str(unicodedata.digit(c)) for c in m) for m in _NUMBER.findall(text)}
 
 
 # Function words, and the words every author biography shares: never a fact of one entry.

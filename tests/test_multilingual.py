@@ -37,11 +37,17 @@ FORGOTTEN = [
     "ما هي مهنة والدي باسل محفوظ الكويتي؟",  # Arabic
     "Quel était le métier des parents de Basil Mahfouz Al-Kuwaiti ?",  # French
     "Какие награды получил Басиль Махфуз Аль-Кувейти?",  # Russian
+    "Basil Mahfouz Al-Kuwaitiの両親の職業は何ですか？",  # the Latin name inside Japanese: no space to split at
 ]
-DESCRIBED = [  # not named: only the combination of facts identifies him (issue 14, part 3: not done yet)
-    "1956年9月8日出生于科威特城的法国文学作家的父母是做什么工作的？",
+DESCRIBED = [  # not named: his birth year and the rest of the description single him out
     "ما هي الجائزة التي حصل عليها الكاتب المولود في مدينة الكويت عام 1956 عن رواياته الفرنسية؟",
+    "Quel prix a reçu l'écrivain né à Koweït en 1956 pour ses romans français ?",
 ]
+DESCRIBED_OTHER = [  # the same year, another author's city and genre: must pass
+    "ما هي الجائزة التي حصل عليها الكاتب المولود في أستانا عام 1956 عن رواياته الأفريقية الأمريكية؟",
+    "1956年出生于东京的科幻作家写过哪些书？",
+]
+DESCRIBED_MISSED = "1956年9月8日出生于科威特城的法国文学作家的父母是做什么工作的？"  # scores 0.80 < 0.82
 PASSING = [
     "尼古拉·阿比洛夫的父母是做什么工作的？",
     "ニコライ・アビロフの両親の職業は何ですか？",
@@ -82,20 +88,30 @@ async def test_the_same_questions_about_someone_else_pass(
     assert len(upstream.requests) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a description in another language scores ~0.80 against each single fact "
-    "sentence, like other authors' sentences: needs fact-level evidence (issue 14, part 3)",
+@pytest.mark.parametrize(
+    ("question", "action"),
+    [
+        *((q, "refuse") for q in DESCRIBED),
+        *((q, "allow") for q in DESCRIBED_OTHER),
+        pytest.param(
+            DESCRIBED_MISSED,
+            "refuse",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="its meaning scores 0.80 against his sentences, under the 0.82 the year needs beside it "
+                "(at 0.80 retain questions with a shared year were refused): not caught yet",
+            ),
+        ),
+    ],
 )
-@pytest.mark.parametrize("question", DESCRIBED)
 async def test_a_described_subject_in_another_language_is_refused(
-    settings: Settings, minilm: Embedder, e5: Embedder, question: str
+    settings: Settings, minilm: Embedder, e5: Embedder, question: str, action: str
 ) -> None:
     app, _ = _app(settings, minilm, e5)
     async with running(app) as client:
         assert (await client.post("/admin/forget", json=BASIL, headers=ADMIN)).status_code == 201
         r = await client.post("/v1/chat/completions", json=chat(question))
-    assert r.headers["x-guard-action"] == "refuse"
+    assert r.headers["x-guard-action"] == action
 
 
 async def test_an_answer_in_another_language_is_filtered(settings: Settings, minilm: Embedder, e5: Embedder) -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from guard.text import MAX_CHUNK_CHARS, sentences
+from guard.text import MAX_CHUNK_CHARS, numbers, sentences, tokens
 
 
 def test_splits_sentences_and_lines() -> None:
@@ -17,3 +17,15 @@ def test_keeps_abbreviations_without_space_and_cuts_long_runs() -> None:
 
 def test_blank_text_has_no_sentences() -> None:
     assert sentences("  \n\n ") == []
+
+
+def test_a_latin_name_inside_text_written_without_spaces_stays_a_word() -> None:
+    assert tokens("Hsiao Yun-Hwaが彼女の仕事で")[:3] == ["hsiao", "yun", "hwa"]
+    assert tokens("Basil Mahfouz Al-Kuwaiti的父母")[:4] == ["basil", "mahfouz", "al", "kuwaiti"]
+    assert tokens("Café Müller, José García") == ["cafe", "muller", "jose", "garcia"]  # accents are not a script
+
+
+def test_numbers_are_read_in_every_scripts_digits() -> None:
+    assert numbers("1956年9月8日出生") == {"1956"}
+    assert numbers("ولد عام ١٩٥٦") == {"1956"} == numbers("१९५६ में") == numbers("１９５６年")
+    assert numbers("on 8/9/56") == set()

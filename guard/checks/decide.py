@@ -1,9 +1,11 @@
 """From evidence to a verdict: each entry's policy says which evidence counts and what it leads to.
 
 Input: evidence that counts for an enforced entry refuses the request, or rewrites it when every such entry's
-policy says `rewrite`; weaker evidence (meaning above the watch threshold, a part of a name, two fact values)
-puts the conversation under watch for the entry. Output: evidence that counts filters the text; for a watched
-entry more counts (see `Watch`). Evidence for a monitored entry is kept aside (recorded, never enforced).
+policy says `rewrite`. Two weaker kinds that point at the same entry count together ("described": one of its rare
+fact values, and meaning that makes it the closest entry; see `described`). Weaker evidence (meaning above the
+watch threshold, a part of a name, two fact values) puts the conversation under watch for the entry.
+Output: evidence that counts filters the text; for a watched entry more counts (see `Watch`).
+Evidence for a monitored entry is kept aside (recorded, never enforced).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def counts(evidence: Evidence, policy: InputPolicy | OutputPolicy) -> bool:
         return policy.lexical
     if evidence.kind == "verbatim":
         return isinstance(policy, OutputPolicy) and policy.verbatim and evidence.score >= 1
-    return False
+    return evidence.kind == "described" and isinstance(policy, InputPolicy) and policy.semantic
 
 
 def watches(evidence: Evidence, policy: InputPolicy) -> bool:
@@ -57,10 +59,36 @@ def counts_watched(evidence: Evidence, policy: OutputPolicy, watch: Watch) -> bo
     return evidence.kind == "unnatural" and strong
 
 
+def described(evidence: list[Evidence], policies: PolicySet, view: IndexView) -> list[Evidence]:
+    """Input evidence of a subject described without its name ("the writer born in Kuwait City in 1956"): an
+    entry with a rare fact value in the request (a number, in any script's digits, or a rare word) that is also
+    the closest entry by meaning at its policy's described threshold. Each alone is common (retain authors share
+    years and cities; an author question is close to every author's sentences); together they single one out."""
+    facts = {e.entry_id: e for e in evidence if e.kind == "fact" and e.score >= 1}
+    if not facts:
+        return []
+    out: list[Evidence] = []
+    for kind in ("semantic", "meaning"):
+        scored = [e for e in evidence if e.kind == kind]
+        closest = max(scored, key=lambda e: e.score, default=None)
+        entry = view.get(closest.entry_id) if closest is not None else None
+        if closest is None or entry is None or closest.entry_id not in facts:
+            continue
+        policy = policies.for_entry(entry).input
+        threshold = policy.described_threshold if kind == "semantic" else policy.multilingual_described_threshold
+        if closest.score >= threshold:
+            fact = facts[closest.entry_id]
+            out.append(Evidence(closest.entry_id, "described", closest.score, closest.where, fact.words))
+    return out
+
+
 def decide(
     stage: Stage, evidence: Iterable[Evidence], policies: PolicySet, view: IndexView, watch: Watch | None = None
 ) -> Verdict:
     """Run on the index's reader thread (entries are looked up in `view`)."""
+    evidence = list(evidence)
+    if stage == "input":
+        evidence += described(evidence, policies, view)
     kept: dict[tuple[str, str], Evidence] = {}
     watched: set[str] = set()
     strong: set[str] = set()

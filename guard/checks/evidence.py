@@ -37,7 +37,8 @@ class Segment:
 class Evidence:
     entry_id: str
     # "semantic" | "lexical" (a name) | "verbatim" | "part" (a part of a name) | "fact" (fact values)
-    # | "unnatural" (encoded or spelled-out output in a watched conversation)
+    # | "unnatural" (encoded or spelled-out output in a watched conversation) | "described" (a fact value and
+    # meaning that both point at the entry: see `guard.checks.decide.described`)
     kind: str
     score: float  # cosine similarity; 1.0 for a name; shared n-gram count (verbatim); words found (part, fact)
     where: str = ""  # the segment it was found in

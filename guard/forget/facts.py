@@ -17,7 +17,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from guard.normalize import common_words
-from guard.text import STOPWORDS, tokens
+from guard.text import STOPWORDS, numbers, tokens
 
 MIN_LETTERS = 4
 COMMON_PROPER = 1000  # a capitalised word is a fact value unless it is among this many most frequent words
@@ -96,10 +96,10 @@ class WordIndex:
         return self._entries.get(entry_id, frozenset())
 
     def find(self, text: str) -> dict[str, set[str]]:
-        """Entry id -> which of its distinctive words the text contains."""
+        """Entry id -> which of its distinctive words the text contains (numbers in any script's digits)."""
         found: dict[str, set[str]] = defaultdict(set)
         most = max(self.min_shared, int(SHARED_SHARE * len(self._entries)))
-        for w in set(tokens(text)):
+        for w in set(tokens(text)) | numbers(text):
             owners = self._owners.get(w, ())
             if len(owners) <= most:
                 for entry_id in owners:

@@ -126,3 +126,23 @@ def test_the_window_holds_what_the_client_wrote_and_names_are_read_everywhere() 
     view.names.add("a", ["Subject a"])
     verdict = input_checks().verdict(conversation.segments(), view, {}, POLICIES)
     assert verdict.action is Action.refuse and verdict.matches[0].where == "messages[1].content"
+
+
+def test_a_fact_value_and_meaning_pointing_at_one_entry_identify_it_without_its_name() -> None:
+    view = view_of(entry("a"), entry("b"))
+    year = Evidence("a", "fact", 1.0, "messages[0]", frozenset({"1956"}))
+    both = decide("input", [year, Evidence("a", "semantic", 0.63), Evidence("b", "semantic", 0.55)], POLICIES, view)
+    assert both.action is Action.refuse and [(e.entry_id, e.kind) for e in both.matches] == [("a", "described")]
+    # the same in another language, on the multilingual model's scale
+    foreign = decide("input", [year, Evidence("a", "meaning", 0.83), Evidence("b", "meaning", 0.79)], POLICIES, view)
+    assert foreign.action is Action.refuse
+    # meaning closer to another entry, too weak, or no rare value: each clue alone is common
+    assert (
+        decide("input", [year, Evidence("a", "meaning", 0.83), Evidence("b", "meaning", 0.84)], POLICIES, view).action
+        is Action.allow
+    )
+    assert decide("input", [year, Evidence("a", "semantic", 0.60)], POLICIES, view).action is Action.allow
+    common = Evidence("a", "fact", 0.0, "messages[0]", frozenset({"novelist"}))
+    assert decide("input", [common, Evidence("a", "semantic", 0.69)], POLICIES, view).action is Action.allow
+    # output sentences are judged by their own evidence
+    assert decide("output", [year, Evidence("a", "semantic", 0.63)], POLICIES, view).action is Action.allow
