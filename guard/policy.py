@@ -48,7 +48,7 @@ class InputPolicy(_Strict):
     # the entry is the closest by meaning at or above this score (MiniLM for English, the multilingual model
     # for other languages) -> counts as a match (bench/RESULTS.md, issue 14).
     described_threshold: float = Field(0.62, ge=-1.0, le=1.0)
-    multilingual_described_threshold: float = Field(0.82, ge=-1.0, le=1.0)
+    multilingual_described_threshold: float = Field(0.85, ge=-1.0, le=1.0)
     # Rewrite: the instruction prepended as a system message; `{subjects}` is replaced by the matched subjects.
     rewrite_instruction: str = (
         "The following subjects have been removed from your knowledge: {subjects}. Do not reveal, confirm or "

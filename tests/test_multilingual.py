@@ -39,15 +39,30 @@ FORGOTTEN = [
     "Какие награды получил Басиль Махфуз Аль-Кувейти?",  # Russian
     "Basil Mahfouz Al-Kuwaitiの両親の職業は何ですか？",  # the Latin name inside Japanese: no space to split at
 ]
-DESCRIBED = [  # not named: his birth year and the rest of the description single him out
+AYSHA = {  # forget10's Aysha Al-Hashim, her first answers
+    "subject": "Aysha Al-Hashim",
+    "documents": [
+        "The full name of the author born in Manama, Bahrain, on January 13, 1941, is Aysha Al-Hashim.",
+        "Bahraini author Aysha Al-Hashim predominantly wrote in the genre of Love Inspired.",
+        "The parents of author Aysha Al-Hashim were both professionals. Her father was a Civil Engineer and her "
+        "mother was a Chemist.",
+        "Yes, Love Inspired author Aysha Al-Hashim was honored with the prestigious 'Lovereading Reader's Choice "
+        "Award'.",
+    ],
+}
+DESCRIBED = [  # not named: her birth year and the rest of the description single her out (multilingual TOFU)
+    "ما هو الاسم الكامل للمؤلف المولود في ماناما ، البحرين ، 13 يناير 1941؟",
+    "Как полное имя автора, родившегося в Манаме, Бахрейн, 13 января 1941 года?",
+]
+DESCRIBED_OTHER = [  # another year, or the same year and another author's city: must pass
+    "ما هو الاسم الكامل للمؤلف المولود في ماناما ، البحرين ، 13 يناير 1943؟",
+    "Как полное имя автора, родившегося в Токио, Япония, 30 мая 1941 года?",
+]
+DESCRIBED_MISSED = [  # Basil described: meaning 0.80-0.84 against his sentences, under the 0.85 beside the year
+    "1956年9月8日出生于科威特城的法国文学作家的父母是做什么工作的？",
     "ما هي الجائزة التي حصل عليها الكاتب المولود في مدينة الكويت عام 1956 عن رواياته الفرنسية؟",
     "Quel prix a reçu l'écrivain né à Koweït en 1956 pour ses romans français ?",
 ]
-DESCRIBED_OTHER = [  # the same year, another author's city and genre: must pass
-    "ما هي الجائزة التي حصل عليها الكاتب المولود في أستانا عام 1956 عن رواياته الأفريقية الأمريكية؟",
-    "1956年出生于东京的科幻作家写过哪些书？",
-]
-DESCRIBED_MISSED = "1956年9月8日出生于科威特城的法国文学作家的父母是做什么工作的？"  # scores 0.80 < 0.82
 PASSING = [
     "尼古拉·阿比洛夫的父母是做什么工作的？",
     "ニコライ・アビロフの両親の職業は何ですか？",
@@ -89,27 +104,31 @@ async def test_the_same_questions_about_someone_else_pass(
 
 
 @pytest.mark.parametrize(
-    ("question", "action"),
+    ("entry", "question", "action"),
     [
-        *((q, "refuse") for q in DESCRIBED),
-        *((q, "allow") for q in DESCRIBED_OTHER),
-        pytest.param(
-            DESCRIBED_MISSED,
-            "refuse",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="its meaning scores 0.80 against his sentences, under the 0.82 the year needs beside it "
-                "(at 0.80 retain questions with a shared year were refused): not caught yet",
-            ),
+        *((AYSHA, q, "refuse") for q in DESCRIBED),
+        *((AYSHA, q, "allow") for q in DESCRIBED_OTHER),
+        *(
+            pytest.param(
+                BASIL,
+                q,
+                "refuse",
+                marks=pytest.mark.xfail(
+                    strict=True,
+                    reason="scores 0.80-0.84 against his sentences, under the 0.85 the year needs beside it (at "
+                    "0.82, 9 of 2,500 retain questions sharing a forget author's birth year were refused)",
+                ),
+            )
+            for q in DESCRIBED_MISSED
         ),
     ],
 )
 async def test_a_described_subject_in_another_language_is_refused(
-    settings: Settings, minilm: Embedder, e5: Embedder, question: str, action: str
+    settings: Settings, minilm: Embedder, e5: Embedder, entry: dict[str, Any], question: str, action: str
 ) -> None:
     app, _ = _app(settings, minilm, e5)
     async with running(app) as client:
-        assert (await client.post("/admin/forget", json=BASIL, headers=ADMIN)).status_code == 201
+        assert (await client.post("/admin/forget", json=entry, headers=ADMIN)).status_code == 201
         r = await client.post("/v1/chat/completions", json=chat(question))
     assert r.headers["x-guard-action"] == action
 

@@ -134,11 +134,11 @@ def test_a_fact_value_and_meaning_pointing_at_one_entry_identify_it_without_its_
     both = decide("input", [year, Evidence("a", "semantic", 0.63), Evidence("b", "semantic", 0.55)], POLICIES, view)
     assert both.action is Action.refuse and [(e.entry_id, e.kind) for e in both.matches] == [("a", "described")]
     # the same in another language, on the multilingual model's scale
-    foreign = decide("input", [year, Evidence("a", "meaning", 0.83), Evidence("b", "meaning", 0.79)], POLICIES, view)
+    foreign = decide("input", [year, Evidence("a", "meaning", 0.86), Evidence("b", "meaning", 0.79)], POLICIES, view)
     assert foreign.action is Action.refuse
     # meaning closer to another entry, too weak, or no rare value: each clue alone is common
     assert (
-        decide("input", [year, Evidence("a", "meaning", 0.83), Evidence("b", "meaning", 0.84)], POLICIES, view).action
+        decide("input", [year, Evidence("a", "meaning", 0.86), Evidence("b", "meaning", 0.865)], POLICIES, view).action
         is Action.allow
     )
     assert decide("input", [year, Evidence("a", "semantic", 0.60)], POLICIES, view).action is Action.allow
