@@ -24,6 +24,7 @@ from guard.forget.backends import open_registry
 from guard.forget.embedder import CachedEmbedder, Embedder, make_embedder
 from guard.forget.index import ForgetIndex
 from guard.forget.meaning import MeaningIndex, VectorCache
+from guard.judge import Judge
 from guard.limits import BodyLimit
 from guard.observe.audit import AuditLog, Hasher, load_salt
 from guard.observe.decisions import Decisions
@@ -54,8 +55,10 @@ def create_app(
     embedder: Embedder | None = None,
     meaning: Embedder | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
+    judge_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build an app. `embedder`, `meaning` and `transport` are seams for tests (a fake embedder, a MockTransport).
+    """Build an app. `embedder`, `meaning`, `transport` and `judge_transport` are seams for tests (a fake
+    embedder, MockTransports).
     With an `embedder` given and no `meaning`, multilingual meaning is off (tests of other things stay fast)."""
     policies = PolicySet.load(settings.policy_file)  # a bad policy fails here, before anything starts
     metrics = Metrics()
@@ -99,7 +102,14 @@ def create_app(
             shadow=settings.shadow,
         )
         decisions = Decisions(metrics, hasher, audit, settings.log_content)
-        guard = Guard(index, policies, router, decisions, checks=settings.checks)
+        judge = None
+        if settings.judge_url:
+            judge_key = settings.judge_api_key.get_secret_value() if settings.judge_api_key else None
+            judge = Judge(
+                settings.judge_url, settings.judge_model, settings.judge_timeout_s, judge_key, judge_transport
+            )
+            log.info("judge on", extra={"timeout_s": settings.judge_timeout_s})
+        guard = Guard(index, policies, router, decisions, checks=settings.checks, judge=judge)
         if not settings.checks:
             log.warning("checks are off: a bare pass-through proxy that enforces nothing (benchmarks only)")
         app.state.services = Services(settings, policies, metrics, index, guard, audit, hasher)
@@ -120,6 +130,8 @@ def create_app(
                 await follower
             await guard.drain_shadows()
             await client.aclose()
+            if judge is not None:
+                await judge.aclose()
             guard.close()
             await index.aclose()
             audit.close()

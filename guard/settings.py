@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     multilingual: str = Field(
         "e5", description="Multilingual meaning for text not in English: 'e5' (multilingual-e5-small) or 'off'"
     )
+    # The optional judge (guard/judge.py): an OpenAI-compatible endpoint asked about uncertain requests only.
+    judge_url: str | None = Field(None, description="Base URL of the judge endpoint; unset = no judge (default)")
+    judge_model: str = Field("judge", description="Model name sent to the judge endpoint")
+    judge_api_key: SecretStr | None = Field(None, description="Bearer token sent to the judge")
+    judge_timeout_s: float = Field(2.0, gt=0, description="Longest wait for a ruling; then the checks' verdict holds")
     model_cache: Path | None = Field(None, description="Where the ONNX export is kept (default ~/.cache/forget-guard)")
     embed_cache: int = Field(8192, ge=0, description="Embeddings of recent texts kept in memory (0 = off)")
     # Benchmarks only: the same proxy with every check off (the "bare pass-through" of bench/overhead.py).

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "guard.limits",
             "guard.upstream",
             "guard.routing",
+            "guard.judge",
             "guard.observe",
             "guard.observe.audit",
             "guard.observe.metrics",

@@ -59,6 +59,13 @@ class Metrics:
         self.bad_words = Counter(
             "guard_bad_words", "Watched requests sent to vLLM with the entries' names as bad_words", registry=r
         )
+        self.judge_seconds = Histogram(
+            "guard_judge_seconds", "Time the judge took per ruling, by stage", ["stage"], buckets=BUCKETS, registry=r
+        )
+        self.judge_rulings = Counter(
+            "guard_judge_rulings", "Judge rulings by stage and outcome (match, none, unreadable, error, timeout)",
+            ["stage", "outcome"], registry=r,
+        )  # fmt: skip
         self.index_entries = Gauge("guard_index_entries", "Forget entries in the index", registry=r)
         self.index_chunks = Gauge("guard_index_chunks", "Forget chunks (vectors) in the index", registry=r)
         self.registry_version = Gauge(

@@ -12,15 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from guard.checks.conversation import expand
-from guard.checks.evidence import ALLOW, NO_WATCH, Action, Segment, Verdict, Watch
+from guard.checks.evidence import ALLOW, NO_WATCH, Action, Evidence, Segment, Verdict, Watch
 from guard.checks.meaning import MEANING
 from guard.checks.stages import CheckSet, input_checks, output_checks
 from guard.context import RequestContext
 from guard.forget.batcher import EmbedBatcher
 from guard.forget.index import ForgetIndex
+from guard.judge import Judge
 from guard.observe.decisions import Decisions
 from guard.openai.shapes import Fields
-from guard.policy import OnError, Policy, PolicySet
+from guard.policy import InputAction, OnError, Policy, PolicySet
 from guard.text import tokens
 from guard.upstream import Upstream
 
@@ -41,8 +42,16 @@ class Forward:
 
 
 class Checker:
-    def __init__(self, index: ForgetIndex, policies: PolicySet, decisions: Decisions, enabled: bool = True) -> None:
+    def __init__(
+        self,
+        index: ForgetIndex,
+        policies: PolicySet,
+        decisions: Decisions,
+        enabled: bool = True,
+        judge: Judge | None = None,
+    ) -> None:
         self.index = index
+        self.judge = judge  # asked about the uncertain band only (see `guard.judge`)
         self.policies = policies
         self.decisions = decisions
         self.metrics = decisions.metrics
@@ -61,6 +70,8 @@ class Checker:
     async def input(self, ctx: RequestContext) -> Verdict:
         """The input check of a request, recorded."""
         verdict = await self._stage("input", self.inputs, ctx.conversation.segments())
+        if self.judge is not None and verdict.action is Action.allow and verdict.watched and not verdict.failed:
+            verdict = await self._judged("input", "\n".join(ctx.conversation.texts()), verdict.watched, verdict)
         self.decisions.record(ctx.request_id, "input", verdict, "\n".join(ctx.conversation.texts()), client=ctx.client)
         return verdict
 
@@ -88,11 +99,32 @@ class Checker:
             if watch and watch.history:  # earlier answers and this one together: a fact given in halves
                 segments.append(Segment("history", f"{watch.history}\n{text}", "history"))
             verdict = await self._stage(stage, self.outputs, segments, watch)
+            if self.judge is not None and watch and verdict.action is Action.allow and not verdict.failed:
+                verdict = await self._judged("output", text, watch.entries, verdict)
             if verdict.action is not Action.allow or verdict.monitored or verdict.failed:
                 self.decisions.record(ctx.request_id, stage, verdict, text, client=ctx.client)
             return verdict
 
         return check
+
+    async def _judged(self, stage: str, text: str, entries: frozenset[str], verdict: Verdict) -> Verdict:
+        """The judge's ruling on an uncertain verdict: a named entry refuses / filters, anything else keeps it."""
+        assert self.judge is not None
+        found = [(i, e) for i, e in ((i, self.index.get(i)) for i in sorted(entries)) if e is not None]
+        if not found:
+            return verdict
+        ruling = await self.judge.rule(stage, text, [(i, e.subject) for i, e in found])
+        self.metrics.judge_seconds.labels(stage).observe(ruling.seconds)
+        self.metrics.judge_rulings.labels(stage, ruling.outcome).inc()
+        entry = dict(found).get(ruling.entry_id or "")
+        if entry is None:
+            return verdict
+        match = (Evidence(entry.id, "judge", 1.0, "judge"),)
+        if stage == "output":
+            return Verdict(Action.filter, match, verdict.monitored)
+        refuse = self.policies.for_entry(entry).input.action is InputAction.refuse
+        action = Action.refuse if refuse else Action.rewrite
+        return Verdict(action, match, verdict.monitored, watched=verdict.watched, strong=verdict.strong)
 
     async def _stage(
         self, stage: str, checks: CheckSet, segments: Sequence[Segment], watch: Watch | None = None

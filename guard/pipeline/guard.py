@@ -10,6 +10,7 @@ import time
 from guard.checks.evidence import Action, Verdict, Watch
 from guard.context import RequestContext
 from guard.forget.index import ForgetIndex
+from guard.judge import Judge
 from guard.observe.decisions import Decisions
 from guard.openai.shapes import refusal_completion
 from guard.pipeline.checker import Checker, Forward
@@ -24,13 +25,19 @@ from guard.routing import Router
 
 class Guard:
     def __init__(
-        self, index: ForgetIndex, policies: PolicySet, router: Router, decisions: Decisions, checks: bool = True
+        self,
+        index: ForgetIndex,
+        policies: PolicySet,
+        router: Router,
+        decisions: Decisions,
+        checks: bool = True,
+        judge: Judge | None = None,
     ) -> None:
         self.index = index
         self.policies = policies
         self.router = router
         self.metrics = decisions.metrics
-        self.checker = Checker(index, policies, decisions, enabled=checks)
+        self.checker = Checker(index, policies, decisions, enabled=checks, judge=judge)
         self.meter = Meter(self.metrics)
         self.shadow = Shadow(router.b, self.checker, self.meter) if router.b is not None else None
 
