@@ -10,8 +10,8 @@ Each ruling's outcome and latency are counted (`guard_judge_rulings`, `guard_jud
 text.
 
 What the judge is shown: the conversation (or answer) and the watched entries' subjects — the same text the
-upstream sees, sent to an endpoint the operator chose. Its quality is that of the model behind it: a small model
-(SmolLM2-135M) answers such questions close to chance; it needs a capable one.
+upstream sees, sent to an endpoint the operator chose. Its quality is that of the model behind it, and it has not
+been measured here (tests use a scripted fake): a capable model is needed, a 135M one is unlikely to do.
 """
 
 from __future__ import annotations
