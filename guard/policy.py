@@ -44,7 +44,7 @@ class InputPolicy(_Strict):
     # The same for text in other languages, on the multilingual model's scale (bench/embedders.py).
     multilingual_threshold: float = Field(0.87, ge=-1.0, le=1.0)
     multilingual_watch_threshold: float = Field(0.86, ge=-1.0, le=1.0)
-    # A subject described, not named: one of the entry's rare fact values (a year, a place) in the request, and
+    # A subject described, not named: one of the entry's numbers (a year, in any script's digits) in the request, and
     # the entry is the closest by meaning at or above this score (MiniLM for English, the multilingual model
     # for other languages) -> counts as a match (bench/RESULTS.md, issue 14).
     described_threshold: float = Field(0.62, ge=-1.0, le=1.0)

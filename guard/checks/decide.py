@@ -61,10 +61,12 @@ def counts_watched(evidence: Evidence, policy: OutputPolicy, watch: Watch) -> bo
 
 def described(evidence: list[Evidence], policies: PolicySet, view: IndexView) -> list[Evidence]:
     """Input evidence of a subject described without its name ("the writer born in Kuwait City in 1956"): an
-    entry with a rare fact value in the request (a number, in any script's digits, or a rare word) that is also
-    the closest entry by meaning at its policy's described threshold. Each alone is common (retain authors share
-    years and cities; an author question is close to every author's sentences); together they single one out."""
-    facts = {e.entry_id: e for e in evidence if e.kind == "fact" and e.score >= 1}
+    entry with one of its numbers in the request (a year, a count; in any script's digits) that is also the
+    closest entry by meaning at its policy's described threshold. Each alone is common (retain authors share
+    years; an author question is close to every author's sentences); together they single one out. Rare words
+    do not count here: with few entries a word like "LGBTQ" is one entry's alone, yet many authors' questions
+    carry it (6 of 500 French retain questions were refused that way)."""
+    facts = {e.entry_id: e for e in evidence if e.kind == "fact" and any(w.isdigit() for w in e.words)}
     if not facts:
         return []
     out: list[Evidence] = []

@@ -142,7 +142,7 @@ def test_a_fact_value_and_meaning_pointing_at_one_entry_identify_it_without_its_
         is Action.allow
     )
     assert decide("input", [year, Evidence("a", "semantic", 0.60)], POLICIES, view).action is Action.allow
-    common = Evidence("a", "fact", 0.0, "messages[0]", frozenset({"novelist"}))
-    assert decide("input", [common, Evidence("a", "semantic", 0.69)], POLICIES, view).action is Action.allow
+    word = Evidence("a", "fact", 1.0, "messages[0]", frozenset({"lgbtq"}))  # a rare word: many authors' questions
+    assert decide("input", [word, Evidence("a", "semantic", 0.69)], POLICIES, view).action is Action.allow
     # output sentences are judged by their own evidence
     assert decide("output", [year, Evidence("a", "semantic", 0.63)], POLICIES, view).action is Action.allow
