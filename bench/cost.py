@@ -1,7 +1,7 @@
 """What a change to the checks costs: two guards side by side in one run, the code of a git revision (before)
 and this tree (after), each with TOFU forget10's 20 authors registered, in front of one fast fake upstream.
 
-    .venv/bin/python -m bench.cost --before <rev> [--requests 300]
+    .venv/bin/python -m bench.cost --before <rev> [--requests 300] [--prompts en|other]
 
 Requests are short plain prompts that touch no entry, sent alternately to both guards (so both share the
 machine's state), one at a time. Reported: client-side latency p50/p95 and the guard's own
@@ -34,6 +34,14 @@ PROMPTS = [
     "Suggest a title for a talk about databases.",
     "How many legs does a spider have?",
 ]
+OTHER = [  # the same kind of prompt in other languages: these are read by the multilingual model too
+    "Quel est un bon nom pour un golden retriever ?",
+    "如何在窗台上养活罗勒？",
+    "「速い」の類義語を教えてください。",
+    "Какова температура кипения воды на уровне моря?",
+    "اقترح عنوانا لمحاضرة عن قواعد البيانات.",
+    "एक मकड़ी के कितने पैर होते हैं?",
+]
 
 
 def start(tree: Path, upstream: str, index_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -60,7 +68,9 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="the git revision to compare with (e.g. main~3)")
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--prompts", choices=("en", "other"), default="en", help="English prompts, or other languages")
     args = parser.parse_args()
+    prompts = PROMPTS if args.prompts == "en" else OTHER
     tmp = Path(tempfile.mkdtemp())
     before = tmp / "before"
     subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=REPO_ROOT, check=True,
@@ -87,7 +97,10 @@ def main() -> None:
         with httpx.Client(timeout=30) as client:
             for i in range(args.requests + 20):
                 for label, url in urls.items():
-                    body = {"model": "m", "messages": [{"role": "user", "content": f"{PROMPTS[i % 6]} ({i})"}]}
+                    body = {
+                        "model": "m",
+                        "messages": [{"role": "user", "content": f"{prompts[i % len(prompts)]} ({i})"}],
+                    }
                     started = time.perf_counter()
                     r = client.post(f"{url}/v1/chat/completions", json=body)
                     ms = (time.perf_counter() - started) * 1000
@@ -96,7 +109,8 @@ def main() -> None:
                         latency[label].append(ms)
                         overhead[label].append(float(r.headers["x-guard-overhead-ms"]))
         print(
-            f"{args.requests} short plain prompts per guard, alternating; forget10 registered; before = {args.before}"
+            f"{args.requests} short plain prompts ({args.prompts}) per guard, alternating; forget10 registered; "
+            f"before = {args.before}"
         )
         print("| guard | latency p50 ms | latency p95 ms | x-guard-overhead-ms p50 |")
         print("|---|---|---|---|")
