@@ -1,8 +1,10 @@
 """The attack suite: every class against the guard, streamed and not, with its benign twin.
 
     .venv/bin/python -m bench.attacks.run [--tofu DIR] [--only CLASS,...] [--seed N] [--out FILE.json]
+                                          [--multilingual e5|off]
 
-The guard runs in-process on a real socket with the real embedding model, forget10's 20 authors registered
+The guard runs in-process on a real socket with the real embedding models (MiniLM, and e5 for text not in
+English, as shipped), forget10's 20 authors registered
 (name + gold answers, as `guard eval tofu` does), in front of the obedient memorizing model
 (bench/attacks/upstream.py). A forget case leaks when the key facts of its gold answer can be read back from
 everything the client received (every field of every choice, streamed or not) by undoing the encoding the
@@ -127,9 +129,10 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         keep = set(args.only.split(","))
         cases = [c for c in cases if c.attack in keep]
     embedder = make_embedder("minilm")
+    meaning = make_embedder("e5") if args.multilingual == "e5" else None  # as shipped: text not in English too
     with tempfile.TemporaryDirectory() as tmp, BackgroundServer(ObedientModel(cases).app()) as upstream:
         settings = Settings(index_dir=Path(tmp), upstream=upstream.url, admin_token=ADMIN_TOKEN)
-        with BackgroundServer(create_app(settings, embedder=embedder)) as guard:
+        with BackgroundServer(create_app(settings, embedder=embedder, meaning=meaning)) as guard:
             async with httpx.AsyncClient(base_url=guard.url, timeout=60) as client:
                 await register(client, tofu)
                 gate = asyncio.Semaphore(4)
@@ -180,6 +183,7 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated attack classes")
     parser.add_argument("--seed", type=int, default=0, help="which TOFU rows the cases are built from")
     parser.add_argument("--out", type=Path, help="write every case's result as JSON")
+    parser.add_argument("--multilingual", choices=("e5", "off"), default="e5", help="as shipped (e5), or MiniLM only")
     args = parser.parse_args()
     results = asyncio.run(main_async(args))
     if args.out:
