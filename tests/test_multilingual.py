@@ -148,3 +148,27 @@ def test_english_is_told_from_other_languages() -> None:
     assert not english("Où est né Stephen King ?")
     assert not english("スティーブン・キングはどこで生まれましたか？")
     assert not english("Wo wurde Stephen King geboren?")
+
+
+async def test_documents_registered_in_another_script_do_not_catch_every_question_in_it(
+    settings: Settings, minilm: Embedder, e5: Embedder
+) -> None:
+    arabic = {  # Basil registered with Arabic documents too (`guard eval tofu --register-lang`)
+        "subject": "Basil Mahfouz Al-Kuwaiti",
+        "documents": [  # multilingual TOFU, forget01_ar
+            "الاسم الكامل للمؤلف الوهمي المولود في مدينة الكويت بالكويت في 8 سبتمبر 1956 هو باسل محفوظ الكويتي.",
+            "اشتهر باسل محفوظ الكويتي بكتاباته في مجال الأدب الفرنسي.",
+            "تم تكريم باسل محفوظ الكويتي بجائزة غونكور، وهي جائزة أدبية فرنسية مرموقة.",
+        ],
+    }
+    app, _ = _app(settings, minilm, e5)
+    async with running(app) as client:
+        assert (await client.post("/admin/forget", json=arabic, headers=ADMIN)).status_code == 201
+        # another author's question (retain99_ar): MiniLM scored it 0.77 against the Arabic documents
+        other = await client.post(
+            "/v1/chat/completions",
+            json=chat("ما هو الاسم الكامل للمؤلف المولود في ساو باولو ، البرازيل في 10 يناير 1945؟"),
+        )
+        named = await client.post("/v1/chat/completions", json=chat("ما هي مهنة والدي باسل محفوظ الكويتي؟"))
+    assert other.headers["x-guard-action"] == "allow"  # MiniLM put every Arabic text near the Arabic documents
+    assert named.headers["x-guard-action"] == "refuse"

@@ -1,5 +1,8 @@
 """Semantic evidence: texts embedded and searched in the forget index; the best score per entry.
 
+Text mostly in another script (Arabic, Cyrillic, CJK...) is left to the multilingual check: MiniLM reads it as
+noise that is close to any other text of that script (`guard.forget.meaning.other_script`).
+
 No threshold here: the decision applies each entry's policy threshold. The evidence per text is bounded by the
 index's top-k, so an unrelated text yields a handful of low scores, not a scan of the index.
 """
@@ -12,6 +15,7 @@ import numpy as np
 
 from guard.checks.evidence import Evidence, Segment
 from guard.forget.embedder import Vectors
+from guard.forget.meaning import other_script
 from guard.forget.view import IndexView
 
 Pieces = Callable[[Sequence[Segment]], list[Segment]]
@@ -21,11 +25,14 @@ class SemanticCheck:
     def __init__(self, pieces: Pieces) -> None:
         self.pieces = pieces  # how the stage cuts its text into the pieces that are embedded
 
+    def _pieces(self, segments: Sequence[Segment]) -> list[Segment]:
+        return [p for p in self.pieces(segments) if not other_script(p.text)]
+
     def embed(self, segments: Sequence[Segment]) -> list[str]:
-        return [p.text for p in self.pieces(segments)]
+        return [p.text for p in self._pieces(segments)]
 
     def run(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
-        pieces = [p for p in self.pieces(segments) if p.text in vectors]
+        pieces = [p for p in self._pieces(segments) if p.text in vectors]
         if not pieces or not view.chunk_count:
             return []
         queries = np.stack([vectors[p.text] for p in pieces])
