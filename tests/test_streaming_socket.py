@@ -28,9 +28,11 @@ PIECES = [
     "Here is a harmless opening sentence.",
     " It talks about the weather.",
     *(" " + word for word in SECRET.split()),
-    " The end.",
+    *[" Then the story goes on."] * 30,  # seconds of generation left after the secret: a loaded machine's
+    " The end.",  # slower check still finds the upstream running, to cancel it
 ]
 DELAY_S = 0.15
+SECRET_DONE_S = DELAY_S * (2 + len(SECRET.split()))  # when the upstream has sent the whole secret sentence
 
 
 def test_blocked_span_never_reaches_the_client(
@@ -59,7 +61,7 @@ def test_blocked_span_never_reaches_the_client(
     # the clean sentences arrived, and arrived while the upstream was still generating (incremental release)
     assert text.startswith("Here is a harmless opening sentence. It talks about the weather.")
     first_at = next(t for t, line in received if "harmless" in line)
-    assert first_at < DELAY_S * len(PIECES) / 2
+    assert first_at < SECRET_DONE_S / 2
     # nothing of the forgotten sentence was released; the stream ended cleanly
     for word in ("secret", "manuscript", "lighthouse", "Hsiao"):
         assert word not in text
