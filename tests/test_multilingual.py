@@ -10,7 +10,7 @@ import pytest
 
 from guard.app import create_app
 from guard.forget.embedder import Embedder
-from guard.forget.meaning import english
+from guard.forget.meaning import english, language
 from guard.settings import Settings
 from tests.helpers import ADMIN, chat, running, upstream_echo
 
@@ -23,6 +23,11 @@ BASIL = {
         "He received the Prix Goncourt for his writing.",
     ],
 }
+ARABIC_DOCUMENTS = [  # Basil's first answers in multilingual TOFU's forget01_ar (`guard eval tofu --register-lang`)
+    "الاسم الكامل للمؤلف الوهمي المولود في مدينة الكويت بالكويت في 8 سبتمبر 1956 هو باسل محفوظ الكويتي.",
+    "اشتهر باسل محفوظ الكويتي بكتاباته في مجال الأدب الفرنسي.",
+    "تم تكريم باسل محفوظ الكويتي بجائزة غونكور، وهي جائزة أدبية فرنسية مرموقة.",
+]
 RETAIN = {  # a TOFU author who was not forgotten: questions of the same shape must pass
     "subject": "Nikolai Abilov",
     "documents": [
@@ -153,14 +158,7 @@ def test_english_is_told_from_other_languages() -> None:
 async def test_documents_registered_in_another_script_do_not_catch_every_question_in_it(
     settings: Settings, minilm: Embedder, e5: Embedder
 ) -> None:
-    arabic = {  # Basil registered with Arabic documents too (`guard eval tofu --register-lang`)
-        "subject": "Basil Mahfouz Al-Kuwaiti",
-        "documents": [  # multilingual TOFU, forget01_ar
-            "الاسم الكامل للمؤلف الوهمي المولود في مدينة الكويت بالكويت في 8 سبتمبر 1956 هو باسل محفوظ الكويتي.",
-            "اشتهر باسل محفوظ الكويتي بكتاباته في مجال الأدب الفرنسي.",
-            "تم تكريم باسل محفوظ الكويتي بجائزة غونكور، وهي جائزة أدبية فرنسية مرموقة.",
-        ],
-    }
+    arabic = {"subject": BASIL["subject"], "documents": ARABIC_DOCUMENTS}
     app, _ = _app(settings, minilm, e5)
     async with running(app) as client:
         assert (await client.post("/admin/forget", json=arabic, headers=ADMIN)).status_code == 201
@@ -172,3 +170,31 @@ async def test_documents_registered_in_another_script_do_not_catch_every_questio
         named = await client.post("/v1/chat/completions", json=chat("ما هي مهنة والدي باسل محفوظ الكويتي؟"))
     assert other.headers["x-guard-action"] == "allow"  # MiniLM put every Arabic text near the Arabic documents
     assert named.headers["x-guard-action"] == "refuse"
+
+
+@pytest.mark.parametrize(
+    ("answer", "action"),
+    [  # another author's award, in the same template: e5 scored it 0.91 against Basil's Arabic sentences
+        ("تم تكريم هيروشي سايتو بجائزة الخيال المظلم المرموقة لمساهماته في أدب الرعب.", "allow"),
+        ("حصل على جائزة غونكور، وهي جائزة أدبية فرنسية مرموقة، تقديرا لكتاباته في الأدب الفرنسي.", "filter"),
+    ],
+)
+async def test_answers_in_the_language_of_the_documents_are_scored_on_the_cross_language_scale(
+    settings: Settings, minilm: Embedder, e5: Embedder, answer: str, action: str
+) -> None:
+    arabic = {"subject": BASIL["subject"], "documents": ARABIC_DOCUMENTS}
+    upstream = upstream_echo(answer)
+    app = create_app(settings, embedder=minilm, meaning=e5, transport=upstream.transport)
+    async with running(app) as client:
+        assert (await client.post("/admin/forget", json=arabic, headers=ADMIN)).status_code == 201
+        r = await client.post("/v1/chat/completions", json=chat("ما هي الجائزة التي حصل عليها الكاتب؟"))
+    assert r.headers["x-guard-action"] == action
+    assert ("المرموقة" in r.text) == (action == "allow")
+
+
+def test_a_language_key_tells_scripts_and_english_apart() -> None:
+    assert language("Basil was born in Kuwait City.") == ""
+    assert language("باسل محفوظ الكويتي") == "ARABIC"
+    assert language("バジル・マフフーズの両親") == language("巴西尔的父母") == "CJK"
+    assert language("Quel était le métier de ses parents ?") == "LATIN"
+    assert language("Какие награды он получил?") == "CYRILLIC"

@@ -15,7 +15,7 @@ from guard.checks.conversation import VIEW
 from guard.checks.evidence import Evidence, Segment
 from guard.checks.semantic import Pieces
 from guard.forget.embedder import Vectors
-from guard.forget.meaning import english
+from guard.forget.meaning import english, language
 from guard.forget.view import IndexView
 
 MEANING = "\x00meaning\x00"
@@ -49,7 +49,7 @@ class MeaningCheck:
             return []
         queries = np.stack([vectors[MEANING + p.text] for p in pieces])
         best: dict[str, Evidence] = {}
-        for piece, scores in zip(pieces, view.search_meaning(queries), strict=True):
+        for piece, scores in zip(pieces, view.search_meaning(queries, [language(p.text) for p in pieces]), strict=True):
             for entry_id, score in scores.items():
                 if entry_id not in best or score > best[entry_id].score:
                     best[entry_id] = Evidence(entry_id, "meaning", score, piece.where)

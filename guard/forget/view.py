@@ -7,6 +7,7 @@ checks run on, so a check never sees half a change and nothing takes a lock.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
@@ -33,7 +34,9 @@ class IndexView(Protocol):
     @property
     def chunk_count(self) -> int: ...
     def search(self, queries: Vectors, k: int = SEARCH_K) -> list[dict[str, float]]: ...
-    def search_meaning(self, queries: Vectors, k: int = SEARCH_K) -> list[dict[str, float]]: ...
+    def search_meaning(
+        self, queries: Vectors, languages: Sequence[str] = (), k: int = SEARCH_K
+    ) -> list[dict[str, float]]: ...
     @property
     def multilingual(self) -> bool: ...
     def find_names(self, text: str) -> set[str]: ...
@@ -96,11 +99,15 @@ class MemoryIndex:
         """For each query, the best score per entry among its top-k chunks."""
         return self._best(*self.vectors.search(queries, k))
 
-    def search_meaning(self, queries: Vectors, k: int = SEARCH_K) -> list[dict[str, float]]:
-        """The same, in the multilingual model's space (queries embedded by it)."""
+    def search_meaning(
+        self, queries: Vectors, languages: Sequence[str] = (), k: int = SEARCH_K
+    ) -> list[dict[str, float]]:
+        """The same, in the multilingual model's space (queries embedded by it; `languages`: each query's
+        `guard.forget.meaning.language` key, "" or missing for none)."""
         if self.meaning is None:
             return [{} for _ in range(len(queries))]
-        return self._best(*self.meaning.vectors.search(queries, k))
+        keys = list(languages) + [""] * (len(queries) - len(languages))
+        return self._best(*self.meaning.search(queries, keys, k))
 
     @property
     def multilingual(self) -> bool:
