@@ -125,12 +125,14 @@ class FakeUpstream:
         token_ms: float = 0.0,
         tokens: int = 0,
         fault: Fault | None = None,
+        first_ms: float = 0.0,
     ) -> None:
         self.answer = answer or varied_answers()
         self.model = model  # when set, other model names get a 404 as from vLLM
         self.token_ms = token_ms  # pace of streamed tokens
         self.tokens = tokens  # stream this many tokens (the answer's words repeated); 0: the answer's words
         self.fault = fault
+        self.first_ms = first_ms  # wait before answering (a real model's time to first token)
         self.pieces: Callable[[str], list[str]] = words  # how a streamed answer is cut into chunks
         self.requests: list[dict[str, Any]] = []  # every request body received, in order
         # per stream served: how many chunks were sent, whether it ran to its end or was cancelled (client left)
@@ -172,6 +174,8 @@ class FakeUpstream:
         if self.fault == "malformed":
             return Response("{not json", 200, media_type="application/json")
         text = self.answer(endpoint, body)
+        if self.first_ms:
+            await asyncio.sleep(self.first_ms / 1000)
         if not body.get("stream"):
             return JSONResponse(completion_body(endpoint, model, text))
         pieces = self.pieces(text)
@@ -201,7 +205,9 @@ class FakeUpstream:
 
 def from_env() -> Starlette:
     """The benchmarks' upstream (uvicorn --factory): FAKE_TOKEN_MS paces streamed tokens, FAKE_TOKENS sets the
-    length of a streamed answer in tokens."""
+    length of a streamed answer in tokens, FAKE_FIRST_MS the wait before any answer (time to first token)."""
     return FakeUpstream(
-        token_ms=float(os.environ.get("FAKE_TOKEN_MS", "0")), tokens=int(os.environ.get("FAKE_TOKENS", "0"))
+        token_ms=float(os.environ.get("FAKE_TOKEN_MS", "0")),
+        tokens=int(os.environ.get("FAKE_TOKENS", "0")),
+        first_ms=float(os.environ.get("FAKE_FIRST_MS", "0")),
     ).app()

@@ -59,6 +59,11 @@ class Metrics:
         self.bad_words = Counter(
             "guard_bad_words", "Watched requests sent to vLLM with the entries' names as bad_words", registry=r
         )
+        self.speculative = Counter(
+            "guard_speculative", "Requests sent upstream before their input verdict (policy `speculative`), by "
+            "outcome: used, or cancelled because the request was refused, rewritten or watched", ["outcome"],
+            registry=r,
+        )  # fmt: skip
         self.judge_seconds = Histogram(
             "guard_judge_seconds", "Time the judge took per ruling, by stage", ["stage"], buckets=BUCKETS, registry=r
         )

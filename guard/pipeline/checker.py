@@ -21,6 +21,7 @@ from guard.forget.index import ForgetIndex
 from guard.judge import Judge
 from guard.observe.decisions import Decisions
 from guard.openai.shapes import Fields
+from guard.pipeline.speculate import Early
 from guard.policy import InputAction, OnError, Policy, PolicySet
 from guard.text import tokens
 from guard.upstream import Upstream
@@ -39,6 +40,7 @@ class Forward:
     upstream: Upstream
     route: str  # "a" or "b"
     watch: Watch = NO_WATCH  # entries the output check is strict for
+    early: Early | None = None  # the same request, already sent before the verdict (`guard.pipeline.speculate`)
 
 
 class Checker:

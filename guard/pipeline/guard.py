@@ -16,11 +16,13 @@ from guard.openai.shapes import refusal_completion
 from guard.pipeline.checker import Checker, Forward
 from guard.pipeline.json import JsonResult, complete
 from guard.pipeline.shadow import Shadow
+from guard.pipeline.speculate import Early
 from guard.pipeline.stream import StreamResult, open_stream, refused
 from guard.pipeline.timing import Meter
 from guard.policy import PolicySet
 from guard.rewrite import rewrite_request, with_bad_words
 from guard.routing import Router
+from guard.upstream import PATHS, Upstream
 
 
 class Guard:
@@ -43,11 +45,36 @@ class Guard:
 
     async def handle(self, ctx: RequestContext) -> JsonResult | StreamResult:
         route, upstream = self.router.pick(ctx.route)
+        early = self._speculate(ctx, upstream)
+        try:
+            return await self._handle(ctx, route, upstream, early)
+        except BaseException:  # a failed check, or the client left: the early call must not run on
+            if early is not None and not early.task.done():
+                await early.discard()
+            raise
+
+    def _speculate(self, ctx: RequestContext, upstream: Upstream) -> Early | None:
+        """The request sent upstream now, before its input check, when its policy allows (see `speculate`)."""
+        if not ctx.policy.speculative or not self.checker.enabled or not len(self.index):
+            return None
+        body = dict(ctx.body)
+        send = upstream.open_stream if ctx.stream else upstream.post_json
+        return Early(send(PATHS[ctx.endpoint], body))
+
+    async def _drop(self, early: Early | None, outcome: str) -> None:
+        if early is not None:
+            await early.discard()
+            self.metrics.speculative.labels(outcome).inc()
+
+    async def _handle(
+        self, ctx: RequestContext, route: str, upstream: Upstream, early: Early | None
+    ) -> JsonResult | StreamResult:
         verdict = await self.checker.input(ctx)
         if self.router.mirrors and self.shadow is not None:
             self.shadow.mirror(ctx, ctx.body, verdict.action)
 
         if verdict.action is Action.refuse:
+            await self._drop(early, "refused")
             text = self.checker.policy_of(verdict, ctx).refusal_text
             overhead = self.meter.overhead_ms(ctx.started, 0.0)
             self.metrics.requests.labels(ctx.endpoint, Action.refuse.value, "none").inc()
@@ -57,6 +84,8 @@ class Guard:
 
         body, action = ctx.body, Action.allow
         if verdict.action is Action.rewrite:
+            await self._drop(early, "rewritten")  # a rewrite waits for the verdict
+            early = None
             started = time.perf_counter()
             body = await self.index.run(self._rewrite, ctx, verdict)
             self.metrics.stage_seconds.labels("rewrite").observe(time.perf_counter() - started)
@@ -66,9 +95,13 @@ class Guard:
         if watch:
             self.metrics.watched.inc()
         if watch and await upstream.speaks_vllm():
+            await self._drop(early, "watched")  # sent again, with the watched names as bad words
+            early = None
             body = with_bad_words(body, await self.index.run(self._bad_words, watch))
             self.metrics.bad_words.inc()
-        forward = Forward(body, action, upstream, route, watch)
+        if early is not None:
+            self.metrics.speculative.labels("used").inc()
+        forward = Forward(body, action, upstream, route, watch, early)
         path = open_stream if ctx.stream else complete
         return await path(ctx, forward, self.checker, self.meter)
 

@@ -26,9 +26,13 @@ class JsonResult:
 async def complete(ctx: RequestContext, forward: Forward, checker: Checker, meter: Meter) -> JsonResult:
     """Send the request (or its rewrite) upstream and check every choice of the answer."""
     action, route = forward.action, forward.route
-    upstream_started = time.perf_counter()
+    early = forward.early
+    upstream_started = early.started if early is not None else time.perf_counter()
     with meter.faults(route):
-        response = await forward.upstream.post_json(PATHS[ctx.endpoint], dict(forward.body))
+        if early is not None:
+            response = await early.task
+        else:
+            response = await forward.upstream.post_json(PATHS[ctx.endpoint], dict(forward.body))
         upstream_ms = meter.upstream_ms(upstream_started)
         check = checker.output(ctx, forward.watch)
         touched = bool(forward.watch)

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
+
 from guard.checks.evidence import Action
 from guard.context import RequestContext
 from guard.errors import GuardError
@@ -45,9 +47,13 @@ def refused(ctx: RequestContext, refusal_text: str, overhead_ms: float) -> Strea
 async def open_stream(ctx: RequestContext, forward: Forward, checker: Checker, meter: Meter) -> StreamResult:
     """Open the upstream stream (errors before its first byte raise) and filter it on the way to the client."""
     action, route = forward.action, forward.route
-    upstream_started = time.perf_counter()
+    early = forward.early
+    upstream_started = early.started if early is not None else time.perf_counter()
     with meter.faults(route):
-        response = await forward.upstream.open_stream(PATHS[ctx.endpoint], dict(forward.body))
+        if early is not None:
+            response: httpx.Response = await early.task
+        else:
+            response = await forward.upstream.open_stream(PATHS[ctx.endpoint], dict(forward.body))
     upstream_ms = meter.upstream_ms(upstream_started)
     outcome = StreamOutcome()
     metrics = checker.metrics

@@ -1,0 +1,157 @@
+"""Speculative dispatch (policy `speculative`), side by side in one run: the upstream called directly, the bare
+proxy (every check off), the guard with the checks before the upstream call, and the guard sending upstream at once
+while its checks run. One fake upstream that answers after FIRST_MS (a real model's time to first token), TOFU
+forget10's 20 authors registered in both guards.
+
+    .venv/bin/python -m bench.speculative [--requests 200] [--first-ms 100] [--prompts en|other]
+
+Requests are short plain prompts that touch no entry (`bench.cost`'s), sent to the four targets in turn, one at a
+time, non-streamed and streamed (time to first content). Reported: p50/p95 and what each adds over the direct call.
+Then forget10's questions to both guards: how many are refused (speculation must not change that).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+import httpx
+import yaml
+
+from bench.cost import OTHER, PROMPTS, TOKEN
+from guard.eval.data import DEFAULT_DIR, Tofu
+from guard.eval.serving import free_port
+from guard.settings import REPO_ROOT, default_policy_file
+
+
+def start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    env = {**os.environ, **env, "GUARD_PORT": str(port), "GUARD_ADMIN_TOKEN": TOKEN, "GUARD_LOG_LEVEL": "WARNING"}
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "guard", "serve"], cwd=REPO_ROOT, env=env, stdout=out,
+                                stderr=out)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"guard did not start; see {log}")
+        time.sleep(0.2)
+
+
+def policies(tmp: Path, speculative: bool) -> Path:
+    d = tmp / f"policies-{speculative}"
+    d.mkdir()
+    for f in default_policy_file().parent.glob("*.yaml"):
+        raw = yaml.safe_load(f.read_text("utf-8"))
+        if f.name == "default.yaml":
+            raw["speculative"] = speculative
+        (d / f.name).write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
+    return d / "default.yaml"
+
+
+def timed(client: httpx.Client, url: str, body: Mapping[str, object], stream: bool) -> tuple[float, str]:
+    """(ms to the answer, or to the first content when streamed; the guard's action)"""
+    started = time.perf_counter()
+    if not stream:
+        r = client.post(f"{url}/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text
+        return (time.perf_counter() - started) * 1000, r.headers.get("x-guard-action", "allow")
+    with client.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
+                ms = (time.perf_counter() - started) * 1000
+                break
+        else:
+            ms = (time.perf_counter() - started) * 1000
+        for _ in r.iter_lines():
+            pass
+        return ms, r.headers.get("x-guard-action", "allow")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--first-ms", type=float, default=100.0)
+    parser.add_argument("--prompts", choices=("en", "other"), default="en")
+    parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
+    args = parser.parse_args()
+    prompts = PROMPTS if args.prompts == "en" else OTHER
+    tmp = Path(tempfile.mkdtemp())
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        up_port = free_port()
+        env = {**os.environ, "FAKE_FIRST_MS": str(args.first_ms)}
+        procs.append(subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory",
+                                       "guard.eval.fake_upstream:from_env", "--port", str(up_port),
+                                       "--log-level", "warning"], cwd=REPO_ROOT, env=env))  # fmt: skip
+        upstream = f"http://127.0.0.1:{up_port}"
+        urls = {"direct": upstream}
+        for label, extra in (
+            ("bare proxy", {"GUARD_CHECKS": "false"}),
+            ("guard", {"GUARD_POLICY_FILE": str(policies(tmp, False))}),
+            ("guard, speculative", {"GUARD_POLICY_FILE": str(policies(tmp, True))}),
+        ):
+            extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
+            proc, urls[label] = start(extra, tmp / f"{len(urls)}.log")
+            procs.append(proc)
+        guards = [k for k in urls if k.startswith("guard")]
+        authors = Tofu(args.tofu).authors("forget10")
+        for label in guards:
+            for author in authors:
+                r = httpx.post(f"{urls[label]}/admin/forget", headers={"authorization": f"Bearer {TOKEN}"},
+                               json={"subject": author.name, "documents": author.answers}, timeout=120)  # fmt: skip
+                r.raise_for_status()
+        results: dict[tuple[str, bool], list[float]] = {(k, s): [] for k in urls for s in (False, True)}
+        blocked: dict[str, int] = dict.fromkeys(urls, 0)
+        with httpx.Client(timeout=60) as client:
+            for i in range(args.requests + 10):
+                body = {"model": "m", "messages": [{"role": "user", "content": f"{prompts[i % len(prompts)]} ({i})"}]}
+                for stream in (False, True):
+                    for label, url in urls.items():
+                        ms, action = timed(client, url, body, stream)
+                        blocked[label] += action != "allow"
+                        if i >= 10:
+                            results[(label, stream)].append(ms)
+            refused = dict.fromkeys(guards, 0)
+            questions = [r["question"] for a in authors for r in a.rows[:5]]  # 100
+            for q in questions:
+                for label in guards:
+                    body = {"model": "m", "messages": [{"role": "user", "content": q}]}
+                    refused[label] += timed(client, urls[label], body, False)[1] == "refuse"
+        print(f"{args.requests} short plain prompts ({args.prompts}) per target, in turn; upstream answers after "
+              f"{args.first_ms:.0f} ms; forget10 registered in both guards")  # fmt: skip
+        print("\n| target | answer p50 ms | p95 | added p50 | added p95 | first content p50 ms | added p50 | blocked |")
+        print("|---|---|---|---|---|---|---|---|")
+        base = {s: statistics.median(results[("direct", s)]) for s in (False, True)}
+        base95 = statistics.quantiles(results[("direct", False)], n=20)[18]
+        for label in urls:
+            a, f = results[(label, False)], results[(label, True)]
+            p95 = statistics.quantiles(a, n=20)[18]
+            print(f"| {label} | {statistics.median(a):.2f} | {p95:.2f} | {statistics.median(a) - base[False]:+.2f} | "
+                  f"{p95 - base95:+.2f} | {statistics.median(f):.2f} | {statistics.median(f) - base[True]:+.2f} | "
+                  f"{blocked[label]} |")  # fmt: skip
+        print(f"\nforget10 questions refused at input (of {len(questions)}): "
+              + ", ".join(f"{k} {v}" for k, v in refused.items()))  # fmt: skip
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            proc.wait(10)
+
+
+if __name__ == "__main__":
+    main()

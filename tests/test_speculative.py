@@ -1,0 +1,144 @@
+"""Speculative dispatch (policy `speculative`): the request goes upstream while its input check runs; a refusal
+or a rewrite cancels that early call, and nothing of its answer reaches the client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from guard.app import create_app
+from guard.forget.embedder import Embedder, HashEmbedder, Vectors
+from guard.settings import REPO_ROOT, Settings
+from tests.helpers import FACT, add, chat, chat_reply, running, sse_body
+
+SECRET_ANSWER = "The upstream's own answer."
+
+
+class SlowEmbedder(Embedder):
+    """The fake embedder, taking 0.3 s a call, noting when each call ended."""
+
+    def __init__(self) -> None:
+        self.inner = HashEmbedder()
+        self.dim, self.name = self.inner.dim, self.inner.name
+        self.ended: list[float] = []
+        self.lock = threading.Lock()
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        time.sleep(0.3)
+        out = self.inner.embed(texts)
+        with self.lock:
+            self.ended.append(time.monotonic())
+        return out
+
+
+class Upstream:
+    """An upstream that answers after `delay` s, noting when each request arrived and whether it was cancelled."""
+
+    def __init__(self, delay: float = 0.0, status: int = 200, answer: str = SECRET_ANSWER) -> None:
+        self.delay, self.status, self.answer = delay, status, answer
+        self.arrived: list[float] = []
+        self.bodies: list[dict[str, Any]] = []
+        self.cancelled = 0
+        self.transport = httpx.MockTransport(self._handle)
+
+    async def _handle(self, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content)
+        self.arrived.append(time.monotonic())
+        self.bodies.append(body)
+        try:
+            await asyncio.sleep(self.delay)
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+        if self.status != 200:
+            return httpx.Response(self.status, json={"error": {"message": "boom", "type": "server_error"}})
+        if body.get("stream"):
+            return httpx.Response(200, content=sse_body([self.answer]), headers={"content-type": "text/event-stream"})
+        return httpx.Response(200, json=chat_reply(self.answer))
+
+
+def speculative_policies(tmp_path: Path, on: bool = True) -> Path:
+    d = tmp_path / "policies"
+    d.mkdir()
+    (d / "default.yaml").write_text(f"name: default\nspeculative: {'true' if on else 'false'}\n")
+    shutil.copy(REPO_ROOT / "policies" / "rewrite.yaml", d / "rewrite.yaml")
+    return d / "default.yaml"
+
+
+def _app(settings: Settings, tmp_path: Path, upstream: Upstream, embedder: Embedder, on: bool = True) -> Any:
+    settings = settings.model_copy(update={"policy_file": speculative_policies(tmp_path, on)})
+    return create_app(settings, embedder=embedder, transport=upstream.transport)
+
+
+@pytest.mark.parametrize("on", [True, False])
+async def test_an_allowed_request_is_sent_upstream_before_its_check_ends(
+    settings: Settings, tmp_path: Path, on: bool
+) -> None:
+    embedder, upstream = SlowEmbedder(), Upstream()
+    async with running(_app(settings, tmp_path, upstream, embedder, on)) as client:
+        await add(client)
+        embedder.ended.clear()
+        r = await client.post("/v1/chat/completions", json=chat("What is the capital of France?"))
+    assert r.status_code == 200 and r.headers["x-guard-action"] == "allow"
+    assert r.json()["choices"][0]["message"]["content"] == SECRET_ANSWER
+    input_check_ended = embedder.ended[0]
+    assert (upstream.arrived[0] < input_check_ended) is on  # off: the upstream hears of it only after the check
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_refused_request_cancels_its_early_call(settings: Settings, tmp_path: Path, stream: bool) -> None:
+    upstream = Upstream(delay=5.0)
+    async with running(_app(settings, tmp_path, upstream, HashEmbedder())) as client:
+        await add(client)
+        started = time.monotonic()
+        r = await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?", stream=stream))
+        elapsed = time.monotonic() - started
+        await asyncio.sleep(0.05)
+        metrics = (await client.get("/metrics")).text
+    assert r.status_code == 200 and r.headers["x-guard-action"] == "refuse"
+    assert SECRET_ANSWER not in r.text and "I'm sorry" in r.text
+    assert elapsed < 2.0  # the refusal did not wait for the upstream's answer
+    assert len(upstream.bodies) == 1 and upstream.cancelled == 1  # it was sent, then cancelled
+    assert 'guard_speculative_total{outcome="refused"} 1.0' in metrics
+
+
+async def test_a_rewrite_waits_for_the_verdict_and_sends_the_rewritten_request(
+    settings: Settings, tmp_path: Path
+) -> None:
+    upstream = Upstream(delay=0.2)
+    async with running(_app(settings, tmp_path, upstream, HashEmbedder())) as client:
+        await add(client, policy="rewrite")
+        r = await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?"))
+    assert r.headers["x-guard-action"] == "rewrite"
+    assert len(upstream.bodies) == 2 and upstream.cancelled == 1
+    assert upstream.bodies[0]["messages"][-1]["content"] == "Who is Hsiao Yun-Hwa?"  # the early call, cancelled
+    rewritten = upstream.bodies[1]["messages"]
+    assert rewritten[0]["role"] == "system" and rewritten[-1]["content"] == "Who is [REDACTED]?"
+
+
+async def test_an_early_answer_still_passes_the_output_check(settings: Settings, tmp_path: Path) -> None:
+    upstream = Upstream(answer="As you asked: " + FACT.replace("Hsiao Yun-Hwa", "She"))
+    async with running(_app(settings, tmp_path, upstream, HashEmbedder())) as client:
+        await add(client)
+        r = await client.post("/v1/chat/completions", json=chat("Tell me something interesting."))
+    assert r.headers["x-guard-action"] == "filter" and "Golden Compass" not in r.text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_upstream_error_on_an_early_call(settings: Settings, tmp_path: Path, stream: bool) -> None:
+    upstream = Upstream(status=500)
+    async with running(_app(settings, tmp_path, upstream, HashEmbedder())) as client:
+        await add(client)
+        allowed = await client.post("/v1/chat/completions", json=chat("What is the capital of France?", stream=stream))
+        refused = await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?", stream=stream))
+    assert allowed.status_code == 502 and allowed.json()["error"]["type"]  # OpenAI-shaped, as without speculation
+    assert refused.status_code == 200 and refused.headers["x-guard-action"] == "refuse"  # its error is dropped
