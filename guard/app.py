@@ -45,6 +45,8 @@ def _meaning(settings: Settings, embedder: Embedder | None, meaning: Embedder | 
     if meaning is None and (embedder is not None or settings.multilingual == "off"):
         return None
     model = meaning or make_embedder(settings.multilingual)
+    if settings.embed_cache:  # a chat re-sends its earlier turns: ~40 ms each on e5, paid once
+        model = CachedEmbedder(model, settings.embed_cache)
     settings.index_dir.mkdir(parents=True, exist_ok=True)
     return MeaningIndex(model, VectorCache(settings.index_dir / "meaning-vectors.sqlite", model.name))
 

@@ -6,7 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from guard.app import create_app
 from guard.forget.embedder import CachedEmbedder, Embedder, HashEmbedder, MiniLMEmbedder, OnnxMiniLMEmbedder, Vectors
+from guard.settings import Settings
+from tests.helpers import add, chat, running, upstream_echo
 
 TEXTS = [
     "Where was Jaime Vasquez born?",
@@ -57,3 +60,24 @@ def test_cache_embeds_each_new_text_once_and_stays_bounded() -> None:
     cached.embed(["a b"])
     assert inner.calls[-1] == ["a b"]
     assert (cached.hits, cached.misses) == (1, 6)
+
+
+async def test_the_multilingual_model_embeds_a_repeated_turn_once(settings: Settings) -> None:
+    """A chat re-sends its earlier turns with every request; e5 (~40 ms a text) reads each once."""
+    meaning = Counting()
+    app = create_app(settings, embedder=HashEmbedder(), meaning=meaning, transport=upstream_echo("D'accord.").transport)
+    first = "Quel est le métier de ses parents ?"
+    turns = [
+        {"role": "user", "content": first},
+        {"role": "assistant", "content": "Je ne sais pas."},
+        {"role": "user", "content": "Et où est-elle née ?"},
+    ]
+    async with running(app) as client:
+        await add(client)
+        meaning.calls.clear()
+        await client.post("/v1/chat/completions", json=chat("Quel temps fait-il à Lyon aujourd'hui ?"))
+        await client.post("/v1/chat/completions", json=chat(turns))
+        await client.post("/v1/chat/completions", json=chat(turns))
+    texts = [t for call in meaning.calls for t in call]
+    assert texts.count("Quel temps fait-il à Lyon aujourd'hui ?") == 1
+    assert texts.count(first) == 1  # read for the second request, not again for the third
