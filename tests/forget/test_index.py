@@ -5,12 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import pytest
 
-from guard.forget.embedder import Embedder
+from guard.forget.embedder import Embedder, HashEmbedder, Vectors
 from guard.forget.index import ForgetIndex
+from guard.forget.registry import Entry
 from guard.forget.sqlite import REGISTRY_FILE, SqliteRegistry
-from guard.forget.vectors import VectorIndex
+from guard.forget.vectors import Ids, VectorIndex
+from guard.forget.view import MemoryIndex
 
 DOCS = [
     "Hsiao Yun-Hwa was born in Taipei, Taiwan in 1991. Her father was a civil engineer.",
@@ -108,3 +111,30 @@ async def test_vector_index_grows_into_ivf_in_the_background(tmp_path: Path, mon
     again = await open_index(tmp_path, emb)
     assert again.memory.vectors.kind == "ivf" and again.chunk_count == 70
     await again.aclose()
+
+
+def test_searches_are_remembered_until_the_index_changes() -> None:
+    embedder = HashEmbedder()
+    view = MemoryIndex(embedder.dim, ngram_words=12, typo_min_chars=6)
+    first = ["Hsiao Yun-Hwa won the Golden Compass award."]
+    view.add(Entry("a", "Hsiao Yun-Hwa", (), None, 0.0, 1, 1, "enforce"), [0], first, embedder.embed(first))
+    searched: list[int] = []
+    inner = view.vectors.search
+
+    def counted(queries: Vectors, k: int) -> tuple[npt.NDArray[np.float32], Ids]:
+        searched.append(len(queries))
+        return inner(queries, k)
+
+    view.vectors.search = counted  # type: ignore[method-assign]
+    query = embedder.embed(["Which award did she win, the Golden Compass?", "Tell me a story."])
+    before = view.search(query)
+    assert set(before[0]) == {"a"}
+    before[0]["a"] = -1.0  # a caller's change does not reach the remembered result
+    assert view.search(query[:1])[0] == view.search(query)[0]  # a row found alone or in a batch alike
+    assert view.search(query)[0]["a"] > 0 and searched == [2]  # searched once
+    second = ["Another author also won the Golden Compass award."]
+    view.add(Entry("b", "Another Author", (), None, 0.0, 1, 1, "enforce"), [1], second, embedder.embed(second))
+    assert set(view.search(query)[0]) == {"a", "b"}  # the new entry is found at once
+    assert searched == [2, 2]
+    view.remove("b")
+    assert set(view.search(query)[0]) == {"a"}
