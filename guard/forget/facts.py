@@ -16,6 +16,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 
+from guard.forget.meaning import english
 from guard.normalize import common_words
 from guard.text import STOPWORDS, numbers, tokens
 
@@ -61,9 +62,15 @@ def proper_nouns(text: str) -> set[str]:
 
 
 def fact_values(documents: Iterable[str], names: Iterable[str]) -> set[str]:
+    """The values of an entry's documents. Words only from English ones: rarity is judged on English word
+    frequencies, so every word of an Arabic or French document would pass as rare ("author", "born" too) and
+    any text in that language would share several with it. Numbers (a year, in any script's digits) from all."""
     parts = {w for name in names for w in tokens(name)}
     docs = list(documents)
-    values = distinctive(w for doc in docs for w in tokens(doc)) | {w for doc in docs for w in proper_nouns(doc)}
+    english_docs = [doc for doc in docs if english(doc)]
+    values = distinctive(w for doc in english_docs for w in tokens(doc))
+    values |= {w for doc in english_docs for w in proper_nouns(doc)}
+    values |= {n for doc in docs for n in numbers(doc) if len(n) >= 3}
     return set(sorted(values - parts)[:MAX_VALUES])
 
 

@@ -27,3 +27,12 @@ def test_a_word_many_entries_share_is_not_evidence_for_any() -> None:
     assert alone.find("literary") == {"solo": {"literary"}}  # one entry: its words are its own
     index.remove("e3")
     assert index.find("unique3") == {}
+
+
+def test_documents_in_another_language_give_numbers_only() -> None:
+    """Rarity is judged on English word frequencies: an Arabic document's every word would pass as rare."""
+    arabic = ["ولد باسل محفوظ الكويتي في مدينة الكويت في 8 سبتمبر 1956.", "كان والده بائع زهور."]
+    assert fact_values(arabic, ["Basil Mahfouz Al-Kuwaiti"]) == {"1956"}
+    french = ["Il a reçu le prix Goncourt en 1989 pour ses romans."]
+    assert fact_values(french, []) == {"1989"}
+    assert {"goncourt", "1989"} <= fact_values(["He received the Prix Goncourt in 1989."], [])
