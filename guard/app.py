@@ -24,6 +24,7 @@ from guard.forget.backends import open_registry
 from guard.forget.embedder import CachedEmbedder, Embedder, make_embedder
 from guard.forget.index import ForgetIndex
 from guard.forget.meaning import MeaningIndex, VectorCache
+from guard.forget.remote import RemoteEmbedder
 from guard.judge import Judge
 from guard.limits import BodyLimit
 from guard.observe.audit import AuditLog, Hasher, load_salt
@@ -51,6 +52,15 @@ def _meaning(settings: Settings, embedder: Embedder | None, meaning: Embedder | 
     return MeaningIndex(model, VectorCache(settings.index_dir / "meaning-vectors.sqlite", model.name))
 
 
+def _embedder(settings: Settings) -> Embedder:
+    if settings.embedder_url is None:
+        return make_embedder(settings.embedder, settings.model_cache)
+    key = settings.embedder_api_key.get_secret_value() if settings.embedder_api_key else None
+    return RemoteEmbedder(
+        settings.embedder_url, settings.embedder_model, api_key=key, timeout_s=settings.embedder_timeout_s
+    )
+
+
 def create_app(
     settings: Settings,
     *,
@@ -67,7 +77,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        emb = embedder or make_embedder(settings.embedder, settings.model_cache)
+        emb = embedder or _embedder(settings)
         if settings.embed_cache:
             emb = CachedEmbedder(emb, settings.embed_cache)
         dsn = settings.registry_dsn.get_secret_value() if settings.registry_dsn else None

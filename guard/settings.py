@@ -54,6 +54,11 @@ class Settings(BaseSettings):
     embedder: str = Field(
         "minilm", description="'minilm' (ONNX, default), 'minilm-int8', 'minilm-torch', or 'hash' (a fake, tests only)"
     )
+    # An embedding server instead of the local model (guard/forget/remote.py): OpenAI-compatible /v1/embeddings.
+    embedder_url: str | None = Field(None, description="Base URL of an embedding server; unset = the local model")
+    embedder_model: str = Field("all-MiniLM-L6-v2", description="Model name sent to it (its vectors' name)")
+    embedder_api_key: SecretStr | None = Field(None, description="Bearer token sent to the embedding server")
+    embedder_timeout_s: float = Field(2.0, gt=0, description="Longest wait per call to the embedding server")
     multilingual: str = Field(
         "e5", description="Multilingual meaning for text not in English: 'e5' (multilingual-e5-small) or 'off'"
     )

@@ -36,6 +36,11 @@ class Embedder(ABC):
     dim: int
     name: str = "unnamed"
 
+    @property
+    def space(self) -> str:
+        """Which vectors it makes: backends of one model share it (the registry records it, `claim_embedder`)."""
+        return getattr(self, "_space", self.name)
+
     @abstractmethod
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Embed texts into an (n, dim) float32 array whose rows have unit length."""
@@ -54,6 +59,7 @@ class MiniLMEmbedder(Embedder):
 
     dim = 384
     name = "minilm-torch"
+    _space = "all-MiniLM-L6-v2"
 
     def __init__(self, batch_size: int = 64) -> None:
         from sentence_transformers import SentenceTransformer
@@ -147,6 +153,7 @@ class OnnxMiniLMEmbedder(Embedder):
         from tokenizers import Tokenizer
 
         self.name = "minilm-int8" if int8 else "minilm"
+        self._space = "all-MiniLM-L6-v2-int8" if int8 else "all-MiniLM-L6-v2"
         self.batch_size = batch_size
         path = onnx_model(cache_dir or default_cache_dir(), int8)
         options = ort.SessionOptions()
@@ -191,6 +198,7 @@ class CachedEmbedder(Embedder):
         self.inner = inner
         self.dim = inner.dim
         self.name = inner.name
+        self._space = inner.space
         self.size = size
         self._cache: OrderedDict[bytes, Vectors] = OrderedDict()
         self._lock = threading.Lock()

@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 
 from guard.forget.embedder import Embedder
 from guard.forget.meaning import MeaningIndex
-from guard.forget.registry import Entry, Registry
+from guard.forget.registry import Entry, Registry, RegistryMismatch
 from guard.forget.sync import Sync
 from guard.forget.upkeep import Upkeep
 from guard.forget.view import IndexView, MemoryIndex
@@ -61,6 +61,14 @@ class ForgetIndex:
     ) -> ForgetIndex:
         """Open the registry and build the in-memory structures from a consistent snapshot of it."""
         await registry.open()
+        other = await registry.claim_embedder(embedder.space)
+        if other is not None:
+            await registry.close()
+            raise RegistryMismatch(
+                f"the forget registry's vectors were written by embedder {other!r}, this guard runs {embedder.space!r}:"
+                f" its scores would mean nothing. Run the guard with {other!r}, or re-register the entries into a new"
+                " index with this one."
+            )
         workers = Workers(asyncio.get_running_loop())
         index = cls(
             registry, embedder, workers, ngram_words=ngram_words, typo_min_chars=typo_min_chars, meaning=meaning

@@ -67,6 +67,7 @@ MIGRATIONS = [
     INSERT INTO forget_meta VALUES ('version', 0);
     CREATE TABLE forget_changes (version BIGINT PRIMARY KEY, op TEXT NOT NULL, entry_id TEXT NOT NULL);
     """,
+    "CREATE TABLE forget_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);",  # v2: which embedder wrote the vectors
 ]
 
 ENTRIES_SQL = (
@@ -139,6 +140,22 @@ class PostgresRegistry:
             await conn.execute("INSERT INTO forget_changes VALUES (%s, %s, %s)", (version, op, entry_id))
             await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(version)))
         return None if result is None else (result, version)
+
+    async def claim_embedder(self, name: str) -> str | None:
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+            cur = await conn.execute("SELECT value FROM forget_info WHERE key = 'embedder'")
+            row = await cur.fetchone()
+            cur = await conn.execute("SELECT EXISTS (SELECT 1 FROM forget_chunks)")
+            has_vectors = bool((await _one(cur))[0])
+            if row is not None and row[0] != name and has_vectors:
+                return str(row[0])
+            await conn.execute(
+                "INSERT INTO forget_info VALUES ('embedder', %s) "
+                "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                (name,),
+            )
+            return None
 
     async def version(self) -> int:
         async with self._conn() as conn:

@@ -87,6 +87,11 @@ class Registry(Protocol):
         ...
 
     async def close(self) -> None: ...
+    async def claim_embedder(self, name: str) -> str | None:
+        """Record `name` as the embedder of the registry's vectors, unless vectors of another are there: then
+        that one's name (and nothing is changed). An empty registry takes any embedder."""
+        ...
+
     async def version(self) -> int: ...
     async def add(
         self,
@@ -117,6 +122,10 @@ class Registry(Protocol):
         Backends without a notification channel return at once; the follower then only polls.
         """
         ...
+
+
+class RegistryMismatch(RuntimeError):
+    """The registry's vectors were written by another embedder than the one this guard runs."""
 
 
 def check_vectors(vectors: Vectors, n: int, dim: int) -> None:

@@ -53,6 +53,7 @@ CREATE INDEX IF NOT EXISTS chunks_entry ON chunks(entry_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('version', 0);
 CREATE TABLE IF NOT EXISTS changes (version INTEGER PRIMARY KEY, op TEXT NOT NULL, entry_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -112,6 +113,21 @@ class SqliteRegistry:
     async def close(self) -> None:
         with self._lock:
             self._db.close()
+
+    async def claim_embedder(self, name: str) -> str | None:
+        def claim(db: sqlite3.Connection) -> str | None:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute("SELECT value FROM info WHERE key = 'embedder'").fetchone()
+                has_vectors = db.execute("SELECT 1 FROM chunks LIMIT 1").fetchone() is not None
+                if row is not None and row[0] != name and has_vectors:
+                    return str(row[0])
+                db.execute("INSERT OR REPLACE INTO info VALUES ('embedder', ?)", (name,))
+                return None
+            finally:
+                db.execute("COMMIT")
+
+        return await self._run(claim)
 
     async def version(self) -> int:
         return await self._run(_sqlite_version)

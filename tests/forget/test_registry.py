@@ -215,3 +215,13 @@ async def test_postgres_replicas_follow_each_other_through_notifications(pg_dsn:
         await asyncio.gather(follower, return_exceptions=True)
         await a.aclose()
         await b.aclose()
+
+
+async def test_the_registry_records_which_embedder_wrote_its_vectors(registry: Registry) -> None:
+    assert await registry.claim_embedder("all-MiniLM-L6-v2") is None  # empty: any embedder
+    assert await registry.claim_embedder("other") is None  # still empty: the new one is recorded
+    assert await registry.claim_embedder("all-MiniLM-L6-v2") is None
+    await registry.add("e1", "Ann", [], None, 1, ["a", "b"], vecs(2))
+    assert await registry.claim_embedder("all-MiniLM-L6-v2") is None  # the same one
+    assert await registry.claim_embedder("other") == "all-MiniLM-L6-v2"  # refused, and nothing changed
+    assert await registry.claim_embedder("all-MiniLM-L6-v2") is None
