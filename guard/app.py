@@ -57,7 +57,11 @@ def _embedder(settings: Settings) -> Embedder:
         return make_embedder(settings.embedder, settings.model_cache)
     key = settings.embedder_api_key.get_secret_value() if settings.embedder_api_key else None
     return RemoteEmbedder(
-        settings.embedder_url, settings.embedder_model, api_key=key, timeout_s=settings.embedder_timeout_s
+        settings.embedder_url,
+        settings.embedder_model,
+        api_key=key,
+        timeout_s=settings.embedder_timeout_s,
+        truncate=settings.embedder_truncate,
     )
 
 
@@ -146,6 +150,7 @@ def create_app(
                 await judge.aclose()
             guard.close()
             await index.aclose()
+            emb.close()
             audit.close()
 
     app = FastAPI(title="forget-guard", version=__version__, lifespan=lifespan)

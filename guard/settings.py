@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     embedder_model: str = Field("all-MiniLM-L6-v2", description="Model name sent to it (its vectors' name)")
     embedder_api_key: SecretStr | None = Field(None, description="Bearer token sent to the embedding server")
     embedder_timeout_s: float = Field(2.0, gt=0, description="Longest wait per call to the embedding server")
+    embedder_truncate: int = Field(
+        256, ge=0, description="Tokens a text is cut to (vLLM's truncate_prompt_tokens); 0 = not sent"
+    )
     multilingual: str = Field(
         "e5", description="Multilingual meaning for text not in English: 'e5' (multilingual-e5-small) or 'off'"
     )

@@ -41,6 +41,9 @@ class Embedder(ABC):
         """Which vectors it makes: backends of one model share it (the registry records it, `claim_embedder`)."""
         return getattr(self, "_space", self.name)
 
+    def close(self) -> None:  # noqa: B027  (most embedders hold nothing to release)
+        """Release what it holds (a remote embedder's connections)."""
+
     @abstractmethod
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Embed texts into an (n, dim) float32 array whose rows have unit length."""
@@ -204,6 +207,9 @@ class CachedEmbedder(Embedder):
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+
+    def close(self) -> None:
+        self.inner.close()
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         keys = [hashlib.blake2b(t.encode(), digest_size=16).digest() for t in texts]

@@ -31,12 +31,16 @@ class RemoteEmbedder(Embedder):
         api_key: str | None = None,
         timeout_s: float = 2.0,
         batch_size: int = 64,
+        truncate: int = 256,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
         self.url = url.rstrip("/") + "/v1/embeddings"
         self.model = model
         self.batch_size = batch_size
+        # longer texts are cut to this many tokens, as the local model does (vLLM's `truncate_prompt_tokens`;
+        # without it vLLM refuses a text over the model's length); 0: not sent, for servers that truncate anyway
+        self.extra = {"truncate_prompt_tokens": truncate} if truncate else {}
         self._client = httpx.Client(timeout=timeout_s, headers=headers, transport=transport)
         self.name = model
         self.dim = len(self._call(["dimension probe"])[0])  # and the server is there at start
@@ -56,7 +60,7 @@ class RemoteEmbedder(Embedder):
 
     def _call(self, texts: Sequence[str]) -> list[list[float]]:
         try:
-            response = self._client.post(self.url, json={"model": self.model, "input": list(texts)})
+            response = self._client.post(self.url, json={"model": self.model, "input": list(texts), **self.extra})
         except httpx.HTTPError as exc:
             raise RemoteEmbedderError(f"embedding server unreachable ({type(exc).__name__})") from exc
         if response.status_code != 200:

