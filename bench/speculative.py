@@ -71,13 +71,14 @@ def timed(client: httpx.Client, url: str, body: Mapping[str, object], stream: bo
         return (time.perf_counter() - started) * 1000, r.headers.get("x-guard-action", "allow")
     with client.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}) as r:
         assert r.status_code == 200
-        for line in r.iter_lines():
+        lines = r.iter_lines()
+        for line in lines:
             if line.startswith("data: {") and json.loads(line[6:])["choices"][0]["delta"].get("content"):
                 ms = (time.perf_counter() - started) * 1000
                 break
         else:
             ms = (time.perf_counter() - started) * 1000
-        for _ in r.iter_lines():
+        for _ in lines:  # the rest of the stream
             pass
         return ms, r.headers.get("x-guard-action", "allow")
 
