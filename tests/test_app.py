@@ -267,3 +267,18 @@ async def test_refusals_use_the_matched_entrys_policy(
     assert leaked.headers["x-guard-action"] == ("allow" if stream else "filter")
     assert "STRICT: nothing on that." in leaked.text and "Golden Compass" not in leaked.text
     assert "can't share information" not in asked.text + leaked.text  # never the default policy's text
+
+
+async def test_a_long_prompt_passes_and_too_many_parts_are_a_422(settings: Settings, hash_embedder: Embedder) -> None:
+    up = upstream_echo()
+    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    passage = "The river winds through the valley past old mills and quiet farms. " * 300  # ~20,000 characters
+    parts = [{"type": "text", "text": "a"}] * 1025
+    async with running(app) as client:
+        await add(client)
+        long = await client.post("/v1/chat/completions", json=chat(passage + "Summarise it."))
+        many = await client.post("/v1/chat/completions", json=chat(parts))
+    assert long.status_code == 200 and long.headers["x-guard-action"] == "allow"
+    assert up.requests[0]["messages"][0]["content"] == passage + "Summarise it."
+    assert many.status_code == 422 and many.json()["error"]["type"] == "invalid_request_error"
+    assert len(up.requests) == 1

@@ -7,7 +7,7 @@ kept and forwarded untouched. Only what the guard reads is declared.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -25,7 +25,9 @@ class _Open(BaseModel):
 
 class ChatMessage(_Open):
     role: str = Field(min_length=1)
-    content: str | list[dict[str, Any]] | None = Field(None, max_length=MAX_PARTS)
+    # the bound is on the number of parts only: a Field(max_length=...) on the whole union also bounded a string's
+    # length, and every prompt over 1,024 characters was refused with a 422
+    content: str | Annotated[list[dict[str, Any]], Field(max_length=MAX_PARTS)] | None = None
 
     def text(self) -> str:
         """The message's content as text: a string, or every textual part of a multi-part content."""
