@@ -14,18 +14,15 @@ from __future__ import annotations
 import argparse
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
-from bench.cost import TOKEN
-from bench.speculative import policies, start
+from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
+from bench.speculative import policies
 from guard.eval.data import DEFAULT_DIR, Tofu
-from guard.eval.serving import free_port
-from guard.settings import REPO_ROOT
 
 
 def contexts(tofu: Tofu, n: int, tokens: int) -> list[str]:
@@ -50,21 +47,15 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        up_port = free_port()
-        procs.append(subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory",
-                                       "guard.eval.fake_upstream:from_env", "--port", str(up_port),
-                                       "--log-level", "warning"], cwd=REPO_ROOT))  # fmt: skip
-        upstream = f"http://127.0.0.1:{up_port}"
-        urls = {}
+        proc, upstream = start_fake_upstream()
+        procs.append(proc)
+        urls: dict[str, str] = {}
         for label, extra in (("bare proxy", {"GUARD_CHECKS": "false"}),
                              ("guard", {"GUARD_POLICY_FILE": str(policies(tmp, False))})):  # fmt: skip
             extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
-            proc, urls[label] = start(extra, tmp / f"{len(urls)}.log")
+            proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log")
             procs.append(proc)
-        for author in tofu.authors("forget10"):
-            r = httpx.post(f"{urls['guard']}/admin/forget", headers={"authorization": f"Bearer {TOKEN}"},
-                           json={"subject": author.name, "documents": author.answers}, timeout=120)  # fmt: skip
-            r.raise_for_status()
+        register_forget10(urls["guard"], tofu)
         ms: dict[tuple[str, str], list[float]] = {(k, s): [] for k in urls for s in ("first", "seen")}
         blocked = dict.fromkeys(urls, 0)
         with httpx.Client(timeout=120) as client:
@@ -94,10 +85,7 @@ def main() -> None:
                       f"{statistics.median(values) - bare:+.1f} |")  # fmt: skip
         print(f"\nblocked (none should be): {blocked}")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(10)
+        stop(procs)
 
 
 if __name__ == "__main__":

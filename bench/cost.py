@@ -11,21 +11,18 @@ machine's state), one at a time. Reported: client-side latency p50/p95 and the g
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import httpx
 
+from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
 from guard.eval.data import DEFAULT_DIR, Tofu
-from guard.eval.serving import free_port
 from guard.settings import REPO_ROOT
 
-TOKEN = "cost-bench"
 PROMPTS = [
     "What is a good name for a golden retriever?",
     "How do I keep basil alive on a windowsill?",
@@ -44,25 +41,6 @@ OTHER = [  # the same kind of prompt in other languages: these are read by the m
 ]
 
 
-def start(tree: Path, upstream: str, index_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, "GUARD_UPSTREAM": upstream, "GUARD_PORT": str(port), "GUARD_INDEX_DIR": str(index_dir),
-           "GUARD_ADMIN_TOKEN": TOKEN, "GUARD_LOG_LEVEL": "WARNING", "PYTHONPATH": str(tree)}  # fmt: skip
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "guard", "serve"], cwd=tree, env=env, stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"guard in {tree} did not start; see {log}")
-        time.sleep(0.2)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--before", required=True, help="the git revision to compare with (e.g. main~3)")
@@ -77,40 +55,28 @@ def main() -> None:
                    capture_output=True)  # fmt: skip
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        up_port = free_port()
-        procs.append(subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory",
-                                       "guard.eval.fake_upstream:from_env", "--port", str(up_port),
-                                       "--log-level", "warning"], cwd=REPO_ROOT))  # fmt: skip
-        upstream = f"http://127.0.0.1:{up_port}"
-        urls = {}
+        proc, upstream = start_fake_upstream()
+        procs.append(proc)
+        urls: dict[str, str] = {}
         for label, tree in (("before", before), ("after", REPO_ROOT)):
-            proc, urls[label] = start(tree, upstream, tmp / f"index-{label}", tmp / f"{label}.log")
+            env = {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{label}")}
+            proc, urls[label] = start_guard(env, tmp / f"{label}.log", tree)
             procs.append(proc)
-        headers = {"authorization": f"Bearer {TOKEN}"}
-        adds: dict[str, list[float]] = {k: [] for k in urls}
-        for label, url in urls.items():
-            for author in Tofu(args.tofu).authors("forget10"):
-                started = time.perf_counter()
-                r = httpx.post(f"{url}/admin/forget", headers=headers, json={"subject": author.name,
-                               "documents": author.answers}, timeout=60)  # fmt: skip
-                r.raise_for_status()
-                adds[label].append((time.perf_counter() - started) * 1000)
+        adds = {label: register_forget10(url, Tofu(args.tofu)) for label, url in urls.items()}
         latency: dict[str, list[float]] = {k: [] for k in urls}
         overhead: dict[str, list[float]] = {k: [] for k in urls}
         blocked: dict[str, list[str]] = {k: [] for k in urls}
         with httpx.Client(timeout=30) as client:
             for i in range(args.requests + 20):
                 for label, url in urls.items():
-                    body = {
-                        "model": "m",
-                        "messages": [{"role": "user", "content": f"{prompts[i % len(prompts)]} ({i})"}],
-                    }
+                    prompt = f"{prompts[i % len(prompts)]} ({i})"
+                    body = {"model": "m", "messages": [{"role": "user", "content": prompt}]}
                     started = time.perf_counter()
                     r = client.post(f"{url}/v1/chat/completions", json=body)
                     ms = (time.perf_counter() - started) * 1000
                     assert r.status_code == 200, r.text
                     if r.headers["x-guard-action"] != "allow":  # a false block: counted and shown, not hidden
-                        blocked[label].append(f"{r.headers['x-guard-action']}: {body['messages'][0]['content']}")
+                        blocked[label].append(f"{r.headers['x-guard-action']}: {prompt}")
                     if i >= 20:  # warm-up done
                         latency[label].append(ms)
                         overhead[label].append(float(r.headers["x-guard-overhead-ms"]))
@@ -133,10 +99,7 @@ def main() -> None:
         delta = statistics.median(latency["after"]) - statistics.median(latency["before"])
         print(f"\nadded by the change: {delta:+.2f} ms p50 latency")
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(10)
+        stop(procs)
         subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=REPO_ROOT, capture_output=True)
 
 

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Mapping
@@ -26,29 +24,10 @@ from pathlib import Path
 import httpx
 import yaml
 
-from bench.cost import OTHER, PROMPTS, TOKEN
+from bench.cost import OTHER, PROMPTS
+from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
 from guard.eval.data import DEFAULT_DIR, Tofu
-from guard.eval.serving import free_port
-from guard.settings import REPO_ROOT, default_policy_file
-
-
-def start(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {**os.environ, **env, "GUARD_PORT": str(port), "GUARD_ADMIN_TOKEN": TOKEN, "GUARD_LOG_LEVEL": "WARNING"}
-    with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "guard", "serve"], cwd=REPO_ROOT, env=env, stdout=out,
-                                stderr=out)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while True:
-        try:
-            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"guard did not start; see {log}")
-        time.sleep(0.2)
+from guard.settings import default_policy_file
 
 
 def policies(tmp: Path, speculative: bool) -> Path:
@@ -94,12 +73,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        up_port = free_port()
-        env = {**os.environ, "FAKE_FIRST_MS": str(args.first_ms)}
-        procs.append(subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory",
-                                       "guard.eval.fake_upstream:from_env", "--port", str(up_port),
-                                       "--log-level", "warning"], cwd=REPO_ROOT, env=env))  # fmt: skip
-        upstream = f"http://127.0.0.1:{up_port}"
+        proc, upstream = start_fake_upstream({"FAKE_FIRST_MS": str(args.first_ms)})
+        procs.append(proc)
         urls = {"direct": upstream}
         for label, extra in (
             ("bare proxy", {"GUARD_CHECKS": "false"}),
@@ -107,15 +82,12 @@ def main() -> None:
             ("guard, speculative", {"GUARD_POLICY_FILE": str(policies(tmp, True))}),
         ):
             extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
-            proc, urls[label] = start(extra, tmp / f"{len(urls)}.log")
+            proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log")
             procs.append(proc)
         guards = [k for k in urls if k.startswith("guard")]
         authors = Tofu(args.tofu).authors("forget10")
         for label in guards:
-            for author in authors:
-                r = httpx.post(f"{urls[label]}/admin/forget", headers={"authorization": f"Bearer {TOKEN}"},
-                               json={"subject": author.name, "documents": author.answers}, timeout=120)  # fmt: skip
-                r.raise_for_status()
+            register_forget10(urls[label], Tofu(args.tofu))
         results: dict[tuple[str, bool], list[float]] = {(k, s): [] for k in urls for s in (False, True)}
         blocked: dict[str, int] = dict.fromkeys(urls, 0)
         with httpx.Client(timeout=60) as client:
@@ -148,10 +120,7 @@ def main() -> None:
         print(f"\nforget10 questions refused at input (of {len(questions)}): "
               + ", ".join(f"{k} {v}" for k, v in refused.items()))  # fmt: skip
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            proc.wait(10)
+        stop(procs)
 
 
 if __name__ == "__main__":

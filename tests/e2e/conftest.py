@@ -1,8 +1,10 @@
-"""The real upstream: vLLM's CPU build serving SmolLM2-135M-Instruct, started once per test session."""
+"""The real servers: vLLM's CPU build serving SmolLM2-135M-Instruct (the upstream) and all-MiniLM-L6-v2 (its
+pooling runner: an embedding server), each started once per test session."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -11,34 +13,29 @@ from guard.eval.serving import free_port
 from guard.localmodel import serve as local
 
 
-@pytest.fixture(scope="session")
-def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def _served(
+    tmp_path_factory: pytest.TempPathFactory, what: str, start: Callable[..., subprocess.Popen[bytes]]
+) -> Iterator[str]:
     port = free_port()
-    log: Path = tmp_path_factory.mktemp("vllm") / "vllm.log"
-    proc = local.start_vllm(port, log_file=log)
+    log: Path = tmp_path_factory.mktemp(what) / "vllm.log"
+    proc = start(port, log_file=log)
     url = f"http://127.0.0.1:{port}"
     try:
         local.wait_ready(f"{url}/health", proc, timeout_s=600)
     except local.LocalModelError as exc:
         local.stop(proc)
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-        raise RuntimeError(f"vLLM did not start: {exc}\n{tail}") from exc
+        raise RuntimeError(f"vLLM ({what}) did not start: {exc}\n{tail}") from exc
     yield url
     local.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    yield from _served(tmp_path_factory, "vllm", local.start_vllm)
 
 
 @pytest.fixture(scope="session")
 def vllm_embedder_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """vLLM's pooling runner serving all-MiniLM-L6-v2 (/v1/embeddings), started once per test session."""
-    port = free_port()
-    log: Path = tmp_path_factory.mktemp("vllm-embedder") / "vllm.log"
-    proc = local.start_vllm_embedder(port, log_file=log)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        local.wait_ready(f"{url}/health", proc, timeout_s=600)
-    except local.LocalModelError as exc:
-        local.stop(proc)
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-        raise RuntimeError(f"vLLM (embedder) did not start: {exc}\n{tail}") from exc
-    yield url
-    local.stop(proc)
+    """/v1/embeddings serving the guard's own model."""
+    yield from _served(tmp_path_factory, "vllm-embedder", local.start_vllm_embedder)

@@ -1,0 +1,68 @@
+"""The processes the side-by-side benches start: guards (`guard serve`, from this tree or another) and the fake
+upstream (`guard.eval.fake_upstream`), and forget10 registered through the admin API."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import httpx
+
+from guard.eval.data import Tofu
+from guard.eval.serving import free_port
+from guard.settings import REPO_ROOT
+
+TOKEN = "bench-admin"
+
+
+def start_guard(env: Mapping[str, str], log: Path, tree: Path = REPO_ROOT) -> tuple[subprocess.Popen[bytes], str]:
+    """`guard serve` from `tree` with these GUARD_* settings; returns once /healthz answers."""
+    port = free_port()
+    full = {**os.environ, **env, "GUARD_PORT": str(port), "GUARD_ADMIN_TOKEN": TOKEN, "GUARD_LOG_LEVEL": "WARNING",
+            "PYTHONPATH": str(tree)}  # fmt: skip
+    with log.open("ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "guard", "serve"], cwd=tree, env=full, stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            if httpx.get(url + "/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"guard in {tree} did not start; see {log}")
+        time.sleep(0.2)
+
+
+def start_fake_upstream(env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """The fake upstream on a free port (FAKE_* settings in `env`, see `fake_upstream.from_env`)."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "guard.eval.fake_upstream:from_env",
+                             "--port", str(port), "--log-level", "warning"], cwd=REPO_ROOT,
+                            env={**os.environ, **(env or {})})  # fmt: skip
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def register_forget10(url: str, tofu: Tofu) -> list[float]:
+    """forget10's 20 authors (name and answers), one at a time; ms from POST to 201 for each."""
+    took = []
+    for author in tofu.authors("forget10"):
+        started = time.perf_counter()
+        r = httpx.post(f"{url}/admin/forget", headers={"authorization": f"Bearer {TOKEN}"},
+                       json={"subject": author.name, "documents": author.answers}, timeout=120)  # fmt: skip
+        r.raise_for_status()
+        took.append((time.perf_counter() - started) * 1000)
+    return took
+
+
+def stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
+    procs = list(procs)
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(10)
