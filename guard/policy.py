@@ -104,8 +104,8 @@ class Policy(_Strict):
     refusal_text: str = Field("I'm sorry, but I can't help with that.", min_length=1)
     # monitor: the entries of this policy are matched and recorded but never enforced (see also Entry.mode).
     mode: Mode = Mode.enforce
-    # Send the request upstream at once and run its input check meanwhile (`guard.pipeline.speculate`): the check
-    # costs no visible time, but the upstream sees prompts that are then refused (their calls are cancelled).
+    # Send the request upstream at once and run its input check meanwhile (`guard.pipeline.speculate`): the input
+    # check's time hides behind the upstream's, but the upstream sees prompts that are then refused (cancelled).
     # Read from the request's policy (the default policy: no entry has matched yet).
     speculative: bool = False
     input: InputPolicy = InputPolicy()

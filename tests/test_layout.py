@@ -15,7 +15,7 @@ PACKAGE = REPO_ROOT / "guard"
 MAX_LINES = 400
 
 LAYERS: list[tuple[str, list[str]]] = [
-    ("foundation", ["guard", "guard.errors", "guard.text", "guard.normalize", "guard.settings"]),
+    ("foundation", ["guard", "guard.errors", "guard.text", "guard.language", "guard.normalize", "guard.settings"]),
     (
         "wire and infrastructure",
         [

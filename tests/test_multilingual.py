@@ -10,7 +10,7 @@ import pytest
 
 from guard.app import create_app
 from guard.forget.embedder import Embedder
-from guard.forget.meaning import english, language
+from guard.language import english, language
 from guard.settings import Settings
 from tests.helpers import ADMIN, chat, running, upstream_echo
 

@@ -15,8 +15,8 @@ from guard.checks.conversation import VIEW
 from guard.checks.evidence import Evidence, Segment
 from guard.checks.semantic import Pieces
 from guard.forget.embedder import Vectors
-from guard.forget.meaning import english, language
 from guard.forget.view import IndexView
+from guard.language import english, language
 
 MEANING = "\x00meaning\x00"
 MAX_PIECES = 8  # ~40 ms each on CPU: the most recent pieces of a long conversation only

@@ -1,7 +1,7 @@
 """Semantic evidence: texts embedded and searched in the forget index; the best score per entry.
 
 Text mostly in another script (Arabic, Cyrillic, CJK...) is left to the multilingual check: MiniLM reads it as
-noise that is close to any other text of that script (`guard.forget.meaning.other_script`).
+noise that is close to any other text of that script (`guard.language.other_script`).
 
 No threshold here: the decision applies each entry's policy threshold. The evidence per text is bounded by the
 index's top-k, so an unrelated text yields a handful of low scores, not a scan of the index.
@@ -15,8 +15,8 @@ import numpy as np
 
 from guard.checks.evidence import Evidence, Segment
 from guard.forget.embedder import Vectors
-from guard.forget.meaning import other_script
 from guard.forget.view import IndexView
+from guard.language import other_script
 
 Pieces = Callable[[Sequence[Segment]], list[Segment]]
 

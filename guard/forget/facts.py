@@ -16,7 +16,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 
-from guard.forget.meaning import english
+from guard.language import english
 from guard.normalize import common_words
 from guard.text import STOPWORDS, numbers, tokens
 

