@@ -2,18 +2,26 @@
 (forget10 registered), in front of one fast fake upstream.
 
     .venv/bin/python -m bench.context [--prompts 30] [--tokens 2000]
+    .venv/bin/python -m bench.context --replay 8      # in process: where the time goes, and what each verdict was
 
 Each prompt is a ~2k-token context (TOFU retain90 answers of authors not in forget10, as a RAG passage in a system
 message) and a question. It is sent once ("first"), then again with another question after it ("seen": the same
 context, as a chat or a RAG deployment re-sends it). Reported: latency p50/p95 and what the guard adds over the
 bare proxy, first and seen.
+
+`--replay N` runs the input check of N such prompts in this process instead (the real MiniLM, the default
+policies, forget10 registered): the time to cut the texts, embed them and decide, first and seen, the verdict and
+its evidence, and a profile of deciding a seen prompt.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import pstats
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +30,15 @@ import httpx
 
 from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
 from bench.speculative import policies
+from guard.checks.conversation import Conversation, expand
+from guard.checks.stages import input_checks
 from guard.eval.data import DEFAULT_DIR, Tofu
+from guard.forget.embedder import CachedEmbedder, make_embedder
+from guard.forget.registry import Entry
+from guard.forget.view import MemoryIndex
+from guard.policy import PolicySet
+from guard.settings import default_policy_file
+from guard.text import sentences
 
 
 def contexts(tofu: Tofu, n: int, tokens: int) -> list[str]:
@@ -37,13 +53,56 @@ def contexts(tofu: Tofu, n: int, tokens: int) -> list[str]:
     return out
 
 
+def replay(tofu: Tofu, n: int, tokens: int) -> None:
+    policies = PolicySet.load(default_policy_file())
+    minilm = CachedEmbedder(make_embedder("minilm"), 8192)
+    view = MemoryIndex(minilm.dim, ngram_words=12, typo_min_chars=6)
+    next_id = 0
+    for i, author in enumerate(tofu.authors("forget10")):
+        chunks = [s for answer in author.answers for s in sentences(answer)]
+        ids = list(range(next_id, next_id + len(chunks)))
+        next_id += len(chunks)
+        view.add(Entry(str(i), author.name, (), None, 0.0, 1, 1, "enforce"), ids, chunks, minilm.embed(chunks))
+    checks = input_checks()
+
+    def check(context: str, question: str) -> str:
+        started = time.perf_counter()
+        messages = [("messages[0].content", f"Answer from this passage only.\n\n{context}"),
+                    ("messages[1].content", question)]  # fmt: skip
+        segments = expand(Conversation.of(messages, policies.settings.window_turns).segments())
+        texts = checks.embed(segments)
+        cut = time.perf_counter()
+        vectors = dict(zip(texts, minilm.embed(texts), strict=True))
+        embedded = time.perf_counter()
+        verdict = checks.verdict(segments, view, vectors, policies)
+        done = time.perf_counter()
+        evidence = sorted({f"{m.kind} {m.score:.2f}" for m in verdict.matches})[:4]
+        return (f"{len(segments)} segments, {len(texts)} texts: cut {1000 * (cut - started):.0f} ms, embed "
+                f"{1000 * (embedded - cut):.0f} ms, decide {1000 * (done - embedded):.0f} ms -> {verdict.action.value} "
+                f"{evidence} watched {len(verdict.watched)}")  # fmt: skip
+
+    for i, context in enumerate(contexts(tofu, n, tokens)):
+        print(f"prompt {i} first: {check(context, f'Summarise the passage. ({i})')}")
+        print(f"prompt {i} seen:  {check(context, f'Summarise the passage. ({i})')}")
+    profile = cProfile.Profile()
+    profile.enable()
+    check(contexts(tofu, 1, tokens)[0], "Summarise the passage. (0)")
+    profile.disable()
+    print("\nprofile of deciding prompt 0 seen (cumulative):")
+    pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(15)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prompts", type=int, default=30)
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--replay", type=int, default=0, help="replay N prompts' input check in process")
     args = parser.parse_args()
     tofu = Tofu(args.tofu)
+    if args.replay:
+        replay(tofu, args.replay, args.tokens)
+        return
     tmp = Path(tempfile.mkdtemp())
     procs: list[subprocess.Popen[bytes]] = []
     try:
