@@ -2,9 +2,15 @@
 
 The input side reads every message of every role (system, developer, user, assistant, tool), every text field
 of it (content and its parts, `name`, tool calls, reasoning) or every prompt (completions). Names are looked for
-in all of it; meaning is compared for the user turns and the recent window (the last `window_turns` texts the
-client wrote, joined, so a question spread over turns is seen whole). Every segment is also read in its normalised views
-(`guard.normalize`): other spellings, scripts and encodings.
+in all of it; meaning is compared for every text the client wrote and the recent window (the last `window_turns`
+texts the client wrote, joined, so a question spread over turns is seen whole). Every segment is also read in its
+normalised views (`guard.normalize`): other spellings, scripts and encodings.
+
+A text of more than `PASSAGE_SENTENCES` sentences is a *passage* (a RAG context, a pasted document, a long system
+prompt). Its statements are pieces of role `PASSAGE`: the decision weighs them on the scale of statements (as it
+weighs the model's own sentences), not of questions, because a passage of 80 biography sentences about other
+people has a sentence near some forgotten one most of the time. Its questions, and the last sentence of a user's
+passage (where the request usually is), stay question pieces.
 """
 
 from __future__ import annotations
@@ -18,7 +24,11 @@ from guard.text import sentences
 
 MAX_SEGMENTS = 256  # bound the embedding work of one request
 VIEW = "~"  # separates a segment's place from the name of a normalised view of it
-MEANING_ROLES = ("user", "window", "")  # whose text is compared by meaning on the input side
+NOT_CLIENT = ("assistant", "history")  # whose text is not compared by meaning on the input side
+PASSAGE_SENTENCES = 5  # a text of more sentences is a passage
+PASSAGE = "passage"  # the role of a passage's statements among the pieces
+SPELLING_VIEWS = ("folded", "joined", "deleet", "split")  # respellings: a passage's are read for names only
+_QUESTION_ENDS = ("?", "？", "؟", "՞")  # question marks of the scripts that have their own
 
 
 @dataclass(frozen=True)
@@ -37,8 +47,9 @@ class Conversation:
     def window(self) -> Segment | None:
         """The last `window_turns` texts the client wrote, joined. The assistant's own turns are left out: they
         passed the output check when they were generated, and are read for names and, under watch, together
-        with the new answer."""
-        client = [t.text for t in self.turns if t.role != "assistant" and t.text.strip()]
+        with the new answer. Passages too: each is read whole on its own, so a document re-sent with every
+        request is read once (its results are remembered) rather than again inside each new window."""
+        client = [t.text for t in self.turns if t.role != "assistant" and t.text.strip() and not passage(t.text)]
         recent = client[-self.window_turns :]
         return Segment("window", "\n".join(recent), "window") if len(recent) > 1 else None
 
@@ -67,19 +78,43 @@ def expand(segments: Sequence[Segment]) -> list[Segment]:
 
 
 def input_pieces(segments: Sequence[Segment]) -> list[Segment]:
-    """The pieces the input's semantic check embeds: each user turn, each sentence of a longer one, the
-    window — and their decoded views (a question asked in base64 is compared as the question)."""
+    """The pieces the input's semantic check embeds: each text the client wrote, each sentence of a longer one,
+    the window — and their decoded views (a question asked in base64 is compared as the question). A passage
+    gives its sentences only (the whole is longer than the model reads), statements as `PASSAGE` pieces."""
     out: dict[str, Segment] = {}
     for segment in segments:
-        if not segment.text.strip() or segment.role not in MEANING_ROLES:
+        if not segment.text.strip() or segment.role in NOT_CLIENT:
             continue
-        out.setdefault(segment.text, segment)
         parts = sentences(segment.text)
-        if len(parts) > 1:
-            for part in parts:
-                out.setdefault(part, Segment(segment.where, part, segment.role))
+        if len(parts) <= PASSAGE_SENTENCES:
+            out.setdefault(segment.text, segment)
+            if len(parts) > 1:
+                for part in parts:
+                    out.setdefault(part, Segment(segment.where, part, segment.role))
+        elif not is_view(segment, SPELLING_VIEWS):
+            for i, part in enumerate(parts):
+                last = segment.role == "user" and i == len(parts) - 1
+                asked = last or part.rstrip("\"')]*»”’ ").endswith(_QUESTION_ENDS)
+                out.setdefault(part, Segment(segment.where, part, segment.role if asked else PASSAGE))
     # keep the most recent pieces when the conversation is very long
     return list(out.values())[-MAX_SEGMENTS:]
+
+
+def passage(text: str) -> bool:
+    return len(sentences(text)) > PASSAGE_SENTENCES
+
+
+def is_view(segment: Segment, names: tuple[str, ...]) -> bool:
+    """Is the segment one of the named normalised views of a text?"""
+    return VIEW in segment.where and segment.where.rsplit(VIEW, 1)[1].startswith(names)
+
+
+def spans(text: str, width: int) -> list[str]:
+    """The text, or for a passage its runs of `width` consecutive sentences (what one stretch of it says)."""
+    parts = sentences(text)
+    if len(parts) <= PASSAGE_SENTENCES:
+        return [text]
+    return [" ".join(parts[i : i + width]) for i in range(max(1, len(parts) - width + 1))]
 
 
 def output_pieces(segments: Sequence[Segment]) -> list[Segment]:

@@ -6,6 +6,11 @@ fact values, and meaning that makes it the closest entry; see `described`). Weak
 watch threshold, a part of a name, two fact values) puts the conversation under watch for the entry.
 Output: evidence that counts filters the text; for a watched entry more counts (see `Watch`).
 Evidence for a monitored entry is kept aside (recorded, never enforced).
+
+A passage's statements (kinds "passage", "passage-meaning"; see `guard.checks.conversation`) are weighed on the
+statement scale: they count when two of them reach the output threshold (where a generated sentence would be
+blocked: one such sentence is what a long near-domain passage has by chance, and the output check still stops the
+model from repeating it), and watch from the input threshold (where a question would be refused).
 """
 
 from __future__ import annotations
@@ -15,9 +20,10 @@ from typing import Literal
 
 from guard.checks.evidence import ALLOW, Action, Evidence, Verdict, Watch
 from guard.forget.view import IndexView
-from guard.policy import InputAction, InputPolicy, OutputPolicy, PolicySet
+from guard.policy import InputAction, InputPolicy, OutputPolicy, Policy, PolicySet
 
 Stage = Literal["input", "output"]
+PASSAGE_KINDS = ("passage", "passage-meaning")
 
 
 def counts(evidence: Evidence, policy: InputPolicy | OutputPolicy) -> bool:
@@ -30,6 +36,18 @@ def counts(evidence: Evidence, policy: InputPolicy | OutputPolicy) -> bool:
     if evidence.kind == "verbatim":
         return isinstance(policy, OutputPolicy) and policy.verbatim and evidence.score >= 1
     return evidence.kind == "described" and isinstance(policy, InputPolicy) and policy.semantic
+
+
+def passage_counts(evidence: Evidence, policy: Policy) -> bool:
+    """A passage counts where two of its statements, generated, would be blocked."""
+    kind = "semantic" if evidence.kind == "passage" else "meaning"
+    return counts(Evidence(evidence.entry_id, kind, evidence.second), policy.output)
+
+
+def passage_watches(evidence: Evidence, policy: Policy) -> bool:
+    """A passage's statement watches where the same sentence, asked, would be refused."""
+    kind = "semantic" if evidence.kind == "passage" else "meaning"
+    return counts(Evidence(evidence.entry_id, kind, evidence.score), policy.input)
 
 
 def watches(evidence: Evidence, policy: InputPolicy) -> bool:
@@ -101,14 +119,19 @@ def decide(
             continue
         policy = policies.for_entry(entry)
         strict = stage == "output" and watch is not None and e.entry_id in watch.entries
-        if counts(e, policy.input if stage == "input" else policy.output) or (
-            strict and watch is not None and counts_watched(e, policy.output, watch)
-        ):
+        passage = e.kind in PASSAGE_KINDS
+        if (
+            passage_counts(e, policy) if passage else counts(e, policy.input if stage == "input" else policy.output)
+        ) or (strict and watch is not None and counts_watched(e, policy.output, watch)):
             key = (e.entry_id, e.kind)
             if key not in kept or e.score > kept[key].score:
                 kept[key] = e
-        elif stage == "input" and watches(e, policy.input) and not policies.monitored(entry):
-            if e.kind not in ("semantic", "meaning"):
+        elif (
+            stage == "input"
+            and (passage_watches(e, policy) if passage else watches(e, policy.input))
+            and not policies.monitored(entry)
+        ):
+            if e.kind not in ("semantic", "meaning", *PASSAGE_KINDS):
                 watched.add(e.entry_id)
                 strong.add(e.entry_id)
             elif closest is None or e.score > closest.score:

@@ -43,6 +43,7 @@ class Evidence:
     score: float  # cosine similarity; 1.0 for a name; shared n-gram count (verbatim); words found (part, fact)
     where: str = ""  # the segment it was found in
     words: frozenset[str] = field(default=frozenset(), repr=False, compare=False)  # never logged: forget text
+    second: float = 0.0  # a passage's evidence: the score of its second-best statement for the entry
 
 
 @dataclass(frozen=True)

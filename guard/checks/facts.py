@@ -1,15 +1,22 @@
 """Fact evidence: an entry's fact values (see `guard.forget.facts`) found in the segments. The score is how many
 of them are rare (numbers, words outside the 5,000 most frequent): two rare values of one entry in a conversation
-put it under watch for the entry; in a watched answer every value counts."""
+put it under watch for the entry; in a watched answer every value counts.
+
+In a passage (`guard.checks.conversation.spans`) values count together only within `FACT_SPAN` consecutive
+sentences: a 2,000-token document about other people holds two of most entries' years and rare words somewhere,
+while a description of one subject holds them close together."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from guard.checks.conversation import spans
 from guard.checks.evidence import Evidence, Segment
 from guard.forget.embedder import Vectors
 from guard.forget.facts import rare
 from guard.forget.view import IndexView
+
+FACT_SPAN = 3
 
 
 class FactCheck:
@@ -17,8 +24,16 @@ class FactCheck:
         return []
 
     def run(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
-        found: dict[str, tuple[set[str], str]] = {}
+        found: dict[str, tuple[set[str], str]] = {}  # short texts: the conversation's values together
+        best: dict[str, tuple[set[str], str]] = {}  # passages: per entry, the one span that holds most
         for segment in segments:
-            for entry_id, words in view.find_values(segment.text).items():
-                found.setdefault(entry_id, (set(), segment.where))[0].update(words)
+            cut = spans(segment.text, FACT_SPAN)
+            for span in cut:
+                for entry_id, words in view.find_values(span).items():
+                    if len(cut) == 1:
+                        found.setdefault(entry_id, (set(), segment.where))[0].update(words)
+                    elif entry_id not in best or len(rare(words)) > len(rare(best[entry_id][0])):
+                        best[entry_id] = (words, segment.where)
+        for entry_id, (words, where) in best.items():
+            found.setdefault(entry_id, (set(), where))[0].update(words)
         return [Evidence(e, "fact", float(len(rare(w))), where, frozenset(w)) for e, (w, where) in found.items()]

@@ -13,7 +13,7 @@ import functools
 import re
 from collections.abc import Mapping, Sequence
 
-from guard.checks.conversation import VIEW
+from guard.checks.conversation import SPELLING_VIEWS, is_view
 from guard.checks.evidence import Evidence, Segment
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
@@ -22,7 +22,6 @@ from guard.text import tokens
 
 _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 COMMON_START = 3000  # a capitalised word this common that starts a sentence is not taken for a name
-CASELESS_VIEWS = ("folded", "joined", "deleet", "split")  # lower-cased: who a name part belongs to is lost
 
 
 class NameCheck:
@@ -49,7 +48,8 @@ class NameCheck:
 
 
 def keeps_case(segment: Segment) -> bool:
-    return VIEW not in segment.where or not segment.where.rsplit(VIEW, 1)[1].startswith(CASELESS_VIEWS)
+    """The respellings are lower-cased: who a name part belongs to is lost."""
+    return not is_view(segment, SPELLING_VIEWS)
 
 
 def standalone(text: str, word: str, own: set[str]) -> bool:

@@ -1,8 +1,9 @@
 """Multilingual meaning evidence: text that is not English, embedded by the multilingual model and searched among
 the entries' sentences in its space (`guard.forget.meaning`). English text is left to the semantic check.
 
-Kind "meaning": the decision compares it with the policy's `multilingual_*` thresholds (the two models' scores
-are on different scales). Its vectors are keyed `MEANING + text` in the request's vectors.
+Kind "meaning" ("passage-meaning" for a passage's statements): the decision compares it with the policy's
+`multilingual_*` thresholds (the two models' scores are on different scales). Its vectors are keyed
+`MEANING + text` in the request's vectors.
 """
 
 from __future__ import annotations
@@ -11,16 +12,15 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from guard.checks.conversation import VIEW
+from guard.checks.conversation import SPELLING_VIEWS, is_view
 from guard.checks.evidence import Evidence, Segment
-from guard.checks.semantic import Pieces
+from guard.checks.semantic import Pieces, best_per_entry
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
 from guard.language import english, language
 
 MEANING = "\x00meaning\x00"
 MAX_PIECES = 8  # ~40 ms each on CPU: the most recent pieces of a long conversation only
-_SPELLING_VIEWS = ("folded", "joined", "deleet", "split")  # the same language respelled: nothing new to read
 
 
 class MeaningCheck:
@@ -31,7 +31,7 @@ class MeaningCheck:
         chosen = [
             p
             for p in self.pieces(segments)
-            if not any(p.where.endswith(f"{VIEW}{v}") for v in _SPELLING_VIEWS) and not english(p.text)
+            if not is_view(p, SPELLING_VIEWS) and not english(p.text)  # respelled: nothing new to read
         ]
         return chosen[-MAX_PIECES:]
 
@@ -48,9 +48,5 @@ class MeaningCheck:
         if not pieces:
             return []
         queries = np.stack([vectors[MEANING + p.text] for p in pieces])
-        best: dict[str, Evidence] = {}
-        for piece, scores in zip(pieces, view.search_meaning(queries, [language(p.text) for p in pieces]), strict=True):
-            for entry_id, score in scores.items():
-                if entry_id not in best or score > best[entry_id].score:
-                    best[entry_id] = Evidence(entry_id, "meaning", score, piece.where)
-        return list(best.values())
+        languages = [language(p.text) for p in pieces]
+        return best_per_entry(pieces, view.search_meaning(queries, languages), "meaning", "passage-meaning")

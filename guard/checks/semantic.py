@@ -3,7 +3,8 @@
 Text mostly in another script (Arabic, Cyrillic, CJK...) is left to the multilingual check: MiniLM reads it as
 noise that is close to any other text of that script (`guard.language.other_script`).
 
-No threshold here: the decision applies each entry's policy threshold. The evidence per text is bounded by the
+No threshold here: the decision applies each entry's policy threshold. A passage's statements give kind "passage"
+(judged on the statement scale, `guard.checks.conversation`). The evidence per text is bounded by the
 index's top-k, so an unrelated text yields a handful of low scores, not a scan of the index.
 """
 
@@ -13,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from guard.checks.conversation import PASSAGE
 from guard.checks.evidence import Evidence, Segment
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
@@ -36,9 +38,22 @@ class SemanticCheck:
         if not pieces or not view.chunk_count:
             return []
         queries = np.stack([vectors[p.text] for p in pieces])
-        best: dict[str, Evidence] = {}
-        for piece, scores in zip(pieces, view.search(queries), strict=True):
-            for entry_id, score in scores.items():
-                if entry_id not in best or score > best[entry_id].score:
-                    best[entry_id] = Evidence(entry_id, "semantic", score, piece.where)
-        return list(best.values())
+        return best_per_entry(pieces, view.search(queries), "semantic", "passage")
+
+
+def best_per_entry(
+    pieces: Sequence[Segment], scores: Sequence[Mapping[str, float]], kind: str, passage_kind: str
+) -> list[Evidence]:
+    """Per entry, the best-scoring piece; a passage's statements apart, with their second-best score."""
+    best: dict[tuple[str, str], Evidence] = {}
+    for piece, found in zip(pieces, scores, strict=True):
+        k = passage_kind if piece.role == PASSAGE else kind
+        for entry_id, score in found.items():
+            was = best.get((entry_id, k))
+            if was is None:
+                best[entry_id, k] = Evidence(entry_id, k, score, piece.where)
+            elif score > was.score:
+                best[entry_id, k] = Evidence(entry_id, k, score, piece.where, second=was.score)
+            elif score > was.second:
+                best[entry_id, k] = Evidence(entry_id, k, was.score, was.where, second=score)
+    return list(best.values())

@@ -146,3 +146,43 @@ def test_a_fact_value_and_meaning_pointing_at_one_entry_identify_it_without_its_
     assert decide("input", [word, Evidence("a", "semantic", 0.69)], POLICIES, view).action is Action.allow
     # output sentences are judged by their own evidence
     assert decide("output", [year, Evidence("a", "semantic", 0.63)], POLICIES, view).action is Action.allow
+
+
+PASSAGE_TEXT = " ".join(f"Sentence {n} states a fact." for n in range(8)) + " Who wrote it?"
+
+
+def test_a_passage_gives_its_statements_as_passage_pieces_and_its_questions_as_questions() -> None:
+    turns = (Segment("messages[0]", PASSAGE_TEXT, "system"), Segment("messages[1]", "Summarise. Be brief", "user"),
+             Segment("messages[2]", f"{PASSAGE_TEXT} Then list its names", "user"),
+             Segment("messages[3]", "Thanks", "user"))  # fmt: skip
+    conversation = Conversation(turns, window_turns=3)
+    window = conversation.window()
+    assert window is not None and window.text == "Summarise. Be brief\nThanks"  # passages stand alone
+    pieces = {(p.text, p.role) for p in input_pieces(conversation.segments())}
+    assert ("Sentence 3 states a fact.", "passage") in pieces and ("Who wrote it?", "system") in pieces
+    assert ("Then list its names", "user") in pieces  # a user's passage ends with the request
+    assert not any(text == PASSAGE_TEXT for text, _ in pieces)  # the whole is longer than the model reads
+    assert ("Summarise. Be brief", "user") in pieces and ("Be brief", "user") in pieces
+
+
+def test_a_passage_counts_when_two_of_its_statements_would_be_blocked_as_output() -> None:
+    view = view_of(entry("a"))
+    one = Evidence("a", "passage", 0.85, "messages[0]", second=0.72)  # one statement, then a question-scale one
+    verdict = decide("input", [one], POLICIES, view)
+    assert verdict.action is Action.allow and verdict.watched == {"a"}
+    two = Evidence("a", "passage", 0.85, "messages[0]", second=0.81)
+    assert decide("input", [two], POLICIES, view).action is Action.refuse
+    assert decide("input", [Evidence("a", "semantic", 0.72)], POLICIES, view).action is Action.refuse  # a question
+    assert not decide("input", [Evidence("a", "passage", 0.69, second=0.6)], POLICIES, view).watched
+
+
+def test_fact_values_in_a_passage_count_together_only_close_together() -> None:
+    view = MemoryIndex(HashEmbedder().dim, ngram_words=12, typo_min_chars=6)
+    chunks = ["Hsiao Yun-Hwa was born in Taipei in 1991.", "Her father was a civil engineer."]
+    view.add(Entry("h", "Hsiao Yun-Hwa", (), None, 0.0, 1, 2), [1, 2], chunks, HashEmbedder().embed(chunks))
+    filler = " ".join(f"Line {n} says nothing in particular." for n in range(6))
+    apart = f"Someone lived in Taipei. {filler} Someone else was born in 1991."
+    close = f"{filler} Someone lived in Taipei. Someone else was born in 1991."
+    for text, strong in ((apart, False), (close, True)):
+        verdict = input_checks().verdict([Segment("messages[0]", text, "system")], view, {}, POLICIES)
+        assert ("h" in verdict.strong) is strong
