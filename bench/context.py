@@ -7,7 +7,9 @@
 Each prompt is a ~2k-token context (TOFU retain90 answers of authors not in forget10, as a RAG passage in a system
 message) and a question. It is sent once ("first"), then again with another question after it ("seen": the same
 context, as a chat or a RAG deployment re-sends it). Reported: latency p50/p95 and what the guard adds over the
-bare proxy, first and seen.
+bare proxy, first and seen; how many were blocked (none should be); and, as the other side of it, how many of
+20 passages about the forgotten authors were refused (each author's TOFU paraphrased answers, the name parts
+replaced by "the writer": a passage that states forgotten facts without naming its subject).
 
 `--replay N` runs the input check of N such prompts in this process instead (the real MiniLM, the default
 policies, forget10 registered): the time to cut the texts, embed them and decide, first and seen, the verdict and
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
+import re
 import statistics
 import subprocess
 import sys
@@ -31,6 +34,7 @@ import httpx
 from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
 from bench.speculative import policies
 from guard.checks.conversation import Conversation, expand
+from guard.checks.evidence import Segment
 from guard.checks.stages import input_checks
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.forget.embedder import CachedEmbedder, make_embedder
@@ -53,6 +57,17 @@ def contexts(tofu: Tofu, n: int, tokens: int) -> list[str]:
     return out
 
 
+def forgotten(tofu: Tofu) -> list[str]:
+    """Per forget10 author, a passage of its paraphrased answers, its name's parts replaced by "the writer"."""
+    out = []
+    for author in tofu.authors("forget10"):
+        text = " ".join(r["paraphrased_answer"] for r in author.rows)
+        for part in sorted(set(author.name.replace("-", " ").split()), key=len, reverse=True):
+            text = re.sub(rf"\b{re.escape(part)}\b", "the writer", text)
+        out.append(text)
+    return out
+
+
 def replay(tofu: Tofu, n: int, tokens: int) -> None:
     policies = PolicySet.load(default_policy_file())
     minilm = CachedEmbedder(make_embedder("minilm"), 8192)
@@ -67,9 +82,9 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
 
     def check(context: str, question: str) -> str:
         started = time.perf_counter()
-        messages = [("messages[0].content", f"Answer from this passage only.\n\n{context}"),
-                    ("messages[1].content", question)]  # fmt: skip
-        segments = expand(Conversation.of(messages, policies.settings.window_turns).segments())
+        turns = (Segment("messages[0].content", f"Answer from this passage only.\n\n{context}", "system"),
+                 Segment("messages[1].content", question, "user"))  # fmt: skip
+        segments = expand(Conversation(turns, policies.settings.window_turns).segments())
         texts = checks.embed(segments)
         cut = time.perf_counter()
         vectors = dict(zip(texts, minilm.embed(texts), strict=True))
@@ -83,10 +98,12 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
 
     for i, context in enumerate(contexts(tofu, n, tokens)):
         print(f"prompt {i} first: {check(context, f'Summarise the passage. ({i})')}")
-        print(f"prompt {i} seen:  {check(context, f'Summarise the passage. ({i})')}")
+        print(f"prompt {i} seen:  {check(context, f'Who is it about? ({i})')}")
+    for i, context in enumerate(forgotten(tofu)[:n]):
+        print(f"forgotten {i}: {check(context, 'Summarise the passage.')}")
     profile = cProfile.Profile()
     profile.enable()
-    check(contexts(tofu, 1, tokens)[0], "Summarise the passage. (0)")
+    check(contexts(tofu, 1, tokens)[0], "Who is it about? (0)")
     profile.disable()
     print("\nprofile of deciding prompt 0 seen (cumulative):")
     pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(15)
@@ -143,6 +160,17 @@ def main() -> None:
                 print(f"| {label} | {seen} | {statistics.median(values):.1f} | {p95:.1f} | "
                       f"{statistics.median(values) - bare:+.1f} |")  # fmt: skip
         print(f"\nblocked (none should be): {blocked}")
+        refused = dict.fromkeys(urls, 0)
+        with httpx.Client(timeout=120) as client:
+            for context in forgotten(tofu):
+                for label, url in urls.items():
+                    body = {"model": "m", "messages": [
+                        {"role": "system", "content": f"Answer from this passage only.\n\n{context}"},
+                        {"role": "user", "content": "Summarise the passage."}]}  # fmt: skip
+                    r = client.post(f"{url}/v1/chat/completions", json=body)
+                    assert r.status_code == 200, r.text
+                    refused[label] += r.headers.get("x-guard-action", "allow") == "refuse"
+        print(f"passages about a forgotten author, name removed, refused at input (of 20): {refused}")
     finally:
         stop(procs)
 

@@ -3,14 +3,17 @@
 Names and text are normalised to lowercase ASCII-folded word tokens. A name matches a run of text tokens whose
 concatenation equals the name's concatenation (so "Yun-Hwa", "Yun Hwa" and "YunHwa" are one name), or is within
 a small Damerau-Levenshtein distance of it. Typo candidates come from a symmetric-deletion index, so a look-up
-costs a few dictionary probes per text token instead of a comparison with every name.
+costs a few dictionary probes per text token instead of a comparison with every name. Only windows within two
+letters of some name's length are looked up, and their answers are remembered until the names change: a long
+document re-sent with each request, or read in several normalised views, costs its typo look-ups once.
 """
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+import hashlib
+from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
-from itertools import combinations
+from itertools import accumulate
 
 import numpy as np
 import numpy.typing as npt
@@ -20,6 +23,7 @@ from guard.text import tokens
 
 _MASK = (1 << 64) - 1
 FUZZY_BATCH = 512  # windows whose typo variants are looked up together
+TYPO_CACHE = 1 << 16  # windows whose typo look-up is remembered (until the names change)
 
 
 def osa_distance(a: str, b: str, limit: int) -> int:
@@ -42,11 +46,12 @@ def osa_distance(a: str, b: str, limit: int) -> int:
 
 
 def _deletes(word: str, k: int) -> set[str]:
+    """The word with up to `k` letters deleted (never all of them): one deletion at a time, by slicing."""
     out = {word}
-    for d in range(1, min(k, len(word) - 1) + 1):
-        for idx in combinations(range(len(word)), d):
-            drop = set(idx)
-            out.add("".join(c for i, c in enumerate(word) if i not in drop))
+    frontier = {word}
+    for _ in range(min(k, len(word) - 1)):
+        frontier = {w[:i] + w[i + 1 :] for w in frontier for i in range(len(w))}
+        out |= frontier
     return out
 
 
@@ -70,6 +75,9 @@ class NameMatcher:
         self._names: dict[str, list[list[str]]] = {}  # entry id -> its names as token lists
         self._anchors: Counter[str] = Counter()  # tokens of multi-token names (where a typo window may start)
         self._widths: Counter[int] = Counter()  # token counts of the names
+        self._key_lengths: Counter[int] = Counter()  # letter counts of the names (their squashed keys)
+        self._typos: OrderedDict[str, frozenset[str]] = OrderedDict()  # window -> entry ids, for the names now
+        self._texts: OrderedDict[bytes, frozenset[str]] = OrderedDict()  # digest of a text's tokens -> entry ids
 
     def tokens(self, text: str) -> list[str]:
         return tokens(text)
@@ -101,6 +109,8 @@ class NameMatcher:
         for toks in added:
             key = "".join(toks)
             if not self._exact[key]:
+                self._key_lengths[len(key)] += 1
+                self._forget_found()
                 slot = self._slot[key] = self._next
                 self._name[slot] = key
                 self._next += 1
@@ -123,39 +133,72 @@ class NameMatcher:
                 continue
             owners.discard(entry_id)
             if not owners:
+                self._key_lengths[len(key)] -= 1
+                self._forget_found()
                 del self._exact[key]
                 slot = self._slot.pop(key)
                 del self._name[slot]
                 self.fuzzy.remove(slot)
         self._widths = +self._widths  # drop zero counts
+        self._key_lengths = +self._key_lengths
         self._anchors = +self._anchors
 
     def __len__(self) -> int:
         return len(self._names)
+
+    def _forget_found(self) -> None:
+        self._typos.clear()
+        self._texts.clear()
 
     def find(self, text: str) -> set[str]:
         """Entry ids whose subject or an alias is mentioned in `text`."""
         if not self._exact:
             return set()
         toks = self.tokens(text)
+        digest = hashlib.blake2b("\x00".join(toks).encode(), digest_size=16).digest()
+        known = self._texts.get(digest)  # the same words again: a normalised view, a re-sent document
+        if known is not None:
+            self._texts.move_to_end(digest)
+            return set(known)
+        found = self._find(toks)
+        self._texts[digest] = frozenset(found)
+        while len(self._texts) > TYPO_CACHE:
+            self._texts.popitem(last=False)
+        return found
+
+    def _find(self, toks: list[str]) -> set[str]:
         found: set[str] = set()
         fuzzy: list[str] = []  # windows to look up with typos
+        # only windows within two letters of a name's length can be one (counted before a window is joined)
+        near = {n for length in self._key_lengths for n in range(length - 2, length + 3)}
+        ends = list(accumulate((len(t) for t in toks), initial=0))
+        anchored = [t in self._anchors for t in toks]
         # A name of w tokens may be written as w-1 or w+1 tokens ("Yun-Hwa" vs "YunHwa"); try those widths too.
         max_width = max(self._widths) + 1
         for width in range(1, max_width + 1):
             for i in range(len(toks) - width + 1):
-                run = toks[i : i + width]
-                window = "".join(run)
+                length = ends[i + width] - ends[i]
+                if length not in near:
+                    continue
+                window = "".join(toks[i : i + width])
                 hit = self._exact.get(window)
                 if hit:
                     found |= hit
-                elif (width == 1 or any(t in self._anchors for t in run)) and self.allowed_typos(len(window) + 2):
+                elif (width == 1 or any(anchored[i : i + width])) and self.allowed_typos(length + 2):
                     fuzzy.append(window)
         return found | self._fuzzy_lookup(fuzzy)
 
     def _fuzzy_lookup(self, windows: list[str]) -> set[str]:
         found: set[str] = set()
-        unique = list(dict.fromkeys(windows))
+        unique: list[str] = []
+        for window in dict.fromkeys(windows):
+            known = self._typos.get(window)
+            if known is None:
+                unique.append(window)
+            else:
+                self._typos.move_to_end(window)
+                found |= known
+        answers: dict[str, set[str]] = {w: set() for w in unique}
         for start in range(0, len(unique), FUZZY_BATCH):  # bounded memory for very long texts
             batch = unique[start : start + FUZZY_BATCH]
             variants = [(w, v) for w in batch for v in _deletes(w, self.allowed_typos(len(w) + 2))]
@@ -168,7 +211,12 @@ class NameMatcher:
                     checked.add((window, slot))
                     limit = self.allowed_typos(len(key))
                     if osa_distance(window, key, limit) <= limit:
-                        found |= self._exact[key]
+                        answers[window] |= self._exact[key]
+        for window, ids in answers.items():
+            self._typos[window] = frozenset(ids)
+            found |= ids
+        while len(self._typos) > TYPO_CACHE:
+            self._typos.popitem(last=False)
         return found
 
 

@@ -76,7 +76,7 @@ def _other_script(text: str) -> bool:
     """Letters of a script other than Latin? Latin spellings are the spelling matcher's: keys of Latin names are
     too coarse to tell hundreds of them apart ("Zqezkhhhyz Vrogachqqw" and "Zqikoujwch Vrccuseekt" differ by one
     class)."""
-    return any(c.isalpha() and not _latin(c) for c in text)
+    return not text.isascii() and any(c.isalpha() and not _latin(c) for c in text)
 
 
 def _latin(char: str) -> bool:

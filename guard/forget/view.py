@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
-from typing import Protocol
+from collections.abc import Callable, Sequence
+from typing import Protocol, TypeVar, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +27,8 @@ from guard.forget.vectors import Ids, VectorIndex
 
 SEARCH_K = 8  # chunks looked at per query vector
 SEARCH_CACHE = 4096  # query vectors whose search results are remembered (reader thread only: no lock)
+T = TypeVar("T")
+READ_CACHE = 16384  # texts whose look-ups (names, parts, values) are remembered, by digest, until entries change
 
 
 class IndexView(Protocol):
@@ -67,6 +69,8 @@ class MemoryIndex:
         self._changes = 0  # entries added or removed: remembered searches are dropped
         self._searches: OrderedDict[bytes, dict[str, float]] = OrderedDict()
         self._searched: tuple[int, int, int] = (-1, 0, 0)
+        self._reads: OrderedDict[bytes, object] = OrderedDict()  # (look-up, text) digest -> its answer
+        self._read = -1  # the `_changes` the remembered look-ups reflect
 
     # -- reads -------------------------------------------------------------------------------------------
 
@@ -84,16 +88,31 @@ class MemoryIndex:
         return len(self.vectors)
 
     def find_names(self, text: str) -> set[str]:
-        return self.names.find(text) | self.sounds.find(text)
+        return set(self._remembered("names", text, lambda: frozenset(self.names.find(text) | self.sounds.find(text))))
 
     def find_verbatim(self, text: str) -> dict[str, int]:
         return self.ngrams.find(text)
 
     def find_parts(self, text: str) -> dict[str, set[str]]:
-        return self.parts.find(text)
+        return {e: set(w) for e, w in self._remembered("parts", text, lambda: self.parts.find(text)).items()}
 
     def find_values(self, text: str) -> dict[str, set[str]]:
-        return self.values.find(text)
+        return {e: set(w) for e, w in self._remembered("values", text, lambda: self.values.find(text)).items()}
+
+    def _remembered(self, what: str, text: str, look: Callable[[], T]) -> T:
+        """A look-up's answer for a text, remembered until entries change: a system prompt or a document is
+        re-sent with every request (the keys are digests: no text is held)."""
+        if self._read != self._changes:
+            self._reads.clear()
+            self._read = self._changes
+        key = hashlib.blake2b(text.encode(), digest_size=16, person=what.encode()).digest()
+        if key in self._reads:
+            self._reads.move_to_end(key)
+            return cast(T, self._reads[key])
+        answer = self._reads[key] = look()
+        while len(self._reads) > READ_CACHE:
+            self._reads.popitem(last=False)
+        return answer
 
     def values_of(self, entry_id: str) -> frozenset[str]:
         return self.values.of(entry_id)

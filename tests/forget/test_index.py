@@ -138,3 +138,19 @@ def test_searches_are_remembered_until_the_index_changes() -> None:
     assert searched == [2, 2]
     view.remove("b")
     assert set(view.search(query)[0]) == {"a"}
+
+
+def test_text_look_ups_are_remembered_until_the_index_changes() -> None:
+    embedder = HashEmbedder()
+    view = MemoryIndex(embedder.dim, ngram_words=12, typo_min_chars=6)
+    first = ["Hsiao Yun-Hwa was born in Taipei in 1991."]
+    view.add(Entry("a", "Hsiao Yun-Hwa", (), None, 0.0, 1, 1, "enforce"), [0], first, embedder.embed(first))
+    text = "Hsiao grew up in Taipei; Basil Mahfouz in Kuwait City in 1956."
+    assert view.find_values(text) == {"a": {"taipei"}} and set(view.find_parts(text)) == {"a"}
+    view.find_values(text)["a"].add("changed")  # a caller's change does not reach the remembered answer
+    assert view.find_values(text) == {"a": {"taipei"}}
+    second = ["Basil Mahfouz was born in Kuwait City in 1956."]
+    view.add(Entry("b", "Basil Mahfouz", (), None, 0.0, 1, 1, "enforce"), [1], second, embedder.embed(second))
+    assert set(view.find_values(text)) == {"a", "b"} and set(view.find_names(text)) == {"b"}
+    view.remove("b")
+    assert set(view.find_values(text)) == {"a"} and view.find_names(text) == set()

@@ -65,3 +65,15 @@ def test_tokens_and_distance() -> None:
     assert tokens("Zoë O'Brien-Smith!") == ["zoe", "o", "brien", "smith"]
     assert osa_distance("hsiaoyunhwa", "hsaioyunhwa", 2) == 1
     assert osa_distance("abc", "abcdef", 1) == 2
+
+
+def test_remembered_look_ups_follow_the_names() -> None:
+    m = matcher()
+    text = "A review of Mahfouz Kuwaitti's novels, and of Hsaio Yun-Hwa's."
+    assert m.find(text) == {"e1"}
+    assert m.find(text) == {"e1"}  # remembered: the same answer
+    m.add("e4", ["Mahfouz Kuwaiti"])  # a name added after the text was read: found, typo and all
+    assert m.find(text) == {"e1", "e4"}
+    m.remove("e1")
+    assert m.find(text) == {"e4"}
+    assert m.find(text.upper()) == {"e4"}  # the same words in another case: one look-up, one answer
