@@ -23,7 +23,7 @@ from guard.text import tokens
 
 _MASK = (1 << 64) - 1
 FUZZY_BATCH = 512  # windows whose typo variants are looked up together
-TYPO_CACHE = 1 << 16  # windows whose typo look-up is remembered (until the names change)
+REMEMBERED = 1 << 16  # windows (typo look-ups) and texts (whole look-ups) remembered until the names change
 
 
 def osa_distance(a: str, b: str, limit: int) -> int:
@@ -76,7 +76,8 @@ class NameMatcher:
         self._anchors: Counter[str] = Counter()  # tokens of multi-token names (where a typo window may start)
         self._widths: Counter[int] = Counter()  # token counts of the names
         self._key_lengths: Counter[int] = Counter()  # letter counts of the names (their squashed keys)
-        self._typos: OrderedDict[str, frozenset[str]] = OrderedDict()  # window -> entry ids, for the names now
+        # hash of a window -> entry ids, for the names now (hashes, like the texts' digests: no prompt text is held)
+        self._typos: OrderedDict[int, frozenset[str]] = OrderedDict()
         self._texts: OrderedDict[bytes, frozenset[str]] = OrderedDict()  # digest of a text's tokens -> entry ids
 
     def tokens(self, text: str) -> list[str]:
@@ -162,7 +163,7 @@ class NameMatcher:
             return set(known)
         found = self._find(toks)
         self._texts[digest] = frozenset(found)
-        while len(self._texts) > TYPO_CACHE:
+        while len(self._texts) > REMEMBERED:
             self._texts.popitem(last=False)
         return found
 
@@ -192,11 +193,11 @@ class NameMatcher:
         found: set[str] = set()
         unique: list[str] = []
         for window in dict.fromkeys(windows):
-            known = self._typos.get(window)
+            known = self._typos.get(hash(window))
             if known is None:
                 unique.append(window)
             else:
-                self._typos.move_to_end(window)
+                self._typos.move_to_end(hash(window))
                 found |= known
         answers: dict[str, set[str]] = {w: set() for w in unique}
         for start in range(0, len(unique), FUZZY_BATCH):  # bounded memory for very long texts
@@ -213,9 +214,9 @@ class NameMatcher:
                     if osa_distance(window, key, limit) <= limit:
                         answers[window] |= self._exact[key]
         for window, ids in answers.items():
-            self._typos[window] = frozenset(ids)
+            self._typos[hash(window)] = frozenset(ids)
             found |= ids
-        while len(self._typos) > TYPO_CACHE:
+        while len(self._typos) > REMEMBERED:
             self._typos.popitem(last=False)
         return found
 
