@@ -6,8 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -26,7 +25,7 @@ from guard.forget.index import ForgetIndex
 from guard.forget.meaning import MeaningIndex, VectorCache
 from guard.forget.remote import RemoteEmbedder
 from guard.judge import Judge
-from guard.limits import BodyLimit
+from guard.limits import BodyLimit, RequestId
 from guard.observe.audit import AuditLog, Hasher, load_salt
 from guard.observe.decisions import Decisions
 from guard.observe.metrics import CONTENT_TYPE, Metrics
@@ -190,14 +189,6 @@ def create_app(
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
-    @app.middleware("http")
-    async def request_id(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        rid = request.headers.get("x-request-id") or uuid.uuid4().hex
-        request.state.request_id = rid[:128]
-        response = await call_next(request)
-        response.headers.setdefault("x-request-id", request.state.request_id)
-        return response
-
     @app.exception_handler(GuardError)
     async def guard_error(request: Request, exc: GuardError) -> JSONResponse:
         metrics.errors.labels(str(exc.status_code), exc.error_type).inc()
@@ -233,6 +224,7 @@ def create_app(
         metrics.errors.labels("500", "internal_error").inc()
         return JSONResponse(error_body("internal error in forget-guard", "internal_error"), status_code=500)
 
+    app.add_middleware(RequestId)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     return app
 

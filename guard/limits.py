@@ -1,12 +1,39 @@
-"""An ASGI middleware that rejects request bodies over a size limit with an OpenAI-shaped 413."""
+"""Pure ASGI middlewares (no per-request task or body copy, as Starlette's `BaseHTTPMiddleware` makes): the
+request id every answer carries, and a limit on request bodies with an OpenAI-shaped 413."""
 
 from __future__ import annotations
 
 import json
+import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from guard.errors import PayloadTooLarge
+
+
+class RequestId:
+    """`x-request-id`: the caller's (up to 128 characters) or a new one, in `request.state` and on the answer."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((v for k, v in scope.get("headers") or () if k == b"x-request-id"), b"")
+        rid = given.decode("latin-1")[:128] or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = rid
+
+        async def stamped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers") or ())
+                if not any(k.lower() == b"x-request-id" for k, _ in headers):
+                    headers.append((b"x-request-id", rid.encode("latin-1")))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, stamped)
 
 
 class BodyLimit:

@@ -270,3 +270,18 @@ async def test_api_keys_guard_the_proxy_and_are_separate_from_the_admin_token(
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"
     assert good.status_code == 200 and key_on_admin.status_code == 403 and health.status_code == 200
     assert ADMIN_TOKEN not in str(audit_records(settings))
+
+
+async def test_every_answer_carries_the_request_id_given_or_made(settings: Settings, hash_embedder: Embedder) -> None:
+    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    async with running(app) as client:
+        given = await client.post("/v1/chat/completions", json=chat("hello"), headers={"x-request-id": "r-given"})
+        made = await client.post("/v1/chat/completions", json=chat("hello"))
+        streamed = await client.post("/v1/chat/completions", json=chat("hello", stream=True))
+        bad = await client.post("/v1/chat/completions", json={"messages": []}, headers={"x-request-id": "r-bad"})
+        long = await client.get("/healthz", headers={"x-request-id": "x" * 300})
+    assert given.headers["x-request-id"] == "r-given"
+    assert len(made.headers["x-request-id"]) == 32 and made.headers["x-request-id"] != streamed.headers["x-request-id"]
+    assert bad.status_code == 422 and bad.headers["x-request-id"] == "r-bad"
+    assert long.headers["x-request-id"] == "x" * 128
+    assert made.headers.get_list("x-request-id") == [made.headers["x-request-id"]]  # set once, not twice
