@@ -163,6 +163,9 @@ class OnnxMiniLMEmbedder(Embedder):
         options.intra_op_num_threads = threads or min(4, os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # no spin-waiting between runs: a proxy embeds in short bursts, and spinning threads burned ~4 ms of CPU
+        # per short text (bench/RESULTS.md, issue 15) that the event loop and the upstream needed
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self._tokenizer = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
         self._tokenizer.enable_truncation(MAX_TOKENS)

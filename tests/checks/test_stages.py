@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from guard.checks.conversation import Conversation, input_pieces
+from guard.checks.conversation import Conversation, fragment, input_pieces, output_pieces
 from guard.checks.decide import decide
 from guard.checks.evidence import Action, Evidence, Segment
 from guard.checks.stages import CheckSet, input_checks
@@ -74,15 +74,26 @@ def test_a_new_check_joins_a_stage_and_its_evidence_counts() -> None:
 
 
 def test_input_pieces_are_turns_their_sentences_and_the_recent_window() -> None:
-    conversation = Conversation.of([("messages[0]", "One. Two."), ("messages[1]", "Three")], window_turns=2)
+    conversation = Conversation.of([("messages[0]", "Say one thing. Then two."), ("messages[1]", "Three")], 2)
     pieces = input_pieces(conversation.segments())
     assert [(p.where, p.text) for p in pieces] == [
-        ("messages[0]", "One. Two."),
-        ("messages[0]", "One."),
-        ("messages[0]", "Two."),
+        ("messages[0]", "Say one thing. Then two."),
+        ("messages[0]", "Say one thing."),
+        ("messages[0]", "Then two."),
         ("messages[1]", "Three"),
-        ("window", "One. Two.\nThree"),
+        ("window", "Say one thing. Then two.\nThree"),
     ]
+
+
+def test_fragments_are_read_with_their_text_not_embedded_alone() -> None:
+    turns = [("messages[0]", "Who wrote The Silent Falcon? (12)"), ("messages[1]", "Thanks! 谁写了这本书？好的。")]
+    pieces = [p.text for p in input_pieces(Conversation.of(turns, 1).segments())]
+    assert pieces == ["Who wrote The Silent Falcon? (12)", "Who wrote The Silent Falcon?",
+                      "Thanks! 谁写了这本书？好的。", "谁写了这本书？"]  # fmt: skip
+    assert [fragment(t) for t in ("(12)", "Thanks!", "OK.", "好的。", "谁写了这本书？", "Say it.")] == [
+        True, True, True, True, False, False]  # fmt: skip
+    said = Segment("output", "The answer has three parts. 1. 2. (a) Born in 1961.", "assistant")
+    assert [p.text for p in output_pieces([said])] == ["The answer has three parts.", "(a) Born in 1961."]
 
 
 def watched_index() -> MemoryIndex:
