@@ -19,15 +19,18 @@ from guard.settings import REPO_ROOT
 TOKEN = "bench-admin"
 
 
-def start_guard(env: Mapping[str, str], log: Path, tree: Path = REPO_ROOT) -> tuple[subprocess.Popen[bytes], str]:
-    """`guard serve` from `tree` with these GUARD_* settings; returns once /healthz answers."""
+def start_guard(
+    env: Mapping[str, str], log: Path, tree: Path = REPO_ROOT, timeout_s: float = 180
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`guard serve` from `tree` with these GUARD_* settings; returns once /healthz answers (a large index loads
+    for minutes: `timeout_s`)."""
     port = free_port()
     full = {**os.environ, **env, "GUARD_PORT": str(port), "GUARD_ADMIN_TOKEN": TOKEN, "GUARD_LOG_LEVEL": "WARNING",
             "PYTHONPATH": str(tree)}  # fmt: skip
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "guard", "serve"], cwd=tree, env=full, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
+    deadline = time.monotonic() + timeout_s
     while True:
         try:
             if httpx.get(url + "/healthz", timeout=1).status_code == 200:

@@ -1,0 +1,249 @@
+"""The peer comparison (issue 15), side by side in one run, in front of one fast fake upstream on loopback: the
+upstream called directly, the bare proxy (this guard with every check off), LiteLLM's proxy with no guardrail, and
+the guard with all checks on (TOFU forget10 registered through the admin API, plus `--chunks` synthetic chunks).
+
+    .venv/bin/python -m bench.peers [--requests 300] [--chunks 100000] [--seconds 15]
+
+LiteLLM (`litellm[proxy]`, pinned below) lives in its own virtual environment under `.peers/` (git-ignored),
+created on first use from the package registry. It starts offline: the cost map bundled in the wheel
+(LITELLM_LOCAL_MODEL_COST_MAP), no database, telemetry off, one worker.
+
+Measured, per target:
+- short prompts one at a time, non-streamed, the four targets in a shuffled order for each prompt: latency p50 /
+  p99 and what each adds over the direct call at the same percentile. Two kinds of prompt: general requests
+  (`bench.cost.PROMPTS`) and near-domain ones (TOFU world facts and real authors: questions about books and
+  writers, the ones a forget index of authors is closest to). Each is made distinct by a serial number, so no
+  cache answers from an earlier identical prompt;
+- the same streamed: time to the first content;
+- CPU milliseconds per request of the proxy's process (user + system, from /proc, over the non-streamed phase);
+- sustained requests/s: 8 closed-loop clients for `--seconds` against each proxy in turn, and the ratio to the
+  bare proxy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench.cost import PROMPTS
+from bench.overhead import WORK, build_index, load_corpus
+from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
+from guard.eval.data import DEFAULT_DIR, Tofu
+from guard.eval.serving import free_port
+from guard.forget.embedder import make_embedder
+from guard.forget.sqlite import REGISTRY_FILE
+from guard.settings import REPO_ROOT
+
+# 1.106.2: the release the issue measured. Not 1.107.0, the release that was compromised on PyPI.
+LITELLM = "litellm[proxy]==1.106.2"
+LITELLM_VENV = REPO_ROOT / ".peers" / "litellm"
+LITELLM_KEY = "sk-bench-0123456789abcdef"  # LiteLLM refuses to start without a master key of some strength
+CLIENTS = 8
+
+
+def ensure_litellm() -> Path:
+    """The LiteLLM proxy's executable, installed into its own environment when missing."""
+    exe = LITELLM_VENV / "bin" / "litellm"
+    stamp = LITELLM_VENV / f".installed-{LITELLM.split('==')[1]}"
+    if not stamp.is_file():
+        print(f"installing {LITELLM} into {LITELLM_VENV} (once)", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
+        pip = [str(LITELLM_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+        subprocess.run([*pip, "--upgrade", "pip"], check=True)
+        subprocess.run([*pip, LITELLM], check=True)
+        stamp.touch()
+    return exe
+
+
+def start_litellm(upstream: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    exe = ensure_litellm()
+    config = tmp / "litellm.yaml"
+    config.write_text(
+        "model_list:\n"
+        "  - model_name: m\n"
+        "    litellm_params: {model: openai/m, api_base: '" + upstream + "/v1', api_key: none}\n"
+        "litellm_settings: {telemetry: false}\n"
+    )
+    port = free_port()
+    env = {**os.environ, "LITELLM_MASTER_KEY": LITELLM_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+           "LITELLM_LOG": "ERROR", "DISABLE_ADMIN_UI": "True"}  # fmt: skip
+    env.pop("DATABASE_URL", None)
+    with (tmp / "litellm.log").open("ab") as log:
+        proc = subprocess.Popen([str(exe), "--config", str(config), "--port", str(port), "--num_workers", "1"],
+                                cwd=tmp, env=env, stdout=log, stderr=log)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            break
+        try:
+            if httpx.get(url + "/health/liveliness", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"LiteLLM did not start; see {tmp / 'litellm.log'}")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+def prompts(kind: str, n: int, tofu: Tofu) -> list[str]:
+    near = [r["question"] for r in tofu.rows("world_facts") + tofu.rows("real_authors")]
+    pool = PROMPTS if kind == "general" else near
+    return [f"{pool[i % len(pool)]} ({i})" for i in range(n)]
+
+
+def timed(client: httpx.Client, url: str, text: str, stream: bool) -> tuple[float, str]:
+    body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+    started = time.perf_counter()
+    if not stream:
+        r = client.post(f"{url}/v1/chat/completions", json=body)
+        assert r.status_code == 200, r.text[:300]
+        return (time.perf_counter() - started) * 1000, r.headers.get("x-guard-action", "allow")
+    ms = 0.0
+    with client.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}) as r:
+        assert r.status_code == 200
+        for line in r.iter_lines():
+            if not ms and line.startswith("data: {"):
+                choices = json.loads(line[6:]).get("choices") or [{}]
+                if (choices[0].get("delta") or {}).get("content"):
+                    ms = (time.perf_counter() - started) * 1000
+        return ms or (time.perf_counter() - started) * 1000, r.headers.get("x-guard-action", "allow")
+
+
+async def sustained(url: str, texts: list[str], seconds: float) -> float:
+    """Requests/s of CLIENTS closed-loop clients sending back to back for `seconds`."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+    headers = {"authorization": f"Bearer {LITELLM_KEY}"}
+    async with httpx.AsyncClient(base_url=url, timeout=60, headers=headers) as client:
+
+        async def worker(w: int) -> None:
+            nonlocal done
+            i = w
+            while time.perf_counter() < deadline:
+                body = {"model": "m", "messages": [{"role": "user", "content": texts[i % len(texts)]}]}
+                r = await client.post("/v1/chat/completions", json=body)
+                assert r.status_code == 200, r.text[:300]
+                done += 1
+                i += CLIENTS
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(w) for w in range(CLIENTS)))
+    return done / (time.perf_counter() - started)
+
+
+def guard_index(chunks: int, tofu: Tofu) -> Path:
+    """A fresh index directory holding `chunks` synthetic chunks (none: an empty one)."""
+    if not chunks:
+        return Path(tempfile.mkdtemp()) / "index"
+    directory = WORK / f"index-{chunks}"
+    emb = make_embedder("minilm")
+    build_index(directory, chunks, load_corpus(tofu, emb), emb.dim)
+    with sqlite3.connect(directory / REGISTRY_FILE) as db:  # forget10 is added through the admin API below
+        db.execute("DELETE FROM chunks WHERE entry_id NOT LIKE 'fg-synth%'")
+        db.execute("DELETE FROM entries WHERE id NOT LIKE 'fg-synth%'")
+    return directory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--requests", type=int, default=300, help="per kind of prompt, per target")
+    parser.add_argument("--chunks", type=int, default=0, help="synthetic chunks in the guard's index besides forget10")
+    parser.add_argument("--seconds", type=float, default=15.0, help="length of each sustained-throughput run")
+    parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
+    args = parser.parse_args()
+    tofu = Tofu(args.tofu)
+    tmp = Path(tempfile.mkdtemp())
+    index_dir = guard_index(args.chunks, tofu)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        proc, upstream = start_fake_upstream()
+        procs.append(proc)
+        urls, pids = {"direct": upstream}, {}
+        proc, urls["bare proxy"] = start_guard({"GUARD_CHECKS": "false", "GUARD_UPSTREAM": upstream,
+                                                "GUARD_INDEX_DIR": str(tmp / "bare")}, tmp / "bare.log")  # fmt: skip
+        procs.append(proc)
+        pids["bare proxy"] = proc.pid
+        proc, urls["LiteLLM"] = start_litellm(upstream, tmp)
+        procs.append(proc)
+        pids["LiteLLM"] = proc.pid
+        proc, urls["guard"] = start_guard({"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(index_dir)},
+                                          tmp / "guard.log", timeout_s=1800)  # fmt: skip
+        procs.append(proc)
+        pids["guard"] = proc.pid
+        register_forget10(urls["guard"], tofu)
+        rows = []
+        cpu_ms: dict[str, float] = {}
+        blocked = dict.fromkeys(urls, 0)
+        headers = {"authorization": f"Bearer {LITELLM_KEY}"}
+        with httpx.Client(timeout=60, headers=headers) as client:
+            for kind in ("general", "near-domain"):
+                texts = prompts(kind, args.requests + 10, tofu)
+                for stream in (False, True):
+                    ms: dict[str, list[float]] = {k: [] for k in urls}
+                    cpu_before = {k: cpu_seconds(p) for k, p in pids.items()}
+                    for i, text in enumerate(texts):
+                        for label in random.sample(list(urls), len(urls)):
+                            took, action = timed(client, urls[label], text, stream)
+                            blocked[label] += action != "allow"
+                            if i >= 10:  # warm-up
+                                ms[label].append(took)
+                    if not stream:
+                        for k, p in pids.items():
+                            cpu_ms.setdefault(k, 0.0)
+                            cpu_ms[k] += (cpu_seconds(p) - cpu_before[k]) * 1000 / len(texts) / 2
+                    rows.append((kind, stream, ms))
+        rps = {k: asyncio.run(sustained(urls[k], prompts("general", 4000, tofu), args.seconds)) for k in pids}
+        print(f"\n{args.requests} short prompts per kind and target; the guard holds forget10 and {args.chunks:,} "
+              f"synthetic chunks\n")  # fmt: skip
+        print("| prompts | target | p50 ms | p99 ms | added p50 | added p99 | streamed: first content p50 | added |")
+        print("|---|---|---|---|---|---|---|---|")
+        for kind in ("general", "near-domain"):
+            plain = next(ms for k, s, ms in rows if k == kind and not s)
+            streamed = next(ms for k, s, ms in rows if k == kind and s)
+            d50, d99 = statistics.median(plain["direct"]), statistics.quantiles(plain["direct"], n=100)[98]
+            s50 = statistics.median(streamed["direct"])
+            for label in urls:
+                p50, p99 = statistics.median(plain[label]), statistics.quantiles(plain[label], n=100)[98]
+                f50 = statistics.median(streamed[label])
+                print(f"| {kind} | {label} | {p50:.2f} | {p99:.2f} | {p50 - d50:+.2f} | {p99 - d99:+.2f} | "
+                      f"{f50:.2f} | {f50 - s50:+.2f} |")  # fmt: skip
+        print("\n| target | CPU ms per request | sustained req/s (8 clients) | of the bare proxy |")
+        print("|---|---|---|---|")
+        for label in pids:
+            print(f"| {label} | {cpu_ms[label]:.2f} | {rps[label]:.0f} | {rps[label] / rps['bare proxy']:.2f} |")
+        print(f"\nblocked (none should be): {blocked}")
+    finally:
+        stop(procs)
+
+
+if __name__ == "__main__":
+    main()
