@@ -16,7 +16,7 @@ from guard.forget.embedder import Vectors
 from guard.forget.facts import rare
 from guard.forget.view import IndexView
 
-FACT_SPAN = 3
+FACT_SPAN = 3  # consecutive sentences of a passage whose values count together
 
 
 class FactCheck:
