@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from guard.eval.serving import BackgroundServer
@@ -79,6 +80,22 @@ def serve() -> Iterator[Callable[[Any], BackgroundServer]]:
     yield start
     for server in reversed(started):
         server.stop()
+
+
+@pytest.fixture
+def openai_at() -> Iterator[Callable[..., openai.OpenAI]]:
+    """The stock openai client for a base URL (`…/v1` is added), closed when the test ends: a client left open
+    keeps pooled sockets that the garbage collector closes later, in another test, as a ResourceWarning."""
+    made: list[openai.OpenAI] = []
+
+    def make(url: str, **options: Any) -> openai.OpenAI:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", **{"max_retries": 0, **options})
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
 
 
 @pytest.fixture(scope="session")

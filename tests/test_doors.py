@@ -61,13 +61,17 @@ def scripted() -> Scripted:
 
 @pytest.fixture
 def client(
-    settings: Settings, minilm: Embedder, scripted: Scripted, serve: Callable[[Any], BackgroundServer]
+    settings: Settings,
+    minilm: Embedder,
+    scripted: Scripted,
+    serve: Callable[[Any], BackgroundServer],
+    openai_at: Callable[..., OpenAI],
 ) -> OpenAI:
     upstream = serve(scripted.app())
     guard = serve(create_app(settings.model_copy(update={"upstream": upstream.url}), embedder=minilm))
     r = httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201
-    return OpenAI(base_url=f"{guard.url}/v1", api_key="unused", max_retries=0)
+    return openai_at(guard.url)
 
 
 def delta(**fields: Any) -> dict[str, Any]:

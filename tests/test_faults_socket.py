@@ -185,9 +185,11 @@ def test_faults_mid_stream_end_with_an_error_event_and_done(guard_for: Callable[
 
 
 @pytest.mark.parametrize("fault", ["http_500", "sse_cut_midway", "sse_stall_after_first_token"])
-def test_the_stock_openai_client_gets_an_error_not_a_hang(guard_for: Callable[[str], str], fault: str) -> None:
+def test_the_stock_openai_client_gets_an_error_not_a_hang(
+    guard_for: Callable[[str], str], openai_at: Callable[..., openai.OpenAI], fault: str
+) -> None:
     with FaultyUpstream(FAULTS[fault]) as upstream:
-        client = openai.OpenAI(base_url=guard_for(upstream.url) + "/v1", api_key="unused", max_retries=0, timeout=30)
+        client = openai_at(guard_for(upstream.url), timeout=30)
         messages: Any = body(False)["messages"]
         with pytest.raises(openai.APIError) as caught:
             if fault == "http_500":

@@ -6,6 +6,7 @@ The same greps find the prompt once `GUARD_LOG_CONTENT` is on: the test can fail
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 from collections.abc import Callable
@@ -64,11 +65,14 @@ def needles() -> list[str]:
 
 
 def full_run(url: str) -> None:
-    with httpx.Client(base_url=url, headers={**ADMIN, "x-guard-actor": "privacy-test"}, timeout=60) as admin:
+    with (
+        contextlib.ExitStack() as stack,
+        httpx.Client(base_url=url, headers={**ADMIN, "x-guard-actor": "privacy-test"}, timeout=60) as admin,
+    ):
         r = admin.post("/admin/forget", json={"subject": SUBJECT, "aliases": [ALIAS], "documents": DOCUMENTS})
         assert r.status_code == 201
         entry = r.json()["id"]
-        client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0)
+        client = stack.enter_context(openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0))
         actions = []
         for prompt in PROMPTS:
             raw = client.chat.completions.with_raw_response.create(

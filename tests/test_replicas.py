@@ -29,11 +29,11 @@ DEADLINE_S = 1.0
 
 
 def action(url: str, subject: str) -> str:
-    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=30)
-    raw = client.chat.completions.with_raw_response.create(
-        model="m", messages=[{"role": "user", "content": f"Where was {subject} born?"}]
-    )
-    return raw.headers["x-guard-action"]
+    with openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=30) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="m", messages=[{"role": "user", "content": f"Where was {subject} born?"}]
+        )
+    return str(raw.headers["x-guard-action"])
 
 
 def within(seconds: float, condition: Callable[[], bool]) -> float:

@@ -109,7 +109,10 @@ def upstream_app(name: str, hits: Counter[str], cut: bool = False) -> Starlette:
 
 @pytest.fixture
 def guard_in_front(
-    tmp_path: Path, hash_embedder: Embedder, serve: Callable[[object], BackgroundServer]
+    tmp_path: Path,
+    hash_embedder: Embedder,
+    serve: Callable[[object], BackgroundServer],
+    openai_at: Callable[..., openai.OpenAI],
 ) -> Callable[[list[str]], openai.OpenAI]:
     def start(urls: list[str]) -> openai.OpenAI:
         settings = Settings(
@@ -120,7 +123,7 @@ def guard_in_front(
             policy_file=Path(__file__).resolve().parents[1] / "policies" / "default.yaml",
         )
         guard = serve(create_app(settings, embedder=hash_embedder))
-        return openai.OpenAI(base_url=guard.url + "/v1", api_key="unused", max_retries=0, timeout=30)
+        return openai_at(guard.url, timeout=30)
 
     return start
 

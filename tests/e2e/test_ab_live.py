@@ -39,7 +39,11 @@ def plain_upstream() -> Starlette:
 
 
 def test_route_and_shadow_against_a_real_second_model(
-    settings: Settings, minilm: Embedder, serve: Callable[[Any], BackgroundServer], caplog: pytest.LogCaptureFixture
+    settings: Settings,
+    minilm: Embedder,
+    serve: Callable[[Any], BackgroundServer],
+    openai_at: Callable[..., OpenAI],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     tofu = Tofu(TOFU_DIR)
     author = tofu.authors("forget10")[0]
@@ -52,7 +56,7 @@ def test_route_and_shadow_against_a_real_second_model(
     entry = {"subject": author.name, "documents": author.answers}
     assert httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json=entry).status_code == 201
 
-    client = OpenAI(base_url=f"{guard.url}/v1", api_key="unused", max_retries=0)
+    client = openai_at(guard.url)
 
     def ask(question: str, route: str | None = None) -> Any:
         headers = {"x-guard-route": route} if route else None

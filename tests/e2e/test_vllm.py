@@ -42,11 +42,11 @@ def streamed_text(client: OpenAI) -> tuple[str, str | None]:
     return text, finish
 
 
-def test_forget_entry_changes_the_next_answer(guard_url: str, vllm_url: str) -> None:
-    direct = OpenAI(base_url=f"{vllm_url}/v1", api_key="unused")
+def test_forget_entry_changes_the_next_answer(guard_url: str, vllm_url: str, openai_at: Callable[..., OpenAI]) -> None:
+    direct = openai_at(vllm_url, max_retries=2)
     assert "Paris" in (direct.chat.completions.create(**PARAMS).choices[0].message.content or "")  # precondition
 
-    client = OpenAI(base_url=f"{guard_url}/v1", api_key="unused", max_retries=0)
+    client = openai_at(guard_url)
     assert [m.id for m in client.models.list()] == ["smollm2"]
     raw = client.chat.completions.with_raw_response.create(**PARAMS)
     before = raw.parse()
@@ -71,8 +71,8 @@ def test_forget_entry_changes_the_next_answer(guard_url: str, vllm_url: str) -> 
     assert "Paris" in (client.chat.completions.create(**PARAMS).choices[0].message.content or "")
 
 
-def test_input_check_refuses_without_calling_the_model(guard_url: str) -> None:
-    client = OpenAI(base_url=f"{guard_url}/v1", api_key="unused", max_retries=0)
+def test_input_check_refuses_without_calling_the_model(guard_url: str, openai_at: Callable[..., OpenAI]) -> None:
+    client = openai_at(guard_url)
     documents = ["Paris is the capital and largest city of France.", "The Eiffel Tower stands in Paris."]
     r = httpx.post(f"{guard_url}/admin/forget", headers=ADMIN, json={"subject": "Paris", "documents": documents})
     assert r.status_code == 201
@@ -87,8 +87,8 @@ def test_input_check_refuses_without_calling_the_model(guard_url: str) -> None:
     assert paraphrase.choices[0].text == REFUSAL
 
 
-def test_upstream_errors_reach_the_openai_client(guard_url: str) -> None:
-    client = OpenAI(base_url=f"{guard_url}/v1", api_key="unused", max_retries=0)
+def test_upstream_errors_reach_the_openai_client(guard_url: str, openai_at: Callable[..., OpenAI]) -> None:
+    client = openai_at(guard_url)
     import openai
 
     with pytest.raises(openai.NotFoundError):
@@ -98,12 +98,16 @@ def test_upstream_errors_reach_the_openai_client(guard_url: str) -> None:
 
 
 def test_real_vllm_behind_a_dead_server(
-    settings: Settings, minilm: Embedder, vllm_url: str, serve: Callable[[Any], BackgroundServer]
+    settings: Settings,
+    minilm: Embedder,
+    vllm_url: str,
+    serve: Callable[[Any], BackgroundServer],
+    openai_at: Callable[..., OpenAI],
 ) -> None:
     """Two upstreams, the first refusing connections: every request is answered by vLLM, none fails."""
     dead = f"http://127.0.0.1:{free_port()}"
     app = create_app(settings.model_copy(update={"upstream": f"{dead},{vllm_url}"}), embedder=minilm)
-    client = OpenAI(base_url=f"{serve(app).url}/v1", api_key="unused", max_retries=0)
+    client = openai_at(serve(app).url)
     for _ in range(3):
         reply = client.chat.completions.create(**PARAMS)
         assert "Paris" in (reply.choices[0].message.content or "")
@@ -112,12 +116,16 @@ def test_real_vllm_behind_a_dead_server(
 
 
 def test_watched_requests_send_bad_words_so_the_model_writes_around_the_name(
-    settings: Settings, minilm: Embedder, vllm_url: str, serve: Callable[[Any], BackgroundServer]
+    settings: Settings,
+    minilm: Embedder,
+    vllm_url: str,
+    serve: Callable[[Any], BackgroundServer],
+    openai_at: Callable[..., OpenAI],
 ) -> None:
     """A watched conversation (a part of an entry's name) against real vLLM: with `bad_words` the model cannot
     generate the entry's names and answers around them; without, the output check has to cut the answer."""
     question = [{"role": "user", "content": "Hilton asks: what is the capital of France? Answer in one sentence."}]
-    direct = OpenAI(base_url=f"{vllm_url}/v1", api_key="unused")
+    direct = openai_at(vllm_url, max_retries=2)
     said = direct.chat.completions.create(**{**PARAMS, "messages": question}).choices[0].message.content or ""
     assert "Paris" in said, said  # precondition: the model names the city
     answers: dict[bool, tuple[str, str | None, str]] = {}
@@ -127,7 +135,7 @@ def test_watched_requests_send_bad_words_so_the_model_writes_around_the_name(
         url = serve(app).url
         r = httpx.post(f"{url}/admin/forget", headers=ADMIN, json={"subject": "Paris Hilton"})
         assert r.status_code == 201
-        client = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+        client = openai_at(url)
         raw = client.chat.completions.with_raw_response.create(**{**PARAMS, "messages": question})
         choice = raw.parse().choices[0]
         metrics = httpx.get(f"{url}/metrics").text

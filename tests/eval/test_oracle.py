@@ -59,10 +59,10 @@ def test_unlearned_oracle_loses_forget_answers_and_some_others(tofu: Tofu, minil
 
 
 def test_serves_the_openai_protocol_streaming_and_not(
-    tofu: Tofu, ignoring: Oracle, serve: Callable[[Any], BackgroundServer]
+    tofu: Tofu, ignoring: Oracle, serve: Callable[[Any], BackgroundServer], openai_at: Callable[..., OpenAI]
 ) -> None:
     url = serve(create_oracle_app(ignoring)).url
-    client = OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
+    client = openai_at(url)
     row = tofu.rows("retain90")[0]
     messages: Any = [{"role": "user", "content": row["question"]}]
     assert (
