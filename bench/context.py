@@ -33,7 +33,7 @@ import httpx
 
 from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
 from bench.speculative import policies
-from guard.checks.conversation import Conversation, expand
+from guard.checks.conversation import Conversation
 from guard.checks.evidence import Segment
 from guard.checks.stages import input_checks
 from guard.eval.data import DEFAULT_DIR, Tofu
@@ -84,12 +84,13 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
         started = time.perf_counter()
         turns = (Segment("messages[0].content", f"Answer from this passage only.\n\n{context}", "system"),
                  Segment("messages[1].content", question, "user"))  # fmt: skip
-        segments = expand(Conversation(turns, policies.settings.window_turns).segments())
+        plan = checks.plan(Conversation(turns, policies.settings.window_turns).segments(), view.stamp)
+        segments = plan.to_read()
         texts = checks.embed(segments)
         cut = time.perf_counter()
         vectors = dict(zip(texts, minilm.embed(texts), strict=True))
         embedded = time.perf_counter()
-        verdict = checks.verdict(segments, view, vectors, policies)
+        verdict = checks.decide(plan, view, vectors, policies)
         done = time.perf_counter()
         evidence = sorted({f"{m.kind} {m.score:.2f}" for m in verdict.matches})[:4]
         return (f"{len(segments)} segments, {len(texts)} texts: cut {1000 * (cut - started):.0f} ms, embed "

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
@@ -70,10 +70,14 @@ class Watch:
 
 class Check(Protocol):
     """One kind of evidence. `embed` names the texts it needs vectors for (embedded in one batch by the caller,
-    off the index's thread); `run` reads the index on the index's reader thread."""
+    off the index's thread). `read` reads the index, on the index's reader thread, for one text of the request and
+    its normalised views: what it finds there holds no text of the request (entry ids, scores, places, the
+    entry's own words), so it can be remembered while the index does not change. `evidence` combines what was
+    read in each text of a request, in order, into evidence per entry."""
 
     def embed(self, segments: Sequence[Segment]) -> list[str]: ...
-    def run(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]: ...
+    def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> Any: ...
+    def evidence(self, readings: Sequence[Any]) -> list[Evidence]: ...
 
 
 @dataclass(frozen=True)

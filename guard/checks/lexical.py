@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Mapping, Sequence
+from typing import NamedTuple
 
 from guard.checks.conversation import SPELLING_VIEWS, is_view
 from guard.checks.evidence import Evidence, Segment
@@ -24,16 +25,21 @@ _WORD = re.compile(r"[^\W_]+(?:['’-][^\W_]+)*")
 COMMON_START = 3000  # a capitalised word this common that starts a sentence is not taken for a name
 
 
+class NamesFound(NamedTuple):
+    names: dict[str, str]  # entry id -> where its name was first found
+    parts: dict[str, tuple[frozenset[str], str]]  # entry id -> the parts found alone, and where first
+
+
 class NameCheck:
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return []
 
-    def run(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
-        found: dict[str, Evidence] = {}
+    def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> NamesFound:
+        names: dict[str, str] = {}
         parts: dict[str, tuple[set[str], str]] = {}
         for segment in segments:
             for entry_id in view.find_names(segment.text):
-                found.setdefault(entry_id, Evidence(entry_id, "lexical", 1.0, segment.where))
+                names.setdefault(entry_id, segment.where)
             if not keeps_case(segment):
                 continue
             for entry_id, words in view.find_parts(segment.text).items():
@@ -42,7 +48,17 @@ class NameCheck:
                 alone = {w for w in words if standalone(segment.text, w, own)}
                 if alone:
                     parts.setdefault(entry_id, (set(), segment.where))[0].update(alone)
-        out = list(found.values())
+        return NamesFound(names, {e: (frozenset(w), where) for e, (w, where) in parts.items()})
+
+    def evidence(self, readings: Sequence[NamesFound]) -> list[Evidence]:
+        names: dict[str, str] = {}
+        parts: dict[str, tuple[set[str], str]] = {}
+        for reading in readings:
+            for entry_id, where in reading.names.items():
+                names.setdefault(entry_id, where)
+            for entry_id, (words, where) in reading.parts.items():
+                parts.setdefault(entry_id, (set(), where))[0].update(words)
+        out = [Evidence(e, "lexical", 1.0, where) for e, where in names.items()]
         out += [Evidence(e, "part", float(len(w)), where, frozenset(w)) for e, (w, where) in parts.items()]
         return out
 

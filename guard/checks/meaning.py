@@ -14,7 +14,7 @@ import numpy as np
 
 from guard.checks.conversation import SPELLING_VIEWS, is_view
 from guard.checks.evidence import Evidence, Segment
-from guard.checks.semantic import Pieces, best_per_entry
+from guard.checks.semantic import Found, Pieces, best_per_entry, found
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
 from guard.language import english, language
@@ -41,7 +41,7 @@ class MeaningCheck:
     def embed_meaning(self, segments: Sequence[Segment]) -> list[str]:
         return [p.text for p in self._pieces(segments)]
 
-    def run(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
+    def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Found]:
         if not view.multilingual:
             return []
         pieces = [p for p in self._pieces(segments) if MEANING + p.text in vectors]
@@ -49,4 +49,7 @@ class MeaningCheck:
             return []
         queries = np.stack([vectors[MEANING + p.text] for p in pieces])
         languages = [language(p.text) for p in pieces]
-        return best_per_entry(pieces, view.search_meaning(queries, languages), "meaning", "passage-meaning")
+        return found(pieces, view.search_meaning(queries, languages))
+
+    def evidence(self, readings: Sequence[list[Found]]) -> list[Evidence]:
+        return best_per_entry(readings, "meaning", "passage-meaning")

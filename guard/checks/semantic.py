@@ -11,6 +11,7 @@ index's top-k, so an unrelated text yields a handful of low scores, not a scan o
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +24,16 @@ from guard.language import other_script
 Pieces = Callable[[Sequence[Segment]], list[Segment]]
 
 
+class Found(NamedTuple):
+    """What one embedded piece found: the best score per entry among its top-k chunks. Keyed by the hash of the
+    piece's text (no text is held), so that a sentence read in two messages counts once."""
+
+    key: int
+    where: str
+    role: str
+    scores: Mapping[str, float]
+
+
 class SemanticCheck:
     def __init__(self, pieces: Pieces) -> None:
         self.pieces = pieces  # how the stage cuts its text into the pieces that are embedded
@@ -33,22 +44,32 @@ class SemanticCheck:
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return [p.text for p in self._pieces(segments)]
 
-    def run(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
+    def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Found]:
         pieces = [p for p in self._pieces(segments) if p.text in vectors]
         if not pieces or not view.chunk_count:
             return []
         queries = np.stack([vectors[p.text] for p in pieces])
-        return best_per_entry(pieces, view.search(queries), "semantic", "passage")
+        return found(pieces, view.search(queries))
+
+    def evidence(self, readings: Sequence[list[Found]]) -> list[Evidence]:
+        return best_per_entry(readings, "semantic", "passage")
 
 
-def best_per_entry(
-    pieces: Sequence[Segment], scores: Sequence[Mapping[str, float]], kind: str, passage_kind: str
-) -> list[Evidence]:
-    """Per entry, the best-scoring piece; a passage's statements apart, with their second-best score."""
+def found(pieces: Sequence[Segment], scores: Sequence[Mapping[str, float]]) -> list[Found]:
+    return [Found(hash(p.text), p.where, p.role, s) for p, s in zip(pieces, scores, strict=True) if s]
+
+
+def best_per_entry(readings: Sequence[Sequence[Found]], kind: str, passage_kind: str) -> list[Evidence]:
+    """Per entry, the best-scoring piece; a passage's statements apart, with their second-best score. A piece
+    read twice (the same sentence in two messages) counts once, where it was read first."""
     best: dict[tuple[str, str], Evidence] = {}
-    for piece, found in zip(pieces, scores, strict=True):
+    seen: set[int] = set()
+    for piece in (p for reading in readings for p in reading):
+        if piece.key in seen:
+            continue
+        seen.add(piece.key)
         k = passage_kind if piece.role == PASSAGE else kind
-        for entry_id, score in found.items():
+        for entry_id, score in piece.scores.items():
             was = best.get((entry_id, k))
             if was is None:
                 best[entry_id, k] = Evidence(entry_id, k, score, piece.where)

@@ -1,14 +1,22 @@
 """The checks of each stage. A new kind of evidence is added here, without touching the pipeline.
 
-`CheckSet.embed` lists the texts to embed (the caller embeds them in one micro-batch, off the index's thread);
-`CheckSet.verdict` runs every check on the index's reader thread and lets the policies decide.
+`CheckSet.plan` cuts a request's texts into their normalised views, or finds what was read in them before (the
+input stage remembers: a system prompt, a RAG passage and a chat's earlier turns are re-sent with every request);
+`CheckSet.embed` lists the texts to embed of what is left to read (the caller embeds them in one micro-batch, off
+the index's thread); `CheckSet.decide` reads the rest, runs on the index's reader thread and lets the policies
+decide.
 """
 
 from __future__ import annotations
 
+import hashlib
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-from guard.checks.conversation import VIEW, input_pieces, output_pieces
+from guard.checks.conversation import VIEW, expand, input_pieces, output_pieces
 from guard.checks.decide import Stage, decide
 from guard.checks.evidence import ALLOW, Check, Evidence, Segment, Verdict, Watch
 from guard.checks.facts import FactCheck
@@ -21,11 +29,53 @@ from guard.forget.view import IndexView
 from guard.normalize import unnatural
 from guard.policy import PolicySet
 
+REMEMBERED = 1024  # texts of requests whose readings the input stage remembers (their results, not their text)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One text of a request as the checks read it: the text and its normalised views, or what was read in them
+    before (then the views are not cut again and nothing is embedded)."""
+
+    segment: Segment
+    key: bytes | None  # where the readings are remembered; None: never (the window, which changes every time)
+    readings: tuple[Any, ...] | None = None  # one per check, remembered
+    expanded: tuple[Segment, ...] = ()  # the text and its views, when there is something to read
+
+
+@dataclass(frozen=True)
+class Plan:
+    parts: tuple[Part, ...]
+    stamp: object  # the index's `stamp` the remembered readings were read at (None: nothing remembered)
+
+    def to_read(self) -> list[Segment]:
+        return [s for part in self.parts if part.readings is None for s in part.expanded]
+
+
+class Stale(Exception):
+    """The index changed between planning a request's reading and reading it: plan again."""
+
 
 class CheckSet:
-    def __init__(self, stage: Stage, checks: Sequence[Check]) -> None:
+    def __init__(self, stage: Stage, checks: Sequence[Check], remember: int = 0) -> None:
         self.stage = stage
         self.checks = tuple(checks)
+        self.memory = Memory(remember) if remember else None
+
+    def plan(self, segments: Sequence[Segment], stamp: object = None) -> Plan:
+        """Each text with its views, or with its remembered readings when the index's `stamp` is still the one
+        they were read at. The same text twice is read once, where it comes first."""
+        parts: list[Part] = []
+        seen: set[str] = set()
+        for segment in segments:
+            if segment.text in seen:
+                continue
+            seen.add(segment.text)
+            key = self.memory.key(segment) if self.memory is not None and segment.role != "window" else None
+            readings = self.memory.get(key, stamp) if key is not None and self.memory is not None else None
+            expanded = () if readings is not None else tuple(expand([segment]))
+            parts.append(Part(segment, key, readings, expanded))
+        return Plan(tuple(parts), stamp)
 
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return list(dict.fromkeys(t for check in self.checks for t in check.embed(segments)))
@@ -35,8 +85,36 @@ class CheckSet:
         texts = (t for check in self.checks if isinstance(check, MeaningCheck) for t in check.embed_meaning(segments))
         return list(dict.fromkeys(texts))
 
-    def evidence(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
-        return [e for check in self.checks for e in check.run(segments, view, vectors)]
+    def evidence(self, plan: Plan, view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
+        """Read what is not remembered (and remember it), then combine every text's readings per check."""
+        if plan.stamp is not None and plan.stamp != view.stamp:
+            raise Stale
+        per_check: list[list[Any]] = [[] for _ in self.checks]
+        for part in plan.parts:
+            readings = part.readings
+            if readings is None:
+                readings = tuple(check.read(part.expanded, view, vectors) for check in self.checks)
+                if part.key is not None and self.memory is not None:
+                    self.memory.put(part.key, view.stamp, readings)
+            for found, reading in zip(per_check, readings, strict=True):
+                found.append(reading)
+        return [e for check, found in zip(self.checks, per_check, strict=True) for e in check.evidence(found)]
+
+    def decide(
+        self,
+        plan: Plan,
+        view: IndexView,
+        vectors: Mapping[str, Vectors],
+        policies: PolicySet,
+        watch: Watch | None = None,
+    ) -> Verdict:
+        """Run on the index's reader thread. Raises `Stale` when the plan's remembered readings are outdated."""
+        if not len(view):
+            return ALLOW
+        evidence = self.evidence(plan, view, vectors)
+        if watch is not None and watch.strong:
+            evidence += unnatural_evidence([part.segment for part in plan.parts], watch)
+        return decide(self.stage, evidence, policies, view, watch)
 
     def verdict(
         self,
@@ -46,13 +124,42 @@ class CheckSet:
         policies: PolicySet,
         watch: Watch | None = None,
     ) -> Verdict:
-        """Run on the index's reader thread."""
-        if not len(view):
-            return ALLOW
-        evidence = self.evidence(segments, view, vectors)
-        if watch is not None and watch.strong:
-            evidence += unnatural_evidence(segments, watch)
-        return decide(self.stage, evidence, policies, view, watch)
+        """The verdict of the segments (and their views), read now, nothing remembered: tests and benchmarks."""
+        return self.decide(self.plan(segments), view, vectors, policies, watch)
+
+
+class Memory:
+    """The readings of texts re-sent with every request (a system prompt, a RAG passage, the earlier turns of a
+    chat), by a digest of the text, its place and its role: no text is held. Each is valid for the index `stamp`
+    it was read at. Looked up on the event loop, filled on the index's reader thread: hence the lock."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._found: OrderedDict[bytes, tuple[object, tuple[Any, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def key(segment: Segment) -> bytes:
+        digest = hashlib.blake2b(segment.text.encode(), digest_size=16)
+        digest.update(f"\x00{segment.role}\x00{segment.where}".encode())
+        return digest.digest()
+
+    def get(self, key: bytes, stamp: object) -> tuple[Any, ...] | None:
+        if stamp is None:
+            return None
+        with self._lock:
+            found = self._found.get(key)
+            if found is None or found[0] != stamp:
+                return None
+            self._found.move_to_end(key)
+            return found[1]
+
+    def put(self, key: bytes, stamp: object, readings: tuple[Any, ...]) -> None:
+        with self._lock:
+            self._found[key] = (stamp, readings)
+            self._found.move_to_end(key)
+            while len(self._found) > self.size:
+                self._found.popitem(last=False)
 
 
 def unnatural_evidence(segments: Sequence[Segment], watch: Watch) -> list[Evidence]:
@@ -68,7 +175,8 @@ def input_checks() -> CheckSet:
     """Input evidence: meaning (user turns, their sentences, the recent window; text in other languages by the
     multilingual model too), names and parts of names (every
     text of every message), fact values."""
-    return CheckSet("input", [SemanticCheck(input_pieces), MeaningCheck(input_pieces), NameCheck(), FactCheck()])
+    checks: list[Check] = [SemanticCheck(input_pieces), MeaningCheck(input_pieces), NameCheck(), FactCheck()]
+    return CheckSet("input", checks, remember=REMEMBERED)
 
 
 def output_checks() -> CheckSet:

@@ -14,10 +14,20 @@ class VerbatimCheck:
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return []
 
-    def run(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
-        best: dict[str, Evidence] = {}
+    def read(
+        self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]
+    ) -> dict[str, tuple[int, str]]:
+        best: dict[str, tuple[int, str]] = {}
         for segment in segments:
             for entry_id, count in view.find_verbatim(segment.text).items():
-                if entry_id not in best or count > best[entry_id].score:
-                    best[entry_id] = Evidence(entry_id, "verbatim", float(count), segment.where)
-        return list(best.values())
+                if entry_id not in best or count > best[entry_id][0]:
+                    best[entry_id] = (count, segment.where)
+        return best
+
+    def evidence(self, readings: Sequence[dict[str, tuple[int, str]]]) -> list[Evidence]:
+        best: dict[str, tuple[int, str]] = {}
+        for reading in readings:
+            for entry_id, (count, where) in reading.items():
+                if entry_id not in best or count > best[entry_id][0]:
+                    best[entry_id] = (count, where)
+        return [Evidence(e, "verbatim", float(count), where) for e, (count, where) in best.items()]

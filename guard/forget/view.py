@@ -49,6 +49,8 @@ class IndexView(Protocol):
     def find_parts(self, text: str) -> dict[str, set[str]]: ...
     def find_values(self, text: str) -> dict[str, set[str]]: ...
     def values_of(self, entry_id: str) -> frozenset[str]: ...
+    @property
+    def stamp(self) -> object: ...
     def parts_of(self, entry_id: str) -> frozenset[str]: ...
 
 
@@ -116,6 +118,13 @@ class MemoryIndex:
 
     def values_of(self, entry_id: str) -> frozenset[str]:
         return self.values.of(entry_id)
+
+    @property
+    def stamp(self) -> object:
+        """Changes whenever an answer of this view may change: entries added or removed, the vectors rebuilt or
+        grown (what was read in a text at one stamp holds while it stays)."""
+        meaning = len(self.meaning) if self.meaning is not None else 0
+        return (self._changes, len(self._entries), id(self.vectors), len(self.vectors), meaning)
 
     def parts_of(self, entry_id: str) -> frozenset[str]:
         return self.parts.of(entry_id)

@@ -11,13 +11,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from guard.checks.conversation import expand
 from guard.checks.evidence import ALLOW, NO_WATCH, Action, Evidence, Segment, Verdict, Watch
 from guard.checks.meaning import MEANING
-from guard.checks.stages import CheckSet, input_checks, output_checks
+from guard.checks.stages import CheckSet, Plan, Stale, input_checks, output_checks
 from guard.context import RequestContext
 from guard.forget.batcher import EmbedBatcher
 from guard.forget.index import ForgetIndex
+from guard.forget.view import IndexView
 from guard.judge import Judge
 from guard.observe.decisions import Decisions
 from guard.openai.shapes import Fields
@@ -135,20 +135,29 @@ class Checker:
             return ALLOW
         started = time.perf_counter()
         try:
-            segments = expand(segments)
-            texts = checks.embed(segments)
-            vectors = dict(zip(texts, await self.batcher.embed(texts), strict=True)) if texts else {}
-            other = checks.embed_meaning(segments) if self.meaning_batcher is not None else []
-            if other and self.meaning_batcher is not None:
-                found = await self.meaning_batcher.embed(other)
-                vectors.update((MEANING + t, v) for t, v in zip(other, found, strict=True))
             view = self.index.view
-            return await self.index.run(checks.verdict, segments, view, vectors, self.policies, watch)
+            plan = checks.plan(segments, view.stamp)
+            try:
+                return await self._decide(checks, plan, view, watch)
+            except Stale:  # an entry came or went since the plan: read everything at the index as it is now
+                return await self._decide(checks, checks.plan(segments), self.index.view, watch)
         except Exception as exc:  # the embedder or faiss failed: a bug or resource problem, not the client's
             return self._failed(stage, exc)
         finally:
             kind = "input_check" if stage == "input" else "output_check"
             self.metrics.stage_seconds.labels(kind).observe(time.perf_counter() - started)
+
+    async def _decide(self, checks: CheckSet, plan: Plan, view: IndexView, watch: Watch | None) -> Verdict:
+        """Embed what the plan leaves to read (MiniLM, and the multilingual model for other languages), then
+        read and decide on the index's reader thread."""
+        segments = plan.to_read()
+        texts = checks.embed(segments)
+        vectors = dict(zip(texts, await self.batcher.embed(texts), strict=True)) if texts else {}
+        other = checks.embed_meaning(segments) if self.meaning_batcher is not None else []
+        if other and self.meaning_batcher is not None:
+            found = await self.meaning_batcher.embed(other)
+            vectors.update((MEANING + t, v) for t, v in zip(other, found, strict=True))
+        return await self.index.run(checks.decide, plan, view, vectors, self.policies, watch)
 
     def _failed(self, stage: str, exc: Exception) -> Verdict:
         on_error = self.policies.settings.on_error

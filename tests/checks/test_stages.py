@@ -60,8 +60,11 @@ class Keyword:
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return []
 
-    def run(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
+    def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
         return [Evidence("a", "lexical", 1.0, s.where) for s in segments if "lighthouse" in s.text]
+
+    def evidence(self, readings: Sequence[list[Evidence]]) -> list[Evidence]:
+        return [e for reading in readings for e in reading]
 
 
 def test_a_new_check_joins_a_stage_and_its_evidence_counts() -> None:
