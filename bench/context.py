@@ -6,10 +6,12 @@
 
 Each prompt is a ~2k-token context (TOFU retain90 answers of authors not in forget10, as a RAG passage in a system
 message) and a question. It is sent once ("first"), then again with another question after it ("seen": the same
-context, as a chat or a RAG deployment re-sends it). Reported: latency p50/p95 and what the guard adds over the
-bare proxy, first and seen; how many were blocked (none should be); and, as the other side of it, how many of
-20 passages about the forgotten authors were refused (each author's TOFU paraphrased answers, the name parts
-replaced by "the writer": a passage that states forgotten facts without naming its subject).
+context, as a chat or a RAG deployment re-sends it); and a new question of the same kind without any context
+("none": what a short prompt costs anyway). Reported: latency p50/p95 and what the guard adds over the bare
+proxy, first, seen and none; what a seen context adds over none; how many were blocked (none should be); and,
+as the other side of it, how many of 20 passages about the forgotten authors were refused (each author's TOFU
+paraphrased answers, the name parts replaced by "the writer": a passage that states forgotten facts without
+naming its subject).
 
 `--replay N` runs the input check of N such prompts in this process instead (the real MiniLM, the default
 policies, forget10 registered): the time to cut the texts, embed them and decide, first and seen, the verdict and
@@ -43,6 +45,9 @@ from guard.forget.view import MemoryIndex
 from guard.policy import PolicySet
 from guard.settings import default_policy_file
 from guard.text import sentences
+
+# each context is sent first, then seen again with another question; "none": a new question without any context
+SENT = (("first", "Summarise the passage."), ("seen", "Who is it about?"), ("none", "Who is it about, in short?"))
 
 
 def contexts(tofu: Tofu, n: int, tokens: int) -> list[str]:
@@ -133,15 +138,15 @@ def main() -> None:
             proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log")
             procs.append(proc)
         register_forget10(urls["guard"], tofu)
-        ms: dict[tuple[str, str], list[float]] = {(k, s): [] for k in urls for s in ("first", "seen")}
+        ms: dict[tuple[str, str], list[float]] = {(k, s): [] for k in urls for s, _ in SENT}
         blocked = dict.fromkeys(urls, 0)
         with httpx.Client(timeout=120) as client:
             for i, context in enumerate(contexts(tofu, args.prompts + 2, args.tokens)):
                 for label, url in urls.items():
-                    for seen, question in (("first", "Summarise the passage."), ("seen", "Who is it about?")):
-                        body = {"model": "m", "messages": [
-                            {"role": "system", "content": f"Answer from this passage only.\n\n{context}"},
-                            {"role": "user", "content": f"{question} ({i})"}]}  # fmt: skip
+                    for seen, question in SENT:
+                        asked = {"role": "user", "content": f"{question} ({i})"}
+                        system = {"role": "system", "content": f"Answer from this passage only.\n\n{context}"}
+                        body = {"model": "m", "messages": [asked] if seen == "none" else [system, asked]}
                         started = time.perf_counter()
                         r = client.post(f"{url}/v1/chat/completions", json=body)
                         elapsed = (time.perf_counter() - started) * 1000
@@ -153,14 +158,16 @@ def main() -> None:
               "and then again with another question; forget10 registered")  # fmt: skip
         print("\n| target | context | p50 ms | p95 ms | guard added p50 over bare |")
         print("|---|---|---|---|---|")
-        for seen in ("first", "seen"):
+        for seen, _ in SENT:
             bare = statistics.median(ms[("bare proxy", seen)])
             for label in urls:
                 values = ms[(label, seen)]
                 p95 = statistics.quantiles(values, n=20)[18]
                 print(f"| {label} | {seen} | {statistics.median(values):.1f} | {p95:.1f} | "
                       f"{statistics.median(values) - bare:+.1f} |")  # fmt: skip
-        print(f"\nblocked (none should be): {blocked}")
+        seen_cost = statistics.median(ms[("guard", "seen")]) - statistics.median(ms[("guard", "none")])
+        print(f"\nthe guard, a seen context over the same kind of question without it: {seen_cost:+.1f} ms p50")
+        print(f"blocked (none should be): {blocked}")
         refused = dict.fromkeys(urls, 0)
         with httpx.Client(timeout=120) as client:
             for context in forgotten(tofu):
