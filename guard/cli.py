@@ -1,4 +1,4 @@
-"""The `guard` command: serve · demo · forget add|ls|rm · oracle · eval tofu · ab."""
+"""The `guard` command: serve · demo · forget add|ls|rm|mode · export · audit verify · oracle · eval tofu · ab."""
 
 from __future__ import annotations
 
@@ -52,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
     for p in fsub.choices.values():
         p.add_argument("--url", default=os.environ.get("GUARD_URL", DEFAULT_URL), help="the guard's base URL")
 
+    export = sub.add_parser("export", help="write the forget set, documents included, for a weight-level job")
+    export.add_argument("--out", type=Path, required=True, help="directory for entries.jsonl and manifest.json")
+    export.add_argument("--url", default=os.environ.get("GUARD_URL", DEFAULT_URL), help="the guard's base URL")
+
     audit = sub.add_parser("audit", help="the append-only audit log")
     asub = audit.add_subparsers(dest="action", required=True)
     verify = asub.add_parser("verify", help="check the audit log's hash chain (exit 1 if it was tampered with)")
@@ -69,6 +73,8 @@ def main(argv: list[str] | None = None) -> int:
             return _demo(args)
         if args.command == "audit":
             return _audit(args)
+        if args.command == "export":
+            return _export(args)
         return _forget(args)
     except PolicyError as exc:
         print(f"guard: {exc}", file=sys.stderr)
@@ -194,17 +200,53 @@ def _forget(args: argparse.Namespace) -> int:
             print(f"guard: cannot reach {args.url}: {exc}", file=sys.stderr)
             return 1
     if response.status_code >= 400:
-        try:
-            message = response.json()["error"]["message"]
-        except (ValueError, KeyError, TypeError):
-            message = response.text
-        print(f"guard: HTTP {response.status_code}: {message}", file=sys.stderr)
+        print(f"guard: HTTP {response.status_code}: {_message(response)}", file=sys.stderr)
         return 1
     if response.status_code != 204:
         print(json.dumps(response.json(), indent=2))
     else:
         print(f"removed {args.id}")
     return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    """GET /admin/export, verified against its manifest, written owner-readable only (it holds personal data)."""
+    from guard.admin.export import verify
+
+    token = os.environ.get("GUARD_ADMIN_TOKEN")
+    if not token:
+        print("guard: set GUARD_ADMIN_TOKEN to the guard's admin token", file=sys.stderr)
+        return 2
+    headers = {"authorization": f"Bearer {token}"}
+    try:
+        response = httpx.get(f"{args.url}/admin/export", headers=headers, timeout=600.0)
+    except httpx.HTTPError as exc:
+        print(f"guard: cannot reach {args.url}: {exc}", file=sys.stderr)
+        return 1
+    if response.status_code >= 400:
+        print(f"guard: HTTP {response.status_code}: {_message(response)}", file=sys.stderr)
+        return 1
+    *lines, last = response.content.splitlines(keepends=True) or [b"{}"]
+    manifest = json.loads(last).get("manifest", {})
+    problem = verify(lines, manifest)
+    if problem is not None:
+        print(f"guard: the export is not whole: {problem}", file=sys.stderr)
+        return 1
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, data in (("entries.jsonl", b"".join(lines)), ("manifest.json", json.dumps(manifest, indent=2).encode())):
+        fd = os.open(args.out / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)  # also when the file was there before
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    print(f"{manifest['entries']} entries at registry version {manifest['registry_version']} -> {args.out}")
+    return 0
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text
 
 
 def _audit(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""Admin API wire models. The documents go in; they never come out."""
+"""Admin API wire models. The documents go in; they come out only through the audited export (`guard.admin.export`)."""
 
 from __future__ import annotations
 

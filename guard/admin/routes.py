@@ -1,4 +1,5 @@
-"""The admin API: add, list, show, switch and remove forget entries. Bearer token, compared in constant time.
+"""The admin API: add, list, show, switch and remove forget entries; export them for the weight-level job.
+Bearer token, compared in constant time.
 
 Every change is committed to the registry, then written (fsynced) to the audit log, then acknowledged.
 """
@@ -6,11 +7,15 @@ Every change is committed to the registry, then written (fsynced) to the audit l
 from __future__ import annotations
 
 import hmac
+import json
 import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import StreamingResponse
 
+from guard.admin.export import export
 from guard.admin.protocol import Created, EntryList, EntryOut, EntryUpdate, ForgetRequest
 from guard.errors import AuthError, Forbidden, NotFound, ValidationFailed
 from guard.forget.index import ForgetIndex
@@ -95,6 +100,22 @@ async def update_entry(entry_id: str, body: EntryUpdate, request: Request) -> En
         raise NotFound(f"no forget entry with id '{entry_id}'", param="id")
     _record(request, "mode", entry_id, mode=entry.mode)
     return EntryOut.of(entry)
+
+
+@router.get("/export")
+async def export_entries(request: Request) -> StreamingResponse:
+    """The forget set with its documents, for the weight-level job (`guard.admin.export`): audited first."""
+    lines, manifest = await export(_index(request).registry)
+    fields = {k: manifest[k] for k in ("registry_version", "entries", "sha256")}
+    _record(request, "export", "*", **fields)
+
+    async def body() -> AsyncIterator[bytes]:
+        for line in lines:
+            yield line
+        yield json.dumps({"manifest": manifest}).encode() + b"\n"
+
+    headers = {"x-guard-registry-version": str(manifest["registry_version"])}
+    return StreamingResponse(body(), media_type="application/x-ndjson", headers=headers)
 
 
 @router.delete("/forget/{entry_id}", status_code=204)

@@ -1,0 +1,95 @@
+"""The forget set handed to the weight-level job (issue 16): `GET /admin/export` and `guard export`."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from guard.admin.export import verify
+from guard.app import create_app
+from guard.cli import main
+from guard.eval.serving import BackgroundServer
+from guard.forget.embedder import Embedder
+from guard.settings import Settings
+from tests.helpers import ADMIN, ADMIN_TOKEN, running
+
+DOCUMENTS = ["Alice was born in Ghent in 1961. She wrote the Brass Lantern.", "Her father was a baker."]
+ALICE = {"subject": "Alice Example", "aliases": ["A. Example"], "documents": DOCUMENTS}
+BOB = {"subject": "Bob Sample", "documents": ["Bob's only secret."], "policy": "rewrite", "mode": "monitor"}
+
+
+def lines_of(body: bytes) -> tuple[list[bytes], dict[str, Any]]:
+    *lines, last = body.splitlines(keepends=True)
+    return lines, json.loads(last)["manifest"]
+
+
+async def test_export_gives_every_entry_with_its_sentences_and_a_manifest_that_verifies(
+    settings: Settings, hash_embedder: Embedder
+) -> None:
+    app = create_app(settings, embedder=hash_embedder)
+    async with running(app) as client:
+        ids = [(await client.post("/admin/forget", json=e, headers=ADMIN)).json()["id"] for e in (ALICE, BOB)]
+        removed = (await client.post("/admin/forget", json={"subject": "Gone"}, headers=ADMIN)).json()["id"]
+        assert (await client.delete(f"/admin/forget/{removed}", headers=ADMIN)).status_code == 204
+        r = await client.get("/admin/export", headers=ADMIN)
+    assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+    lines, manifest = lines_of(r.content)
+    assert verify(lines, manifest) is None
+    assert manifest["entries"] == 2 and manifest["registry_version"] == 4  # 3 adds and a removal
+    assert r.headers["x-guard-registry-version"] == "4"
+    alice, bob = (json.loads(line) for line in lines)
+    assert [alice["id"], bob["id"]] == ids  # in the order they were added
+    assert alice["subject"] == "Alice Example" and alice["aliases"] == ["A. Example"]
+    assert alice["sentences"] == ["Alice was born in Ghent in 1961.", "She wrote the Brass Lantern.",
+                                  "Her father was a baker."]  # fmt: skip
+    assert alice["documents"] == [" ".join(alice["sentences"])]
+    assert (bob["policy"], bob["mode"], bob["sentences"]) == ("rewrite", "monitor", ["Bob's only secret."])
+    # a line changed or dropped on the way no longer verifies
+    assert verify([lines[0].replace(b"1961", b"1962"), lines[1]], manifest) is not None
+    assert verify(lines[:1], manifest) is not None
+    # audited before the text left: who, the version, the count and the hash; never the text
+    records = [json.loads(line) for line in settings.audit_path().read_text().splitlines()]
+    exported = [rec for rec in records if rec["event"] == "forget.export"]
+    assert len(exported) == 1 and exported[0]["sha256"] == manifest["sha256"] and exported[0]["entries"] == 2
+    assert "Ghent" not in settings.audit_path().read_text() and "Alice" not in json.dumps(exported)
+
+
+async def test_export_needs_the_admin_token(settings: Settings, hash_embedder: Embedder) -> None:
+    app = create_app(settings, embedder=hash_embedder)
+    async with running(app) as client:
+        await client.post("/admin/forget", json=ALICE, headers=ADMIN)
+        missing = await client.get("/admin/export")
+        wrong = await client.get("/admin/export", headers={"authorization": "Bearer nope"})
+    assert (missing.status_code, wrong.status_code) == (401, 403)
+    assert "Ghent" not in missing.text + wrong.text and missing.json()["error"]["type"]
+    assert not any('"forget.export"' in line for line in settings.audit_path().read_text().splitlines())
+
+
+def test_guard_export_writes_the_entries_and_manifest_owner_readable_only(
+    settings: Settings,
+    hash_embedder: Embedder,
+    serve: Callable[[Any], BackgroundServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = serve(create_app(settings, embedder=hash_embedder)).url
+    out = tmp_path / "export"
+    monkeypatch.delenv("GUARD_ADMIN_TOKEN", raising=False)
+    assert main(["export", "--out", str(out), "--url", url]) == 2 and not out.exists()
+    monkeypatch.setenv("GUARD_ADMIN_TOKEN", "wrong")
+    assert main(["export", "--out", str(out), "--url", url]) == 1 and not out.exists()
+    monkeypatch.setenv("GUARD_ADMIN_TOKEN", ADMIN_TOKEN)
+    assert main(["forget", "add", "Alice Example", "--url", url]) == 0
+    capsys.readouterr()
+    assert main(["export", "--out", str(out), "--url", url]) == 0
+    assert "1 entries at registry version 1" in capsys.readouterr().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    lines = (out / "entries.jsonl").read_bytes().splitlines(keepends=True)
+    assert verify(lines, manifest) is None and json.loads(lines[0])["subject"] == "Alice Example"
+    assert all(stat.S_IMODE((out / f).stat().st_mode) == 0o600 for f in ("entries.jsonl", "manifest.json"))
