@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -171,37 +172,42 @@ From Python, with the stock openai client:
     )
 
 
-def _forget(args: argparse.Namespace) -> int:
+def _admin(url: str, send: Callable[[httpx.Client], httpx.Response], timeout: float = 300.0) -> httpx.Response | int:
+    """One admin API call with GUARD_ADMIN_TOKEN: its response, or the exit code after saying what went wrong."""
     token = os.environ.get("GUARD_ADMIN_TOKEN")
     if not token:
         print("guard: set GUARD_ADMIN_TOKEN to the guard's admin token", file=sys.stderr)
         return 2
-    headers = {"authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=args.url, headers=headers, timeout=300.0) as client:
-        try:
-            if args.action == "add":
-                body = {
-                    "subject": args.subject,
-                    "aliases": args.alias,
-                    "documents": _read_documents(args.documents),
-                }
-                if args.policy:
-                    body["policy"] = args.policy
-                if args.monitor:
-                    body["mode"] = "monitor"
-                response = client.post("/admin/forget", json=body)
-            elif args.action == "ls":
-                response = client.get("/admin/forget")
-            elif args.action == "mode":
-                response = client.patch(f"/admin/forget/{args.id}", json={"mode": args.mode})
-            else:
-                response = client.delete(f"/admin/forget/{args.id}")
-        except httpx.HTTPError as exc:
-            print(f"guard: cannot reach {args.url}: {exc}", file=sys.stderr)
-            return 1
+    try:
+        with httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=timeout) as client:
+            response = send(client)
+    except httpx.HTTPError as exc:
+        print(f"guard: cannot reach {url}: {exc}", file=sys.stderr)
+        return 1
     if response.status_code >= 400:
         print(f"guard: HTTP {response.status_code}: {_message(response)}", file=sys.stderr)
         return 1
+    return response
+
+
+def _forget(args: argparse.Namespace) -> int:
+    def send(client: httpx.Client) -> httpx.Response:
+        if args.action == "add":
+            body = {"subject": args.subject, "aliases": args.alias, "documents": _read_documents(args.documents)}
+            if args.policy:
+                body["policy"] = args.policy
+            if args.monitor:
+                body["mode"] = "monitor"
+            return client.post("/admin/forget", json=body)
+        if args.action == "ls":
+            return client.get("/admin/forget")
+        if args.action == "mode":
+            return client.patch(f"/admin/forget/{args.id}", json={"mode": args.mode})
+        return client.delete(f"/admin/forget/{args.id}")
+
+    response = _admin(args.url, send)
+    if isinstance(response, int):
+        return response
     if response.status_code != 204:
         print(json.dumps(response.json(), indent=2))
     else:
@@ -213,19 +219,9 @@ def _export(args: argparse.Namespace) -> int:
     """GET /admin/export, verified against its manifest, written owner-readable only (it holds personal data)."""
     from guard.admin.export import verify
 
-    token = os.environ.get("GUARD_ADMIN_TOKEN")
-    if not token:
-        print("guard: set GUARD_ADMIN_TOKEN to the guard's admin token", file=sys.stderr)
-        return 2
-    headers = {"authorization": f"Bearer {token}"}
-    try:
-        response = httpx.get(f"{args.url}/admin/export", headers=headers, timeout=600.0)
-    except httpx.HTTPError as exc:
-        print(f"guard: cannot reach {args.url}: {exc}", file=sys.stderr)
-        return 1
-    if response.status_code >= 400:
-        print(f"guard: HTTP {response.status_code}: {_message(response)}", file=sys.stderr)
-        return 1
+    response = _admin(args.url, lambda client: client.get("/admin/export"), timeout=600.0)
+    if isinstance(response, int):
+        return response
     *lines, last = response.content.splitlines(keepends=True) or [b"{}"]
     manifest = json.loads(last).get("manifest", {})
     problem = verify(lines, manifest)
