@@ -124,7 +124,8 @@ class CheckSet:
         policies: PolicySet,
         watch: Watch | None = None,
     ) -> Verdict:
-        """The verdict of the segments (and their views), read now, nothing remembered: tests and benchmarks."""
+        """The verdict of the segments (and their views), all read now, none taken from what was remembered:
+        tests and benchmarks."""
         return self.decide(self.plan(segments), view, vectors, policies, watch)
 
 

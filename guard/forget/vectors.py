@@ -159,5 +159,5 @@ class VectorIndex:
             return scores, ids
         more, more_ids = self._recent.search(queries, min(k, int(self._recent.ntotal)))
         scores, ids = np.concatenate([scores, more], axis=1), np.concatenate([ids, more_ids], axis=1)
-        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # missing neighbours score -inf: last
+        order = np.argsort(-scores, axis=1, kind="stable")[:, :k]  # missing neighbours (id -1) score -FLT_MAX: last
         return np.take_along_axis(scores, order, axis=1), np.take_along_axis(ids, order, axis=1)
