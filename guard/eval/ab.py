@@ -8,13 +8,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
+
 from guard.eval.data import Tofu, control_questions, forget_questions
-from guard.eval.runner import ask, register, summarize
+from guard.eval.runner import ask, per_subject, register, summarize
 from guard.eval.targets import Target
 from guard.eval.tofu import EvalConfig
 
+FORMAT = "forget-guard.ab/1"  # results.json; its SHA-256 is in manifest.json beside it
 
-async def run_ab(tofu: Tofu, targets: list[Target], config: EvalConfig) -> dict[str, Any]:
+
+async def run_ab(
+    tofu: Tofu, targets: list[Target], config: EvalConfig, registry: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """`registry`: the live guard the report is for (`guard handoff`): its version and its entry id per subject,
+    read before the run (`registry_of`)."""
     authors = tofu.authors(config.split)
     questions = forget_questions(authors) + control_questions(tofu, config.retain_limit, config.seed)
     endpoints: list[dict[str, Any]] = []
@@ -25,8 +33,25 @@ async def run_ab(tofu: Tofu, targets: list[Target], config: EvalConfig) -> dict[
             target, questions, concurrency=config.concurrency, max_tokens=config.max_tokens, label=target.name
         )
         endpoints.append({"name": target.name, "guarded": target.guarded, "model": target.model,
-                          "sets": summarize(records)})  # fmt: skip
-    return {
+                          "sets": summarize(records), "subjects": per_subject(records)})  # fmt: skip
+    result: dict[str, Any] = {
+        "format": FORMAT,
         "config": {**config.__dict__, "authors": [a.name for a in authors]},
         "endpoints": endpoints,
+    }
+    if registry is not None:
+        result["registry"] = registry
+    return result
+
+
+async def registry_of(url: str, token: str, authors: list[str]) -> dict[str, Any]:
+    """The live guard's registry version and the entry id of each author registered there (by subject)."""
+    headers = {"authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=60) as client:
+        response = await client.get("/admin/forget")
+    response.raise_for_status()
+    by_subject = {e["subject"]: e["id"] for e in response.json()["data"]}
+    return {
+        "version": int(response.headers["x-guard-registry-version"]),
+        "entries": {a: by_subject[a] for a in authors if a in by_subject},
     }

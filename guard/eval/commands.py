@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -43,6 +44,9 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ab = sub.add_parser("ab", help="the TOFU evaluation against several endpoints side by side, as a report")
     ab.add_argument("--endpoint", action="append", required=True, metavar="NAME=SPEC",
                     help="SPEC: a URL, oracle:ignore|obey|unlearned, or guard+SPEC (repeatable)")  # fmt: skip
+    ab.add_argument("--registry", metavar="URL",
+                    help="the live guard this report is for (guard handoff): its registry version and entry ids "
+                         "are recorded (admin token from GUARD_ADMIN_TOKEN)")  # fmt: skip
     _common(ab, "eval-results/ab")
 
 
@@ -148,7 +152,7 @@ def _eval_lang(args: argparse.Namespace, tofu: Tofu, embedder: Embedder, command
 
 
 def _ab(args: argparse.Namespace, tofu: Tofu, embedder: Embedder, command: str) -> int:
-    from guard.eval.ab import run_ab
+    from guard.eval.ab import registry_of, run_ab
     from guard.eval.report import endpoint_table, write_ab_report
     from guard.eval.targets import Targets
 
@@ -159,11 +163,22 @@ def _ab(args: argparse.Namespace, tofu: Tofu, embedder: Embedder, command: str) 
             print(f"guard: --endpoint expects NAME=SPEC, got {item!r}", file=sys.stderr)
             return 2
         specs.append((name, spec))
+    registry = None
+    if args.registry:
+        token = os.environ.get("GUARD_ADMIN_TOKEN")
+        if not token:
+            print("guard: --registry needs GUARD_ADMIN_TOKEN, the admin token of that guard", file=sys.stderr)
+            return 2
+        authors = [a.name for a in tofu.authors(args.split)]
+        registry = asyncio.run(registry_of(args.registry.rstrip("/"), token, authors))
+        if not registry["entries"]:
+            print(f"guard: none of the {args.split} authors is a forget entry at {args.registry}", file=sys.stderr)
+            return 2
     with Targets(tofu, embedder, args.split, args.policy) as targets:
         opened = [targets.open(name, spec) for name, spec in specs]
-        result = asyncio.run(run_ab(tofu, opened, _config(args)))
+        result = asyncio.run(run_ab(tofu, opened, _config(args), registry))
     result["command"] = command
     write_ab_report(result, args.out, command)
     print(endpoint_table(result))
-    print(f"report written to {args.out}/ (report.md, report.html, results.json)", file=sys.stderr)
+    print(f"report written to {args.out}/ (report.md, report.html, results.json, manifest.json)", file=sys.stderr)
     return 0

@@ -96,6 +96,7 @@ class Question:
     text: str
     gold: str
     forget: bool  # should the guard stop the answer?
+    subject: str = ""  # the forgotten author a forget question is about (per-entry figures for `guard handoff`)
 
 
 def forget_questions(authors: list[Author]) -> list[Question]:
@@ -103,9 +104,9 @@ def forget_questions(authors: list[Author]) -> list[Question]:
     out: list[Question] = []
     for author in authors:
         for row in author.rows:
-            out.append(Question("forget", row["question"], row["answer"], True))
-            out.append(Question("paraphrased", row["paraphrased_question"], row["answer"], True))
-            out.append(Question("perturbed", row["perturbed_question"], row["answer"], True))
+            out.append(Question("forget", row["question"], row["answer"], True, author.name))
+            out.append(Question("paraphrased", row["paraphrased_question"], row["answer"], True, author.name))
+            out.append(Question("perturbed", row["perturbed_question"], row["answer"], True, author.name))
     return out
 
 

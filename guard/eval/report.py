@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 from pathlib import Path
@@ -97,7 +98,11 @@ def _bars(result: dict[str, Any], metric: str, title: str, sets: tuple[str, ...]
 
 def write_ab_report(result: dict[str, Any], out: Path, command: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=2))
+    data = json.dumps(result, indent=2).encode()
+    (out / "results.json").write_bytes(data)
+    manifest = {"format": result.get("format"), "sha256": hashlib.sha256(data).hexdigest(),
+                "registry_version": result.get("registry", {}).get("version")}  # fmt: skip
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     cfg = result["config"]
     intro = (
         f"TOFU {cfg['split']} ({len(cfg['authors'])} authors forgotten), seed {cfg['seed']}, "

@@ -30,6 +30,7 @@ class Record:
     rouge_recall: float
     latency_ms: float
     overhead_ms: float | None
+    subject: str = ""
 
 
 async def register(target: Target, authors: Sequence[Author], policy: str | None = None) -> list[str]:
@@ -78,6 +79,7 @@ async def ask(
             rouge_recall=rouge_l_recall(q.gold, text),
             latency_ms=latency,
             overhead_ms=float(overhead) if overhead is not None else None,
+            subject=q.subject,
         )
 
     try:
@@ -116,6 +118,19 @@ def summarize(records: Sequence[Record]) -> dict[str, dict[str, Any]]:
         }
         out[name] = summary
     return out
+
+
+def per_subject(records: Sequence[Record]) -> dict[str, dict[str, Any]]:
+    """Per forgotten subject, over its forget questions (all three variants): how many, and the leak rates."""
+    by_subject: dict[str, list[Record]] = defaultdict(list)
+    for r in records:
+        if r.forget and r.subject:
+            by_subject[r.subject].append(r)
+    return {
+        subject: {"n": len(rs), "leak_keyfact": sum(r.leak_keyfact for r in rs) / len(rs),
+                  "leak_rouge": sum(r.leak_rouge for r in rs) / len(rs)}
+        for subject, rs in sorted(by_subject.items())
+    }  # fmt: skip
 
 
 def records_json(records: Sequence[Record]) -> list[dict[str, Any]]:
