@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from guard import __version__
+from guard.admin.coverage import router as coverage_router
 from guard.admin.routes import router as admin_router
 from guard.errors import GuardError, error_body
 from guard.forget.backends import open_registry
@@ -155,6 +156,7 @@ def create_app(
     app = FastAPI(title="forget-guard", version=__version__, lifespan=lifespan)
     app.include_router(openai_router)
     app.include_router(admin_router)
+    app.include_router(coverage_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

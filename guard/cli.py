@@ -1,8 +1,10 @@
-"""The `guard` command: serve · demo · forget add|ls|rm|mode · export · audit verify · oracle · eval tofu · ab."""
+"""The `guard` command: serve · demo · forget add|ls|rm|mode · export · handoff · coverage ls|rm · audit verify ·
+oracle · eval tofu · ab."""
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import secrets
@@ -57,6 +59,23 @@ def main(argv: list[str] | None = None) -> int:
     export.add_argument("--out", type=Path, required=True, help="directory for entries.jsonl and manifest.json")
     export.add_argument("--url", default=os.environ.get("GUARD_URL", DEFAULT_URL), help="the guard's base URL")
 
+    handoff = sub.add_parser(
+        "handoff", help="mark the entries a weight-edited model has forgotten, from a guard ab report"
+    )
+    handoff.add_argument("model", help="the model's name, as the guard routes it (GUARD_UPSTREAM_MODELS)")
+    handoff.add_argument("--report", type=Path, required=True, help="a guard ab --registry report directory")
+    handoff.add_argument("--dry-run", action="store_true", help="say what would be covered, change nothing")
+    handoff.add_argument("--url", default=os.environ.get("GUARD_URL", DEFAULT_URL), help="the guard's base URL")
+    coverage = sub.add_parser("coverage", help="list or revoke what weight-edited models cover")
+    csub = coverage.add_subparsers(dest="action", required=True)
+    cls_ = csub.add_parser("ls", help="list coverage rows")
+    cls_.add_argument("--model")
+    crm = csub.add_parser("rm", help="revoke one entry's coverage for a model (enforced again)")
+    crm.add_argument("model")
+    crm.add_argument("id")
+    for p in csub.choices.values():
+        p.add_argument("--url", default=os.environ.get("GUARD_URL", DEFAULT_URL), help="the guard's base URL")
+
     audit = sub.add_parser("audit", help="the append-only audit log")
     asub = audit.add_subparsers(dest="action", required=True)
     verify = asub.add_parser("verify", help="check the audit log's hash chain (exit 1 if it was tampered with)")
@@ -76,6 +95,10 @@ def main(argv: list[str] | None = None) -> int:
             return _audit(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "handoff":
+            return _handoff(args)
+        if args.command == "coverage":
+            return _coverage(args)
         return _forget(args)
     except PolicyError as exc:
         print(f"guard: {exc}", file=sys.stderr)
@@ -235,6 +258,45 @@ def _export(args: argparse.Namespace) -> int:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
     print(f"{manifest['entries']} entries at registry version {manifest['registry_version']} -> {args.out}")
+    return 0
+
+
+def _handoff(args: argparse.Namespace) -> int:
+    """POST a guard ab report, checked against its manifest first, to /admin/coverage/handoff."""
+    try:
+        text = (args.report / "results.json").read_text(encoding="utf-8")
+        manifest = json.loads((args.report / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        print(f"guard: {args.report} is not a guard ab report directory: {exc}", file=sys.stderr)
+        return 2
+    sha = str(manifest.get("sha256", "")) if isinstance(manifest, dict) else ""
+    if hashlib.sha256(text.encode()).hexdigest() != sha:
+        print(f"guard: {args.report}/results.json does not match its manifest's SHA-256", file=sys.stderr)
+        return 1
+    body = {"model": args.model, "report": text, "sha256": sha, "dry_run": args.dry_run}
+    response = _admin(args.url, lambda client: client.post("/admin/coverage/handoff", json=body))
+    if isinstance(response, int):
+        return response
+    answer = response.json()
+    for e in answer["entries"]:
+        print(f"{e['entry']}  {'covered' if e['covered'] else 'enforced'}  {e['reason']}")
+    covered = sum(e["covered"] for e in answer["entries"])
+    done = "would cover" if args.dry_run else "covers"
+    print(f"{args.model} {done} {covered} of {len(answer['entries'])} entries (utility loss "
+          f"{answer['utility_loss']:.3f}); registry version {answer['registry_version']}")  # fmt: skip
+    return 0
+
+
+def _coverage(args: argparse.Namespace) -> int:
+    def send(client: httpx.Client) -> httpx.Response:
+        if args.action == "ls":
+            return client.get("/admin/coverage", params={"model": args.model} if args.model else None)
+        return client.delete(f"/admin/coverage/{args.model}/{args.id}")
+
+    response = _admin(args.url, send)
+    if isinstance(response, int):
+        return response
+    print(json.dumps(response.json(), indent=2) if response.status_code != 204 else f"revoked {args.id}")
     return 0
 
 

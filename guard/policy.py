@@ -72,6 +72,24 @@ class OutputPolicy(_Strict):
     multilingual_watch_strong_threshold: float = Field(0.87, ge=-1.0, le=1.0)
 
 
+class CoveragePolicy(_Strict):
+    """Handing an entry over to a weight-edited model (`guard handoff`) and watching that model afterwards."""
+
+    # An entry is covered when the model alone, in the A/B report, leaked at most this share of the entry's
+    # questions (either leak definition), over at least `min_questions` of them ...
+    max_leak: float = Field(0.0, ge=0.0, le=1.0)
+    min_questions: int = Field(5, ge=1)
+    # ... and lost at most this much answer quality (ROUGE-L recall) against the base model on every control set
+    # (retain, real authors, world facts).
+    max_utility_loss: float = Field(0.05, ge=0.0, le=1.0)
+    # What requests routed to that model get for a covered entry: monitor (matched and recorded, the model answers)
+    # or enforce (the guard still refuses: defence in depth).
+    mode: Mode = Mode.monitor
+    # A covered entry the model leaks again in live traffic (its facts in the answer) is counted; with this on,
+    # that answer is filtered and the entry is enforced again for the model, on every replica.
+    auto_revert: bool = True
+
+
 class GlobalPolicy(_Strict):
     """Settings that apply to every request whatever entry it matches: they are used before any entry is known
     (which texts to check, how the index is built, what a failed check does). Only in the default policy file."""
@@ -110,6 +128,7 @@ class Policy(_Strict):
     speculative: bool = False
     input: InputPolicy = InputPolicy()
     output: OutputPolicy = OutputPolicy()
+    coverage: CoveragePolicy = CoveragePolicy()
 
     @model_validator(mode="after")
     def _instruction_placeholder(self) -> Policy:

@@ -3,11 +3,13 @@
 - a forget entry added through replica A is enforced by replica B within 1 s; a delete through B is honoured by A;
 - PostgreSQL killed (immediate stop, like a crash) and restarted: writes meanwhile get a 503 and change nothing,
   both replicas keep enforcing what they had, nothing acknowledged is lost, both catch up once it is back;
-- a replica killed with SIGKILL and restarted catches up with what was changed while it was down.
+- a replica killed with SIGKILL and restarted catches up with what was changed while it was down;
+- coverage of an entry by a weight-edited model (`guard handoff`), made through one replica, holds on the other.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -28,10 +30,10 @@ POLL_S = "0.5"
 DEADLINE_S = 1.0
 
 
-def action(url: str, subject: str) -> str:
+def action(url: str, subject: str, model: str = "m") -> str:
     with openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=30) as client:
         raw = client.chat.completions.with_raw_response.create(
-            model="m", messages=[{"role": "user", "content": f"Where was {subject} born?"}]
+            model=model, messages=[{"role": "user", "content": f"Where was {subject} born?"}]
         )
     return str(raw.headers["x-guard-action"])
 
@@ -69,7 +71,7 @@ class Replicas:
         self.dsn, self.upstream, self.tmp = dsn, upstream, tmp
         self._running: dict[str, ExitStack] = {}
 
-    def start(self, label: str) -> str:
+    def start(self, label: str, **env: str) -> str:
         stack = ExitStack()
         _, url = stack.enter_context(
             guard_process(
@@ -79,6 +81,7 @@ class Replicas:
                 GUARD_REGISTRY_DSN=self.dsn,
                 GUARD_REGISTRY_POLL_S=POLL_S,
                 GUARD_EMBEDDER="minilm",
+                **env,
             )
         )
         self._running[label] = stack
@@ -153,3 +156,19 @@ def test_a_restarted_replica_catches_up(replicas: Replicas) -> None:
     assert action(a, "Ives Morrow") == "allow"
     assert health(a)["registry_version"] == health(b)["registry_version"] == 3
     assert [e["id"] for e in httpx.get(f"{a}/admin/forget", headers=ADMIN).json()["data"]] == [second]
+
+
+def test_coverage_propagates_between_replicas(replicas: Replicas) -> None:
+    models = json.dumps({"unlearned": [replicas.upstream]})
+    a, b = replicas.start("a", GUARD_UPSTREAM_MODELS=models), replicas.start("b", GUARD_UPSTREAM_MODELS=models)
+    entry = add(a, "Orlen Vasko")
+    within(DEADLINE_S, lambda: action(b, "Orlen Vasko", "unlearned") == "refuse")
+    r = httpx.post(f"{a}/admin/coverage", headers=ADMIN, json={"model": "unlearned", "entry": entry}, timeout=30)
+    assert r.status_code == 201, r.text
+    assert action(a, "Orlen Vasko", "unlearned") == "allow"  # enforced as covered on A when acknowledged
+    lag = within(DEADLINE_S, lambda: action(b, "Orlen Vasko", "unlearned") == "allow")
+    assert action(b, "Orlen Vasko") == "refuse"  # another model: still refused
+    assert httpx.delete(f"{b}/admin/coverage/unlearned/{entry}", headers=ADMIN, timeout=30).status_code == 204
+    lag = max(lag, within(DEADLINE_S, lambda: action(a, "Orlen Vasko", "unlearned") == "refuse"))
+    assert health(a)["registry_version"] == health(b)["registry_version"] == 3
+    print(f"coverage propagation: at most {lag * 1000:.0f} ms")

@@ -23,6 +23,7 @@ from guard.services import services
 
 log = logging.getLogger("guard.admin")
 
+VERSION_HEADER = "x-guard-registry-version"  # the registry version a listing or export reflects
 ACTOR_HEADER = "x-guard-actor"  # who asked (an operator or ticket id) — recorded in the audit log
 
 
@@ -77,9 +78,10 @@ async def add_entry(body: ForgetRequest, request: Request) -> Created:
 
 
 @router.get("/forget", response_model=EntryList)
-async def list_entries(request: Request) -> EntryList:
+async def list_entries(request: Request, response: Response) -> EntryList:
     index = _index(request)
-    entries = await index.run(index.entries)
+    entries, version = await index.run(lambda: (index.entries(), index.version))
+    response.headers[VERSION_HEADER] = str(version)
     return EntryList(data=[EntryOut.of(e) for e in entries], total_chunks=sum(e.chunks for e in entries))
 
 
@@ -114,7 +116,7 @@ async def export_entries(request: Request) -> StreamingResponse:
             yield line
         yield json.dumps({"manifest": manifest}).encode() + b"\n"
 
-    headers = {"x-guard-registry-version": str(manifest["registry_version"])}
+    headers = {VERSION_HEADER: str(manifest["registry_version"])}
     return StreamingResponse(body(), media_type="application/x-ndjson", headers=headers)
 
 

@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 
 from guard.forget.embedder import Embedder
 from guard.forget.meaning import MeaningIndex
-from guard.forget.registry import Entry, Registry, RegistryMismatch
+from guard.forget.registry import Coverage, Entry, Registry, RegistryMismatch
 from guard.forget.sync import Sync
 from guard.forget.upkeep import Upkeep
 from guard.forget.view import IndexView, MemoryIndex
@@ -135,6 +135,13 @@ class ForgetIndex:
         entry, version = changed
         await self.sync.mode_set(entry, version)
         return entry
+
+    async def set_coverage(self, model: str, put: Sequence[Coverage], drop: Sequence[str] = ()) -> int:
+        """Record and revoke a model's coverage (one registry change), enforced here before returning: the new
+        version."""
+        rows, version = await self.registry.set_coverage(model, put, drop)
+        await self.sync.coverage_set(rows, version)
+        return version
 
     # -- following other replicas -----------------------------------------------------------------------------
 

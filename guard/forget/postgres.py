@@ -29,13 +29,16 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from guard.forget.embedder import Vectors
 from guard.forget.registry import (
+    COVERAGE_COLUMNS,
     ENTRY_COLUMNS,
     Change,
     Chunk,
+    Coverage,
     Entry,
     RegistryUnavailable,
     Snapshot,
     check_vectors,
+    coverage_from_row,
     entry_from_row,
     vector_of,
 )
@@ -68,6 +71,19 @@ MIGRATIONS = [
     CREATE TABLE forget_changes (version BIGINT PRIMARY KEY, op TEXT NOT NULL, entry_id TEXT NOT NULL);
     """,
     "CREATE TABLE forget_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);",  # v2: which embedder wrote the vectors
+    """
+    CREATE TABLE forget_coverage (
+        model TEXT NOT NULL,
+        entry_id TEXT NOT NULL REFERENCES forget_entries(id) ON DELETE CASCADE,
+        state TEXT NOT NULL,
+        leak DOUBLE PRECISION,
+        utility_loss DOUBLE PRECISION,
+        report_sha256 TEXT,
+        registry_version BIGINT NOT NULL,
+        at DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (model, entry_id)
+    );
+    """,  # v3: which entries a weight-edited model covers (`guard handoff`)
 ]
 
 ENTRIES_SQL = (
@@ -222,6 +238,34 @@ class PostgresRegistry:
 
         return await self._write("mode", entry_id, update)
 
+    async def set_coverage(
+        self, model: str, put: Sequence[Coverage], drop: Sequence[str] = ()
+    ) -> tuple[list[Coverage], int]:
+        async def write(conn: psycopg.AsyncConnection[Any]) -> list[Coverage]:
+            async with conn.cursor() as cur:
+                if drop:
+                    await cur.executemany(
+                        "DELETE FROM forget_coverage WHERE model = %s AND entry_id = %s", [(model, e) for e in drop]
+                    )
+                if put:
+                    await cur.executemany(
+                        f"INSERT INTO forget_coverage ({COVERAGE_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s) "
+                        "ON CONFLICT (model, entry_id) DO UPDATE SET state = EXCLUDED.state, leak = EXCLUDED.leak, "
+                        "utility_loss = EXCLUDED.utility_loss, report_sha256 = EXCLUDED.report_sha256, "
+                        "registry_version = EXCLUDED.registry_version, at = EXCLUDED.at",
+                        [(model, c.entry_id, c.state, c.leak, c.utility_loss, c.report_sha256, c.registry_version,
+                          c.at) for c in put],
+                    )  # fmt: skip
+            return await _coverage(conn)
+
+        done = await self._write("coverage", model, write)
+        assert done is not None
+        return done
+
+    async def coverage(self) -> list[Coverage]:
+        async with self._conn() as conn:
+            return await _coverage(conn)
+
     async def entries(self, entry_id: str | None = None) -> list[Entry]:
         async with self._conn() as conn:
             return await _entries(conn, entry_id)
@@ -294,6 +338,11 @@ async def _entries(conn: psycopg.AsyncConnection[Any], entry_id: str | None = No
     return [entry_from_row(r, int(r[7])) for r in await cur.fetchall()]
 
 
+async def _coverage(conn: psycopg.AsyncConnection[Any]) -> list[Coverage]:
+    cur = await conn.execute(f"SELECT {COVERAGE_COLUMNS} FROM forget_coverage ORDER BY model, entry_id")
+    return [coverage_from_row(r) for r in await cur.fetchall()]
+
+
 class _PgSnapshot:
     """A REPEATABLE READ transaction: every read sees the same version."""
 
@@ -311,6 +360,9 @@ class _PgSnapshot:
     async def chunk_count(self) -> int:
         cur = await self._conn.execute("SELECT COUNT(*) FROM forget_chunks")
         return int((await _one(cur))[0])
+
+    async def coverage(self) -> list[Coverage]:
+        return await _coverage(self._conn)
 
     async def sample_vectors(self, k: int) -> Vectors:
         cur = await self._conn.execute("SELECT MIN(id), MAX(id) FROM forget_chunks")

@@ -46,6 +46,30 @@ class Entry:
 
 
 @dataclass(frozen=True)
+class Coverage:
+    """An entry a weight-edited model has forgotten by itself (`guard handoff`): requests routed to that model
+    treat the entry as its policy's `coverage.mode` says, until the model leaks it again ("reverted")."""
+
+    model: str
+    entry_id: str
+    state: str  # "covered" or "reverted" (the model leaked it again in live traffic: enforced)
+    leak: float | None  # the model's own leak rate on the entry's questions in the report (None: added by hand)
+    utility_loss: float | None  # the model's worst drop against the base on the control sets
+    report_sha256: str | None
+    registry_version: int  # the registry version the report was made at (or the change was made at)
+    at: float
+
+
+COVERAGE_COLUMNS = "model, entry_id, state, leak, utility_loss, report_sha256, registry_version, at"
+
+
+def coverage_from_row(row: Sequence[Any]) -> Coverage:
+    leak, loss = row[3], row[4]
+    return Coverage(row[0], row[1], row[2], None if leak is None else float(leak), None if loss is None else
+                    float(loss), row[5], int(row[6]), float(row[7]))  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Chunk:
     id: int
     entry_id: str
@@ -56,7 +80,7 @@ class Chunk:
 @dataclass(frozen=True)
 class Change:
     version: int
-    op: str  # "add", "remove" or "mode"
+    op: str  # "add", "remove", "mode" or "coverage" (then entry_id is the model's name)
     entry_id: str
 
 
@@ -75,6 +99,7 @@ class Snapshot(Protocol):
     async def entries(self) -> list[Entry]: ...
     async def chunk_count(self) -> int: ...
     async def sample_vectors(self, k: int) -> Vectors: ...
+    async def coverage(self) -> list[Coverage]: ...
     def chunks(self, batch: int = 10_000, text: bool = True) -> AsyncIterator[list[Chunk]]: ...
 
 
@@ -112,6 +137,14 @@ class Registry(Protocol):
         ...
 
     async def set_mode(self, entry_id: str, mode: str) -> tuple[Entry, int] | None: ...
+    async def set_coverage(
+        self, model: str, put: Sequence[Coverage], drop: Sequence[str] = ()
+    ) -> tuple[list[Coverage], int]:
+        """Record (`put`, replacing a model's row for the same entry) and revoke (`drop`: entry ids) one model's
+        coverage in one change: every coverage row afterwards, and the new version."""
+        ...
+
+    async def coverage(self) -> list[Coverage]: ...
     async def entries(self, entry_id: str | None = None) -> list[Entry]: ...
     async def entry_chunks(self, entry_id: str) -> tuple[Entry, list[Chunk]] | None: ...
     async def changes_since(self, version: int) -> list[Change]: ...

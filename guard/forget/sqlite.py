@@ -19,12 +19,15 @@ import numpy as np
 
 from guard.forget.embedder import Vectors
 from guard.forget.registry import (
+    COVERAGE_COLUMNS,
     ENTRY_COLUMNS,
     Change,
     Chunk,
+    Coverage,
     Entry,
     Snapshot,
     check_vectors,
+    coverage_from_row,
     entry_from_row,
     vector_of,
 )
@@ -54,6 +57,17 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('version', 0);
 CREATE TABLE IF NOT EXISTS changes (version INTEGER PRIMARY KEY, op TEXT NOT NULL, entry_id TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS coverage (
+    model TEXT NOT NULL,
+    entry_id TEXT NOT NULL REFERENCES entries(id) ON DELETE CASCADE,
+    state TEXT NOT NULL,
+    leak REAL,
+    utility_loss REAL,
+    report_sha256 TEXT,
+    registry_version INTEGER NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (model, entry_id)
+);
 """
 
 
@@ -182,6 +196,24 @@ class SqliteRegistry:
 
         return await self._write(update)
 
+    async def set_coverage(
+        self, model: str, put: Sequence[Coverage], drop: Sequence[str] = ()
+    ) -> tuple[list[Coverage], int]:
+        def write(db: sqlite3.Connection, version: int) -> tuple[list[Coverage], int]:
+            db.executemany("DELETE FROM coverage WHERE model=? AND entry_id=?", [(model, e) for e in drop])
+            db.executemany(
+                f"INSERT OR REPLACE INTO coverage ({COVERAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [(model, c.entry_id, c.state, c.leak, c.utility_loss, c.report_sha256, c.registry_version, c.at)
+                 for c in put],
+            )  # fmt: skip
+            db.execute("INSERT INTO changes VALUES (?, 'coverage', ?)", (version, model))
+            return _sqlite_coverage(db), version
+
+        return await self._write(write)
+
+    async def coverage(self) -> list[Coverage]:
+        return await self._run(_sqlite_coverage)
+
     async def entries(self, entry_id: str | None = None) -> list[Entry]:
         return await self._run(lambda db: _sqlite_entries(db, entry_id))
 
@@ -243,6 +275,11 @@ def _sqlite_entries(db: sqlite3.Connection, entry_id: str | None = None) -> list
     return [entry_from_row(r, int(r[7])) for r in rows]
 
 
+def _sqlite_coverage(db: sqlite3.Connection) -> list[Coverage]:
+    rows = db.execute(f"SELECT {COVERAGE_COLUMNS} FROM coverage ORDER BY model, entry_id").fetchall()
+    return [coverage_from_row(r) for r in rows]
+
+
 class _SqliteSnapshot:
     """A read transaction on its own connection: in WAL mode it sees one version throughout."""
 
@@ -258,6 +295,9 @@ class _SqliteSnapshot:
 
     async def chunk_count(self) -> int:
         return await asyncio.to_thread(lambda: int(self._db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0]))
+
+    async def coverage(self) -> list[Coverage]:
+        return await asyncio.to_thread(_sqlite_coverage, self._db)
 
     async def sample_vectors(self, k: int) -> Vectors:
         def sample() -> Vectors:

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from guard.forget.embedder import Vectors
-from guard.forget.registry import Change, Entry, Registry
+from guard.forget.registry import Change, Coverage, Entry, Registry
 from guard.forget.upkeep import Upkeep
 from guard.forget.view import MemoryIndex
 from guard.forget.workers import Workers
@@ -44,6 +44,9 @@ class Sync:
 
     async def mode_set(self, entry: Entry, version: int) -> None:
         await self._through(version, lambda: self.workers.read(self._mode, entry, version))
+
+    async def coverage_set(self, rows: list[Coverage], version: int) -> None:
+        await self._through(version, lambda: self.workers.read(self._coverage, rows, version))
 
     async def _through(self, version: int, local: Callable[[], Awaitable[None]]) -> None:
         """Apply every change up to our own write at `version` in order; ours from the data in hand."""
@@ -110,6 +113,8 @@ class Sync:
                     await self.workers.read(self._mode, found[0], change.version)
                 else:  # removed since; its removal comes later in the log
                     await self.workers.read(self._set_version, change.version)
+            elif change.op == "coverage":  # the rows as they are now (a later change replays them again)
+                await self.workers.read(self._coverage, await self.registry.coverage(), change.version)
             else:
                 raise ValueError(f"unknown change {change.op!r} at version {change.version}")
 
@@ -140,6 +145,7 @@ class Sync:
         for entry_id in remote.keys() & local.keys():
             if remote[entry_id].mode != local[entry_id].mode:
                 await self.workers.read(self._mode, remote[entry_id], current)
+        await self.workers.read(self._coverage, await self.registry.coverage(), current)
         await self.workers.read(self._set_version, version)
 
     # -- the changes themselves (reader thread) ---------------------------------------------------------------
@@ -160,3 +166,7 @@ class Sync:
     def _mode(self, entry: Entry, version: int) -> None:
         self.memory.version = version
         self.memory.set_mode(entry)
+
+    def _coverage(self, rows: list[Coverage], version: int) -> None:
+        self.memory.version = version
+        self.memory.coverage.replace(rows)

@@ -43,6 +43,7 @@ class Upkeep:
                 self.memory.load_entry(entry)
             self.memory.names.add_many((e.id, (e.subject, *e.aliases)) for e in entries)
             self.memory.sounds.add_many((e.id, (e.subject, *e.aliases)) for e in entries)
+            self.memory.coverage.replace(self.workers.call(snap.coverage()))
             self.memory.vectors = self._build_vectors(snap, self.workers.call(snap.chunk_count()), with_text=True)
 
     def _build_vectors(self, snap: Snapshot, n: int, with_text: bool, only: Ids | None = None) -> VectorIndex:

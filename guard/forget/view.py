@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
+from guard.forget.coverage import CoverageMap
 from guard.forget.embedder import Vectors
 from guard.forget.facts import WordIndex, fact_values, name_parts
 from guard.forget.meaning import MeaningIndex
@@ -63,6 +64,7 @@ class MemoryIndex:
         self.ngrams = NgramIndex(ngram_words)
         self.parts = WordIndex(min_shared=3)  # the words of each entry's names (a surname alone)
         self.values = WordIndex()  # each entry's fact values
+        self.coverage = CoverageMap()  # entries weight-edited models have forgotten by themselves
         # chunk id -> entry slot (-1: none), a flat array: a dict would cost ~100 bytes a chunk
         self._chunk_slot: npt.NDArray[np.int32] = np.full(1024, -1, dtype=np.int32)
         self._slots = Slots()
@@ -229,6 +231,7 @@ class MemoryIndex:
         self.ngrams.remove(entry_id)
         self.parts.remove(entry_id)
         self.values.remove(entry_id)
+        self.coverage.drop_entry(entry_id)
         self._entries.pop(entry_id, None)
         return chunk_ids
 

@@ -50,6 +50,12 @@ class Metrics:
             ["stage"],
             registry=r,
         )
+        self.coverage_regressions = Counter(
+            "guard_coverage_regressions",
+            "Covered entries a weight-edited model leaked again in live traffic (guard handoff)",
+            ["model", "entry"],
+            registry=r,
+        )
         self.shadow_verdicts = Counter(
             "guard_shadow_verdicts", "Shadow (B) answers checked, by primary action and shadow action",
             ["primary", "shadow"], registry=r,

@@ -5,18 +5,21 @@ A failure of the embedder or the index becomes what the global `on_error` says, 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from guard.checks.coverage import Regression, relax_input, relax_output
 from guard.checks.evidence import ALLOW, NO_WATCH, Action, Evidence, Segment, Verdict, Watch
 from guard.checks.meaning import MEANING
 from guard.checks.stages import CheckSet, Plan, Stale, input_checks, output_checks
 from guard.context import RequestContext
 from guard.forget.batcher import EmbedBatcher
 from guard.forget.index import ForgetIndex
+from guard.forget.registry import Coverage
 from guard.forget.view import IndexView
 from guard.judge import Judge
 from guard.observe.decisions import Decisions
@@ -63,6 +66,7 @@ class Checker:
         self.meaning_batcher = EmbedBatcher(meaning.embedder) if meaning is not None else None
         self.inputs: CheckSet = input_checks()
         self.outputs: CheckSet = output_checks()
+        self._reverts: set[asyncio.Task[None]] = set()  # coverage reverts being written to the registry
 
     def close(self) -> None:
         self.batcher.close()
@@ -72,6 +76,7 @@ class Checker:
     async def input(self, ctx: RequestContext) -> Verdict:
         """The input check of a request, recorded."""
         verdict = await self._stage("input", self.inputs, ctx.conversation.segments())
+        verdict = relax_input(verdict, ctx.model, self.index.memory.coverage, self.policies, self.index.view)
         if self.judge is not None and verdict.action is Action.allow and verdict.watched and not verdict.failed:
             verdict = await self._judged("input", "\n".join(ctx.conversation.texts()), verdict.watched, verdict)
         self.decisions.record(ctx.request_id, "input", verdict, "\n".join(ctx.conversation.texts()), client=ctx.client)
@@ -103,11 +108,42 @@ class Checker:
             verdict = await self._stage(stage, self.outputs, segments, watch)
             if self.judge is not None and watch and verdict.action is Action.allow and not verdict.failed:
                 verdict = await self._judged("output", text, watch.entries, verdict)
+            memory = self.index.memory
+            verdict, regressions = relax_output(verdict, ctx.model, memory.coverage, self.policies, self.index.view)
+            if regressions:
+                self._regressed(ctx, regressions)
             if verdict.action is not Action.allow or verdict.monitored or verdict.failed:
                 self.decisions.record(ctx.request_id, stage, verdict, text, client=ctx.client)
             return verdict
 
         return check
+
+    def _regressed(self, ctx: RequestContext, regressions: list[Regression]) -> None:
+        """A covered entry leaked by its model: counted and logged; reverted (here at once, then in the registry
+        for every replica) when its policy says so."""
+        for r in regressions:
+            self.metrics.coverage_regressions.labels(ctx.model, r.entry_id).inc()
+            fields = {"request_id": ctx.request_id, "model": ctx.model, "entry": r.entry_id, "reverted": r.enforced}
+            log.warning("coverage regression", extra=fields)
+            if self.decisions.audit is not None:
+                self.decisions.audit.write("coverage.regression", fields)
+            row = self.index.memory.coverage.revert(ctx.model, r.entry_id) if r.enforced else None
+            if row is not None:
+                task = asyncio.create_task(self._revert(row.model, row))
+                self._reverts.add(task)
+                task.add_done_callback(self._reverts.discard)
+
+    async def _revert(self, model: str, row: Coverage, tries: int = 6) -> None:
+        """Record a revert in the registry (retried while it is unreachable; enforced here meanwhile)."""
+        for attempt in range(tries):
+            try:
+                await self.index.set_coverage(model, [row])
+                return
+            except Exception as exc:
+                error = type(exc).__name__
+            await asyncio.sleep(2.0**attempt)
+        log.error("coverage revert not recorded in the registry; enforced on this replica only",
+                  extra={"model": model, "entry": row.entry_id, "error": error})  # fmt: skip
 
     async def _judged(self, stage: str, text: str, entries: frozenset[str], verdict: Verdict) -> Verdict:
         """The judge's ruling on an uncertain verdict: a named entry refuses / filters, anything else keeps it."""
