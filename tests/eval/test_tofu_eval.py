@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
+from guard.app import create_app
 from guard.cli import main
 from guard.eval.data import Tofu
+from guard.eval.serving import BackgroundServer
 from guard.eval.targets import Targets
 from guard.eval.tofu import EvalConfig, headline, run_tofu
 from guard.forget.embedder import Embedder
+from guard.settings import Settings
 from tests.conftest import TOFU_DIR
+from tests.helpers import ADMIN, ADMIN_TOKEN
 
 pytestmark = pytest.mark.socket  # the eval serves the oracle and the guard on real ports
 
@@ -53,3 +60,43 @@ def test_ab_command_writes_a_report(tmp_path: Path) -> None:
     html = (out / "report.html").read_text()
     assert html.count("<svg") == 4 and "base+guard" in html
     assert "| base+guard | forget |" in (out / "report.md").read_text()
+
+
+def test_ab_for_a_live_guard_feeds_its_handoff(
+    tmp_path: Path,
+    settings: Settings,
+    minilm: Embedder,
+    serve: Callable[[Any], BackgroundServer],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`guard ab --registry` names the live guard's entries and version; `guard handoff` takes that report and
+    covers exactly the entries whose figures in it are within the default policy's limits."""
+    models = {"unlearned": ["http://unlearned.test"]}
+    url = serve(create_app(settings.model_copy(update={"upstream_models": models}), embedder=minilm)).url
+    authors = Tofu(TOFU_DIR).authors("forget01")
+    ids = {}
+    for a in authors:
+        r = httpx.post(f"{url}/admin/forget", headers=ADMIN, json={"subject": a.name, "documents": a.answers})
+        ids[a.name] = r.json()["id"]
+    monkeypatch.setenv("GUARD_ADMIN_TOKEN", ADMIN_TOKEN)
+    out = tmp_path / "ab"
+    assert main(["ab", "--split", "forget01", "--retain-limit", "20", "--out", str(out), "--registry", url,
+                 "--endpoint", "base=oracle:ignore", "--endpoint", "unlearned=oracle:unlearned"]) == 0  # fmt: skip
+    result = json.loads((out / "results.json").read_text())
+    assert result["registry"] == {"version": 2, "entries": ids}
+    unlearned = next(e for e in result["endpoints"] if e["name"] == "unlearned")
+    assert sum(s["n"] for s in unlearned["subjects"].values()) == unlearned["sets"]["forget"]["n"] * 3
+    capsys.readouterr()
+    assert main(["handoff", "unlearned", "--report", str(out), "--url", url]) == 0
+    printed = capsys.readouterr().out
+    loss = max(
+        next(e for e in result["endpoints"] if e["name"] == "base")["sets"][s]["rouge_recall_mean"]
+        - unlearned["sets"][s]["rouge_recall_mean"]
+        for s in ("retain", "real_authors", "world_facts")
+    )
+    expected = sorted(ids[name] for name, figures in unlearned["subjects"].items()
+                      if max(figures["leak_keyfact"], figures["leak_rouge"]) == 0 and loss <= 0.05)  # fmt: skip
+    rows = httpx.get(f"{url}/admin/coverage", headers=ADMIN).json()["data"]
+    assert sorted(r["entry"] for r in rows) == expected
+    assert f"covers {len(expected)} of {len(ids)} entries" in printed
