@@ -18,7 +18,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from guard.admin.handoff import assess, read_report, rows
-from guard.admin.routes import _record, require_admin
+from guard.admin.routes import record_change, require_admin
 from guard.errors import NotFound, ValidationFailed
 from guard.forget.coverage import COVERED
 from guard.forget.index import ForgetIndex
@@ -98,7 +98,7 @@ async def handoff(body: Handoff, request: Request) -> dict[str, Any]:
     if body.dry_run:
         return answer
     answer["registry_version"] = await index.set_coverage(body.model, covered, revoked)
-    _record(request, "handoff", "*", model=body.model, covered=len(covered), not_covered=len(revoked),
+    record_change(request, "handoff", "*", model=body.model, covered=len(covered), not_covered=len(revoked),
             report_sha256=body.sha256.lower(), report_version=version)  # fmt: skip
     return answer
 
@@ -117,7 +117,7 @@ async def cover(body: CoverOne, request: Request) -> CoverageOut:
         raise NotFound(f"no forget entry with id '{body.entry}'", param="entry")
     row = Coverage(body.model, body.entry, COVERED, None, None, None, index.version, time.time())
     await index.set_coverage(body.model, [row])
-    _record(request, "cover", body.entry, model=body.model)
+    record_change(request, "cover", body.entry, model=body.model)
     return CoverageOut.of(row)
 
 
@@ -127,5 +127,5 @@ async def revoke(model: str, entry_id: str, request: Request) -> Response:
     if not any(c.entry_id == entry_id for c in index.memory.coverage.rows(model)):
         raise NotFound(f"model {model!r} does not cover entry '{entry_id}'", param="entry")
     await index.set_coverage(model, [], [entry_id])
-    _record(request, "uncover", entry_id, model=model)
+    record_change(request, "uncover", entry_id, model=model)
     return Response(status_code=204)

@@ -46,7 +46,7 @@ def _index(request: Request) -> ForgetIndex:
     return services(request).index
 
 
-def _record(request: Request, op: str, entry_id: str, **fields: Any) -> None:
+def record_change(request: Request, op: str, entry_id: str, **fields: Any) -> None:
     """Audit (fsynced) and count one change. The subject is hashed: it names the person who asked to be forgotten."""
     audit, metrics = services(request).audit, services(request).metrics
     actor = request.headers.get(ACTOR_HEADER, "admin")[:128]
@@ -64,7 +64,7 @@ async def add_entry(body: ForgetRequest, request: Request) -> Created:
         raise ValidationFailed(f"policy: unknown policy '{body.policy}' (known: {known})", param="policy")
     entry = await _index(request).add(body.subject, body.aliases, body.documents, body.policy, body.mode)
     hasher = services(request).hasher
-    _record(
+    record_change(
         request,
         "add",
         entry.id,
@@ -100,7 +100,7 @@ async def update_entry(entry_id: str, body: EntryUpdate, request: Request) -> En
     entry = await _index(request).set_mode(entry_id, body.mode)
     if entry is None:
         raise NotFound(f"no forget entry with id '{entry_id}'", param="id")
-    _record(request, "mode", entry_id, mode=entry.mode)
+    record_change(request, "mode", entry_id, mode=entry.mode)
     return EntryOut.of(entry)
 
 
@@ -109,7 +109,7 @@ async def export_entries(request: Request) -> StreamingResponse:
     """The forget set with its documents, for the weight-level job (`guard.admin.export`): audited first."""
     lines, manifest = await export(_index(request).registry)
     fields = {k: manifest[k] for k in ("registry_version", "entries", "sha256")}
-    _record(request, "export", "*", **fields)
+    record_change(request, "export", "*", **fields)
 
     async def body() -> AsyncIterator[bytes]:
         for line in lines:
@@ -124,5 +124,5 @@ async def export_entries(request: Request) -> StreamingResponse:
 async def remove_entry(entry_id: str, request: Request) -> Response:
     if not await _index(request).remove(entry_id):
         raise NotFound(f"no forget entry with id '{entry_id}'", param="id")
-    _record(request, "remove", entry_id)
+    record_change(request, "remove", entry_id)
     return Response(status_code=204)

@@ -23,10 +23,11 @@ REGRESSION_KINDS = frozenset({"semantic", "meaning", "verbatim"})  # evidence th
 @dataclass(frozen=True)
 class Regression:
     entry_id: str
-    enforced: bool  # auto-revert: this answer was filtered and the entry is to be enforced again
+    revert: bool  # auto_revert: this answer was filtered and the entry is to be enforced again for the model
 
 
-def _handed(model: str, entry_id: str, coverage: CoverageMap, policies: PolicySet, view: IndexView) -> bool:
+def _left_to_model(model: str, entry_id: str, coverage: CoverageMap, policies: PolicySet, view: IndexView) -> bool:
+    """Whether the entry is covered by the model and its policy leaves it to the model (`coverage.mode: monitor`)."""
     entry = view.get(entry_id)
     return (
         entry is not None
@@ -41,13 +42,13 @@ def relax_input(
     """The input verdict with the model's covered entries monitored instead of enforced (and not watched)."""
     if not model or not len(coverage) or verdict.failed:
         return verdict
-    handed = {e: _handed(model, e, coverage, policies, view) for e in {m.entry_id for m in verdict.matches} |
-              verdict.watched}  # fmt: skip
-    if not any(handed.values()):
+    named = {m.entry_id for m in verdict.matches} | verdict.watched
+    left = {e for e in named if _left_to_model(model, e, coverage, policies, view)}
+    if not left:
         return verdict
-    moved = tuple(m for m in verdict.matches if handed[m.entry_id])
-    kept = tuple(m for m in verdict.matches if not handed[m.entry_id])
-    watched = frozenset(e for e in verdict.watched if not handed[e])
+    moved = tuple(m for m in verdict.matches if m.entry_id in left)
+    kept = tuple(m for m in verdict.matches if m.entry_id not in left)
+    watched = verdict.watched - left
     action = verdict.action
     if kept and action in (Action.refuse, Action.rewrite):
         refuse = any(policies.for_entry(view.get(m.entry_id)).input.action is InputAction.refuse for m in kept)
@@ -70,7 +71,7 @@ def relax_output(
     moved: list[Evidence] = []
     regressions: list[Regression] = []
     for entry_id, evidence in by_entry.items():
-        if not _handed(model, entry_id, coverage, policies, view):
+        if not _left_to_model(model, entry_id, coverage, policies, view):
             kept += evidence
             continue
         if any(e.kind in REGRESSION_KINDS for e in evidence):

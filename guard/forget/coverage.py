@@ -14,7 +14,6 @@ from guard.forget.registry import Coverage
 
 COVERED = "covered"
 REVERTED = "reverted"
-STATES = (COVERED, REVERTED)
 
 
 class CoverageMap:

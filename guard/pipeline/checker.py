@@ -69,6 +69,10 @@ class Checker:
         self._reverts: set[asyncio.Task[None]] = set()  # coverage reverts being written to the registry
 
     def close(self) -> None:
+        if self._reverts:  # given up at shutdown: the registry still says covered until the next regression
+            log.error("coverage reverts not written to the registry at shutdown", extra={"reverts": len(self._reverts)})
+        for task in self._reverts:
+            task.cancel()
         self.batcher.close()
         if self.meaning_batcher is not None:
             self.meaning_batcher.close()
@@ -123,27 +127,28 @@ class Checker:
         for every replica) when its policy says so."""
         for r in regressions:
             self.metrics.coverage_regressions.labels(ctx.model, r.entry_id).inc()
-            fields = {"request_id": ctx.request_id, "model": ctx.model, "entry": r.entry_id, "reverted": r.enforced}
+            fields = {"request_id": ctx.request_id, "model": ctx.model, "entry": r.entry_id, "reverted": r.revert}
             log.warning("coverage regression", extra=fields)
             if self.decisions.audit is not None:
                 self.decisions.audit.write("coverage.regression", fields)
-            row = self.index.memory.coverage.revert(ctx.model, r.entry_id) if r.enforced else None
+            row = self.index.memory.coverage.revert(ctx.model, r.entry_id) if r.revert else None
             if row is not None:
-                task = asyncio.create_task(self._revert(row.model, row))
+                task = asyncio.create_task(self._record_revert(row))
                 self._reverts.add(task)
                 task.add_done_callback(self._reverts.discard)
 
-    async def _revert(self, model: str, row: Coverage, tries: int = 6) -> None:
-        """Record a revert in the registry (retried while it is unreachable; enforced here meanwhile)."""
+    async def _record_revert(self, row: Coverage, tries: int = 6) -> None:
+        """Write a revert to the registry, for every replica (retried while it is unreachable; enforced here
+        meanwhile)."""
         for attempt in range(tries):
             try:
-                await self.index.set_coverage(model, [row])
+                await self.index.set_coverage(row.model, [row])
                 return
             except Exception as exc:
                 error = type(exc).__name__
             await asyncio.sleep(2.0**attempt)
         log.error("coverage revert not recorded in the registry; enforced on this replica only",
-                  extra={"model": model, "entry": row.entry_id, "error": error})  # fmt: skip
+                  extra={"model": row.model, "entry": row.entry_id, "error": error})  # fmt: skip
 
     async def _judged(self, stage: str, text: str, entries: frozenset[str], verdict: Verdict) -> Verdict:
         """The judge's ruling on an uncertain verdict: a named entry refuses / filters, anything else keeps it."""
