@@ -34,6 +34,7 @@ from guard.openai.routes import document
 from guard.openai.routes import router as openai_router
 from guard.pipeline.guard import Guard
 from guard.policy import PolicySet
+from guard.policy_watch import PolicyWatcher
 from guard.routing import Router
 from guard.services import Services, services
 from guard.settings import Settings
@@ -128,7 +129,19 @@ def create_app(
         guard = Guard(index, policies, router, decisions, checks=settings.checks, judge=judge)
         if not settings.checks:
             log.warning("checks are off: a bare pass-through proxy that enforces nothing (benchmarks only)")
-        app.state.services = Services(settings, policies, metrics, index, guard, audit, hasher)
+
+        async def entry_policies() -> list[str | None]:
+            return [e.policy for e in await index.run(index.entries)]
+
+        def reloaded(outcome: str) -> None:
+            metrics.policy_reloads.labels(outcome).inc()
+            audit.write("policy.reload", {"outcome": outcome, "policies": policies.names()})
+
+        watcher = PolicyWatcher(
+            policies, settings.policy_file, entry_policies, interval_s=settings.policy_reload_s, on_reload=reloaded
+        )
+        watcher.start()
+        app.state.services = Services(settings, policies, metrics, index, guard, audit, hasher, watcher)
         log.info(
             "ready",
             extra={
@@ -141,6 +154,7 @@ def create_app(
         try:
             yield
         finally:
+            await watcher.stop()
             follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
@@ -185,6 +199,7 @@ def create_app(
                 "reachable": index.reachable,
                 "synced_seconds_ago": round(max(0.0, time.time() - index.synced_at), 3),
             },
+            "policies": services(request).watcher.status(),  # a refused reload says why here
         }
 
     @app.get("/metrics", include_in_schema=False)

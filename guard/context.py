@@ -23,6 +23,7 @@ class RequestContext:
     client: str | None  # a fingerprint of the caller's API key for the audit trail, never the key
     route: str | None  # the A/B route the caller asked for (header), if any
     policy: Policy  # the request's policy until an entry matches (then the matched entry's policy rules)
+    policies: PolicySet  # the set this request reads throughout: its default is `policy` (`PolicySet.for_request`)
     body: Mapping[str, Any]  # the body as received: forwarded as is unless a rewrite changes a copy
     conversation: Conversation  # what the input checks read
     started: float = field(default_factory=time.perf_counter)
@@ -37,9 +38,12 @@ class RequestContext:
         *,
         request_id: str,
         client: str | None = None,
+        key_id: str | None = None,
         route: str | None = None,
         started: float | None = None,
     ) -> RequestContext:
+        """`key_id`: the id of the caller's checked API key (`guard.policy.key_id`), for policies bound to it."""
+        policies = policies.for_request(request.model, key_id)
         window = policies.settings.window_turns
         if isinstance(request, ChatCompletionRequest):
             turns = [
@@ -59,6 +63,7 @@ class RequestContext:
             client=client,
             route=route,
             policy=policies.default,
+            policies=policies,
             body=body,
             conversation=conversation,
             started=time.perf_counter() if started is None else started,

@@ -1,7 +1,15 @@
-"""Policies: YAML files validated into pydantic models. A bad file fails at start, naming the file and field."""
+"""Policies: YAML files validated into pydantic models. A bad file fails at start, naming the file and field.
+
+A policy may be bound to model names and to client keys (`applies_to`): it is then the request's policy, in place
+of the default one, for requests to those models or with those keys (`PolicySet.for_request`). The running set is
+replaced as a whole on reload (`guard.policy_watch`), so a request reads one set from its start to its end.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
@@ -27,8 +35,38 @@ class Mode(StrEnum):
     monitor = "monitor"  # decide and record (logs, audit, metrics), never block
 
 
+log = logging.getLogger("guard.policy")
+
+KEY_ID_CHARS = 16  # a client key's id: the first 16 hex characters of its SHA-256 (`key_id`)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Binding(_Strict):
+    """The requests a policy is the request's policy for: those to one of `models` (the body's `model`), those
+    with one of `clients` (API keys, by their id: `printf %s "$KEY" | sha256sum | cut -c1-16`), or, with both,
+    those with one of the keys to one of the models. Keys are only known when the guard checks them
+    (`GUARD_API_KEYS`)."""
+
+    models: list[str] = Field(default_factory=list)
+    clients: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some(self) -> Binding:
+        if not self.models and not self.clients:
+            raise ValueError("applies_to: name at least one model or client")
+        for client in self.clients:
+            if len(client) != KEY_ID_CHARS or any(c not in "0123456789abcdef" for c in client):
+                raise ValueError(f"applies_to.clients: {KEY_ID_CHARS} lower-case hex characters (a key's id) expected")
+        return self
+
+    def keys(self) -> list[tuple[str | None, str | None]]:
+        """(client, model) pairs this binding claims; None stands for any."""
+        clients: list[str | None] = list(self.clients) or [None]
+        models: list[str | None] = list(self.models) or [None]
+        return [(c, m) for c in clients for m in models]
 
 
 class InputPolicy(_Strict):
@@ -129,6 +167,7 @@ class Policy(_Strict):
     input: InputPolicy = InputPolicy()
     output: OutputPolicy = OutputPolicy()
     coverage: CoveragePolicy = CoveragePolicy()
+    applies_to: Binding | None = None
 
     @model_validator(mode="after")
     def _instruction_placeholder(self) -> Policy:
@@ -168,6 +207,8 @@ def load_policy(path: Path, *, default: bool = False) -> tuple[Policy, GlobalPol
         )
     if "global" in raw and not default:
         raise PolicyError(f"policy file {path}: field 'global': only the default policy file may have it")
+    if "applies_to" in raw and default:
+        raise PolicyError(f"policy file {path}: field 'applies_to': the default policy applies to every request")
     glob = raw.pop("global", None) or {}
     try:
         return Policy.model_validate(raw), GlobalPolicy.model_validate(glob)
@@ -179,15 +220,32 @@ def load_policy(path: Path, *, default: bool = False) -> tuple[Policy, GlobalPol
         raise PolicyError(f"policy file {path}: field '{field}': {first['msg']}") from exc
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    default: Policy
+    by_name: dict[str, Policy]
+    settings: GlobalPolicy
+    bound: dict[tuple[str | None, str | None], Policy] = field(default_factory=dict)  # (client, model) -> policy
+    scoped: dict[tuple[str | None, str | None], PolicySet] = field(default_factory=dict)  # for_request's, cached
+
+
 class PolicySet:
-    """The default policy plus every other policy file beside it, addressable by name."""
+    """The default policy plus every other policy file beside it, addressable by name; `for_request` gives the
+    set a request reads, with its bound policy (if any) as its default. `replace` swaps the whole set (reload)."""
 
     def __init__(
         self, default: Policy, others: dict[str, Policy] | None = None, settings: GlobalPolicy | None = None
     ) -> None:
-        self.default = default
-        self.settings = settings or GlobalPolicy()  # the `global` section of the default policy file
-        self._by_name = {default.name: default, **(others or {})}
+        by_name = {default.name: default, **(others or {})}
+        bound: dict[tuple[str | None, str | None], Policy] = {}
+        for policy in by_name.values():
+            for key in policy.applies_to.keys() if policy.applies_to else []:
+                if key in bound:
+                    what = " and ".join(f"{k} {v}" for k, v in zip(("client", "model"), key, strict=True) if v)
+                    raise PolicyError(f"policies '{bound[key].name}' and '{policy.name}' are both bound to {what}")
+                bound[key] = policy
+        self._state = _Loaded(default, by_name, settings or GlobalPolicy(), bound)
+        self._bound: Policy | None = None
 
     @classmethod
     def load(cls, default_file: Path) -> PolicySet:
@@ -202,11 +260,43 @@ class PolicySet:
             others[policy.name] = policy
         return cls(default, others, settings)
 
+    @property
+    def default(self) -> Policy:
+        """The request's policy: the default policy file's, or the policy bound to this request's model/key."""
+        return self._bound or self._state.default
+
+    @property
+    def settings(self) -> GlobalPolicy:
+        return self._state.settings  # the `global` section of the default policy file
+
+    def replace(self, new: PolicySet) -> None:
+        """Run with `new` from the next request on (requests under way keep the set they started with)."""
+        self._state = new._state  # one reference: a request reads the old set or the new one, never a mix
+
+    def for_request(self, model: str | None, client: str | None) -> PolicySet:
+        """The set a request reads from its start to its end: the policy bound to its key and model, else to its
+        key, else to its model, is its default (entries registered with a policy of their own keep theirs)."""
+        state, key = self._state, (client, model)
+        found = state.scoped.get(key)
+        if found is None:
+            order = ((client, model), (client, None), (None, model))
+            found = PolicySet.__new__(PolicySet)
+            found._state, found._bound = state, next((state.bound[k] for k in order if k in state.bound), None)
+            if len(state.scoped) < 4096:  # the models x keys in use; beyond that, built per request
+                state.scoped[key] = found
+        return found
+
     def get(self, name: str | None) -> Policy:
-        return self.default if name is None else self._by_name[name]
+        if name is None:
+            return self.default
+        found = self._state.by_name.get(name)
+        if found is None:  # an entry registered on a replica that has this policy and this one does not
+            log.warning("entry names an unknown policy: the request's policy applies", extra={"policy": name})
+            return self.default
+        return found
 
     def for_entry(self, entry: Entry | None) -> Policy:
-        """The policy an entry was registered with (the default one when it named none)."""
+        """The policy an entry was registered with (the request's policy when it named none)."""
         return self.get(entry.policy if entry else None)
 
     def monitored(self, entry: Entry | None) -> bool:
@@ -214,7 +304,21 @@ class PolicySet:
         return entry is not None and (entry.mode == Mode.monitor or self.for_entry(entry).mode is Mode.monitor)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._by_name
+        return name in self._state.by_name
 
     def names(self) -> list[str]:
-        return sorted(self._by_name)
+        return sorted(self._state.by_name)
+
+    def bindings(self) -> dict[str, list[str]]:
+        """Policy name -> what it is bound to (model names, and key ids shortened), for /healthz and logs."""
+        out: dict[str, list[str]] = {}
+        for (client, model), policy in self._state.bound.items():
+            what = "+".join(x for x in (f"key:{client[:6]}" if client else None, f"model:{model}" if model else None)
+                            if x)  # fmt: skip
+            out.setdefault(policy.name, []).append(what)
+        return out
+
+
+def key_id(key: str) -> str:
+    """A client key's id in policy files: the first 16 hex characters of the SHA-256 of the key."""
+    return hashlib.sha256(key.encode()).hexdigest()[:KEY_ID_CHARS]

@@ -12,6 +12,7 @@ from guard.observe.audit import AuditLog, Hasher
 from guard.observe.metrics import Metrics
 from guard.pipeline.guard import Guard
 from guard.policy import PolicySet
+from guard.policy_watch import PolicyWatcher
 from guard.settings import Settings
 
 
@@ -24,6 +25,7 @@ class Services:
     guard: Guard
     audit: AuditLog
     hasher: Hasher
+    watcher: PolicyWatcher  # policy hot reload, and its status for /healthz
 
 
 def services(request: Request) -> Services:

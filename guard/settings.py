@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     registry_dsn: SecretStr | None = Field(None, description="postgresql://user@host/db, or unset for SQLite")
     registry_poll_s: float = Field(2.0, gt=0, description="Version check against the registry (notify fallback)")
     policy_file: Path = Field(default_factory=default_policy_file)
+    # The policy files (the default one and those beside it) are reloaded when they change, checked this often,
+    # and on SIGHUP; an invalid set is refused and the running one kept (guard/policy_watch.py). 0 = SIGHUP only.
+    policy_reload_s: float = Field(2.0, ge=0, description="How often the policy files are checked for changes")
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset = admin API off")
     # Client keys of the proxy endpoints (/v1/*), comma-separated; unset = open. Separate from the admin token.
     api_keys: SecretStr | None = Field(None, description="Comma-separated API keys accepted on /v1/*")

@@ -108,6 +108,7 @@ async def test_completions_refuse_and_models_pass_through(settings: Settings, ha
     health = h.json()
     assert health.pop("registry").items() >= {"backend": "sqlite", "reachable": True}.items()
     assert health.pop("upstreams") == {"up": 1, "down": 0}
+    assert health.pop("policies").items() >= {"ok": True, "error": None, "policies": ["default", "rewrite"]}.items()
     assert health == {"status": "ok", "entries": 1, "chunks": 1, "registry_version": 1}
 
 

@@ -34,7 +34,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("forget index", ["guard.forget.*"]),
-    ("policy", ["guard.policy"]),
+    ("policy", ["guard.policy", "guard.policy_watch"]),
     ("checks", ["guard.checks.*"]),
     ("request", ["guard.context", "guard.rewrite", "guard.observe.decisions"]),
     ("pipeline", ["guard.pipeline.*"]),

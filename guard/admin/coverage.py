@@ -86,7 +86,8 @@ async def handoff(body: Handoff, request: Request) -> dict[str, Any]:
     report = read_report(body.report, body.sha256, version)
     entries = {e.id: e for e in await index.run(index.entries)}
     try:
-        outcomes, loss = assess(report, body.model, entries, services(request).policies)
+        policies = services(request).policies.for_request(body.model, None)  # the model's bound policy, if any
+        outcomes, loss = assess(report, body.model, entries, policies)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValidationFailed(f"report: malformed ({type(exc).__name__}: {exc})", param="report") from exc
     covered = rows(body.model, outcomes, loss, body.sha256, version)

@@ -56,6 +56,12 @@ class Metrics:
             ["model", "entry"],
             registry=r,
         )
+        self.policy_reloads = Counter(
+            "guard_policy_reloads",
+            "Policy reloads (file change or SIGHUP): applied, or refused",
+            ["outcome"],
+            registry=r,
+        )
         self.shadow_verdicts = Counter(
             "guard_shadow_verdicts", "Shadow (B) answers checked, by primary action and shadow action",
             ["primary", "shadow"], registry=r,

@@ -17,6 +17,7 @@ from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endp
 from guard.pipeline.guard import Guard
 from guard.pipeline.json import JsonResult
 from guard.pipeline.stream import StreamResult
+from guard.policy import key_id
 from guard.routing import ROUTE_HEADER
 from guard.services import services
 
@@ -27,7 +28,7 @@ async def require_api_key(request: Request) -> None:
     Every key is compared, in constant time, so the time taken says nothing about which key nearly matched.
     """
     keys: list[bytes] = services(request).settings.client_keys()
-    request.state.client = None
+    request.state.client = request.state.key_id = None
     if not keys:
         return
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
@@ -39,6 +40,7 @@ async def require_api_key(request: Request) -> None:
     if not given or matched is None:
         raise AuthError("invalid or missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
     request.state.client = f"key-{services(request).hasher(given.decode())[:8]}"
+    request.state.key_id = key_id(given.decode())  # the policies bound to this key (unsalted: set in files)
 
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
@@ -82,6 +84,7 @@ async def _proxy(request: Request, endpoint: Endpoint) -> Response:
         app.policies,
         request_id=request.state.request_id,
         client=request.state.client,
+        key_id=request.state.key_id,
         route=request.headers.get(ROUTE_HEADER),
         started=started,
     )

@@ -79,10 +79,12 @@ class Checker:
 
     async def input(self, ctx: RequestContext) -> Verdict:
         """The input check of a request, recorded."""
-        verdict = await self._stage("input", self.inputs, ctx.conversation.segments())
-        verdict = relax_input(verdict, ctx.model, self.index.memory.coverage, self.policies, self.index.view)
+        policies = ctx.policies
+        verdict = await self._stage("input", self.inputs, ctx.conversation.segments(), policies)
+        verdict = relax_input(verdict, ctx.model, self.index.memory.coverage, policies, self.index.view)
         if self.judge is not None and verdict.action is Action.allow and verdict.watched and not verdict.failed:
-            verdict = await self._judged("input", "\n".join(ctx.conversation.texts()), verdict.watched, verdict)
+            text = "\n".join(ctx.conversation.texts())
+            verdict = await self._judged("input", text, verdict.watched, verdict, policies)
         self.decisions.record(ctx.request_id, "input", verdict, "\n".join(ctx.conversation.texts()), client=ctx.client)
         return verdict
 
@@ -109,11 +111,11 @@ class Checker:
             segments = [Segment(f"output.{field}", t, "assistant") for field, t in _merged(fields)]
             if watch and watch.history:  # earlier answers and this one together: a fact given in halves
                 segments.append(Segment("history", f"{watch.history}\n{text}", "history"))
-            verdict = await self._stage(stage, self.outputs, segments, watch)
+            verdict = await self._stage(stage, self.outputs, segments, ctx.policies, watch)
             if self.judge is not None and watch and verdict.action is Action.allow and not verdict.failed:
-                verdict = await self._judged("output", text, watch.entries, verdict)
+                verdict = await self._judged("output", text, watch.entries, verdict, ctx.policies)
             memory = self.index.memory
-            verdict, regressions = relax_output(verdict, ctx.model, memory.coverage, self.policies, self.index.view)
+            verdict, regressions = relax_output(verdict, ctx.model, memory.coverage, ctx.policies, self.index.view)
             if regressions:
                 self._regressed(ctx, regressions)
             if verdict.action is not Action.allow or verdict.monitored or verdict.failed:
@@ -150,7 +152,9 @@ class Checker:
         log.error("coverage revert not recorded in the registry; enforced on this replica only",
                   extra={"model": row.model, "entry": row.entry_id, "error": error})  # fmt: skip
 
-    async def _judged(self, stage: str, text: str, entries: frozenset[str], verdict: Verdict) -> Verdict:
+    async def _judged(
+        self, stage: str, text: str, entries: frozenset[str], verdict: Verdict, policies: PolicySet
+    ) -> Verdict:
         """The judge's ruling on an uncertain verdict: a named entry refuses / filters, anything else keeps it."""
         assert self.judge is not None
         found = [(i, e) for i, e in ((i, self.index.get(i)) for i in sorted(entries)) if e is not None]
@@ -165,12 +169,17 @@ class Checker:
         match = (Evidence(entry.id, "judge", 1.0, "judge"),)
         if stage == "output":
             return Verdict(Action.filter, match, verdict.monitored)
-        refuse = self.policies.for_entry(entry).input.action is InputAction.refuse
+        refuse = policies.for_entry(entry).input.action is InputAction.refuse
         action = Action.refuse if refuse else Action.rewrite
         return Verdict(action, match, verdict.monitored, watched=verdict.watched, strong=verdict.strong)
 
     async def _stage(
-        self, stage: str, checks: CheckSet, segments: Sequence[Segment], watch: Watch | None = None
+        self,
+        stage: str,
+        checks: CheckSet,
+        segments: Sequence[Segment],
+        policies: PolicySet,
+        watch: Watch | None = None,
     ) -> Verdict:
         if not self.enabled or not len(self.index):
             return ALLOW
@@ -179,16 +188,18 @@ class Checker:
             view = self.index.view
             plan = checks.plan(segments, view.stamp)
             try:
-                return await self._decide(checks, plan, view, watch)
+                return await self._decide(checks, plan, view, policies, watch)
             except Stale:  # an entry came or went since the plan: read everything at the index as it is now
-                return await self._decide(checks, checks.plan(segments), self.index.view, watch)
+                return await self._decide(checks, checks.plan(segments), self.index.view, policies, watch)
         except Exception as exc:  # the embedder or faiss failed: a bug or resource problem, not the client's
             return self._failed(stage, exc)
         finally:
             kind = "input_check" if stage == "input" else "output_check"
             self.metrics.stage_seconds.labels(kind).observe(time.perf_counter() - started)
 
-    async def _decide(self, checks: CheckSet, plan: Plan, view: IndexView, watch: Watch | None) -> Verdict:
+    async def _decide(
+        self, checks: CheckSet, plan: Plan, view: IndexView, policies: PolicySet, watch: Watch | None
+    ) -> Verdict:
         """Embed what the plan leaves to read (MiniLM, and the multilingual model for other languages), then
         read and decide on the index's reader thread."""
         segments = plan.to_read()
@@ -198,7 +209,7 @@ class Checker:
         if other and self.meaning_batcher is not None:
             found = await self.meaning_batcher.embed(other)
             vectors.update((MEANING + t, v) for t, v in zip(other, found, strict=True))
-        return await self.index.run(checks.decide, plan, view, vectors, self.policies, watch)
+        return await self.index.run(checks.decide, plan, view, vectors, policies, watch)
 
     def _failed(self, stage: str, exc: Exception) -> Verdict:
         on_error = self.policies.settings.on_error
@@ -213,7 +224,7 @@ class Checker:
         for entry_id in verdict.entry_ids:
             entry = self.index.get(entry_id)
             if entry is not None:
-                return self.policies.for_entry(entry)
+                return ctx.policies.for_entry(entry)
         return ctx.policy
 
 
