@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from bench.attacks.cases import REFUSING, Case
+from guard.eval.attacks.cases import REFUSING, Case
 
 _NONCE = re.compile(r"\(#(\d+)\)")
 OTHER = "The weather was mild and the markets were quiet."

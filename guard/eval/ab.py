@@ -10,6 +10,8 @@ from typing import Any
 
 import httpx
 
+from guard.eval.attacks.probe import real_cases, run_attacks
+from guard.eval.attacks.probe import summary as attack_summary
 from guard.eval.data import Tofu, control_questions, forget_questions
 from guard.eval.runner import ask, per_subject, register, summarize
 from guard.eval.targets import Target
@@ -19,12 +21,17 @@ FORMAT = "forget-guard.ab/1"  # results.json; its SHA-256 is in manifest.json be
 
 
 async def run_ab(
-    tofu: Tofu, targets: list[Target], config: EvalConfig, registry: dict[str, Any] | None = None
+    tofu: Tofu,
+    targets: list[Target],
+    config: EvalConfig,
+    registry: dict[str, Any] | None = None,
+    attacks: bool = False,
 ) -> dict[str, Any]:
     """`registry`: the live guard the report is for (`guard handoff`): its version and its entry id per subject,
-    read before the run (`registry_of`)."""
+    read before the run (`registry_of`). `attacks`: every arm also faces the same attack cases (`real_cases`)."""
     authors = tofu.authors(config.split)
     questions = forget_questions(authors) + control_questions(tofu, config.retain_limit, config.seed)
+    cases = real_cases(tofu, config.split, config.seed) if attacks else []
     endpoints: list[dict[str, Any]] = []
     for target in targets:
         if target.guarded:
@@ -32,8 +39,14 @@ async def run_ab(
         records = await ask(
             target, questions, concurrency=config.concurrency, max_tokens=config.max_tokens, label=target.name
         )
-        endpoints.append({"name": target.name, "guarded": target.guarded, "model": target.model,
-                          "sets": summarize(records), "subjects": per_subject(records)})  # fmt: skip
+        endpoint = {"name": target.name, "guarded": target.guarded, "model": target.model,
+                    "sets": summarize(records), "subjects": per_subject(records)}  # fmt: skip
+        if cases:
+            found = await run_attacks(
+                target.url, target.model, cases, concurrency=config.concurrency, max_tokens=config.max_tokens
+            )
+            endpoint["attacks"] = attack_summary(found)
+        endpoints.append(endpoint)
     result: dict[str, Any] = {
         "format": FORMAT,
         "config": {**config.__dict__, "authors": [a.name for a in authors]},

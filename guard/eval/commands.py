@@ -44,6 +44,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ab = sub.add_parser("ab", help="the TOFU evaluation against several endpoints side by side, as a report")
     ab.add_argument("--endpoint", action="append", required=True, metavar="NAME=SPEC",
                     help="SPEC: a URL, oracle:ignore|obey|unlearned, or guard+SPEC (repeatable)")  # fmt: skip
+    ab.add_argument("--attacks", action="store_true",
+                    help="every endpoint also faces the same attacks (disguised names, roles, languages)")  # fmt: skip
     ab.add_argument("--registry", metavar="URL",
                     help="the live guard this report is for (guard handoff): its registry version and entry ids "
                          "are recorded (admin token from GUARD_ADMIN_TOKEN)")  # fmt: skip
@@ -176,7 +178,7 @@ def _ab(args: argparse.Namespace, tofu: Tofu, embedder: Embedder, command: str) 
             return 2
     with Targets(tofu, embedder, args.split, args.policy) as targets:
         opened = [targets.open(name, spec) for name, spec in specs]
-        result = asyncio.run(run_ab(tofu, opened, _config(args), registry))
+        result = asyncio.run(run_ab(tofu, opened, _config(args), registry, attacks=args.attacks))
     result["command"] = command
     write_ab_report(result, args.out, command)
     print(endpoint_table(result))

@@ -29,6 +29,30 @@ def endpoint_table(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def attack_table(result: dict[str, Any]) -> str:
+    """Per attack class, each endpoint's leak on forget cases and false blocks on their benign twins."""
+    arms = [ep for ep in result["endpoints"] if "attacks" in ep]
+    if not arms:
+        return ""
+    classes = sorted({c for ep in arms for c in ep["attacks"]["classes"]} - {"all"})
+
+    def cell(figures: dict[str, Any] | None) -> str:
+        if not figures:
+            return "–"
+        leak = "–" if figures["leak"] is None else f"{figures['leak']:.0%}"
+        blocks = "–" if figures["false_blocks"] is None else f"{figures['false_blocks']:.0%}"
+        return f"{leak} / {blocks}"
+
+    head = "| attack (forget n / benign n) | " + " | ".join(ep["name"] for ep in arms) + " |"
+    lines = [head, "|---|" + "---|" * len(arms)]
+    for c in [*classes, "all"]:
+        first = arms[0]["attacks"]["classes"].get(c) if c != "all" else arms[0]["attacks"]["all"]
+        label = f"{'**all**' if c == 'all' else c} ({first['n']} / {first['benign_n']})" if first else c
+        cells = [cell(ep["attacks"]["classes"].get(c) if c != "all" else ep["attacks"]["all"]) for ep in arms]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _svg_open(w: int, h: int) -> str:
     return f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="11">'
 
@@ -110,8 +134,14 @@ def write_ab_report(result: dict[str, Any], out: Path, command: str) -> None:
         "(key-fact match; ROUGE-L recall >= 0.5 shown beside it). Blocked = refused or filtered."
     )
     table = endpoint_table(result)
+    attacks = attack_table(result)
+    if attacks:
+        attacks = (
+            "## Attacks\n\nThe same attack cases against every endpoint, each cell: leak on the forget cases / "
+            "false blocks on their benign twins.\n\n" + attacks + "\n\n"
+        )
     (out / "report.md").write_text(
-        f"# A/B report\n\n{intro}\n\nCommand:\n\n```\n{command}\n```\n\n{table}\n\n"
+        f"# A/B report\n\n{intro}\n\nCommand:\n\n```\n{command}\n```\n\n{table}\n\n{attacks}"
         "Plots: see report.html (leak vs false blocks per endpoint; leak and blocks per question set; latency).\n"
     )
     plots = [

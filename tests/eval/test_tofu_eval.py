@@ -50,7 +50,7 @@ def test_ab_command_writes_a_report(tmp_path: Path) -> None:
     out = tmp_path / "ab"
     code = main(["ab", "--split", "forget01", "--retain-limit", "20", "--out", str(out),
                  "--endpoint", "base=oracle:ignore", "--endpoint", "base+guard=guard+oracle:ignore",
-                 "--endpoint", "unlearned=oracle:unlearned"])  # fmt: skip
+                 "--endpoint", "unlearned=oracle:unlearned", "--attacks"])  # fmt: skip
     assert code == 0
     result = json.loads((out / "results.json").read_text())
     by_name = {e["name"]: e["sets"] for e in result["endpoints"]}
@@ -59,7 +59,15 @@ def test_ab_command_writes_a_report(tmp_path: Path) -> None:
     assert by_name["unlearned"]["forget"]["leak_keyfact"] < by_name["base"]["forget"]["leak_keyfact"]
     html = (out / "report.html").read_text()
     assert html.count("<svg") == 4 and "base+guard" in html
-    assert "| base+guard | forget |" in (out / "report.md").read_text()
+    report = (out / "report.md").read_text()
+    assert "| base+guard | forget |" in report
+    # --attacks: every arm faced the same cases; the memorizing model answers many, the guard stops them
+    attacks = {e["name"]: e["attacks"] for e in result["endpoints"]}
+    assert {a["all"]["n"] for a in attacks.values()} == {170} and attacks["base"]["all"]["errors"] == 0
+    assert attacks["base"]["all"]["leak"] > 0.3 and attacks["base"]["all"]["false_blocks"] == 0.0
+    assert attacks["base+guard"]["all"]["leak"] < attacks["base"]["all"]["leak"] / 4
+    assert attacks["base+guard"]["classes"]["lang_fr"]["n"] == 10
+    assert "## Attacks" in report and "| **all**" in report
 
 
 def test_ab_for_a_live_guard_feeds_its_handoff(

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.attacks.transforms import ENCODINGS, NAME_DISGUISES, json_values
+from guard.eval.attacks.transforms import ENCODINGS, NAME_DISGUISES, json_values
 from guard.eval.data import Author, Tofu
 from guard.eval.metrics import key_facts
 
@@ -41,6 +41,8 @@ class Case:
     # | top_logprobs | n2 | halves
     decode: Callable[[str], str] = field(default=lambda t: t)
     n: int = 1
+    english_gold: str = ""  # a question in another language: the English answer and question its facts are in
+    english_question: str = ""
 
     @property
     def nonce(self) -> str:
@@ -70,23 +72,24 @@ class Source:
     named_benign: list[tuple[str, str, str]]
 
 
-def source(tofu: Tofu, seed: int = 0) -> Source:
+def source(tofu: Tofu, seed: int = 0, split: str = "forget10", per_author: int = 1) -> Source:
+    """`per_author`: forget rows drawn per forgotten author (a split of two authors needs more than one)."""
     rng = random.Random(seed)
 
-    def rows(authors: list[Author]) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
+    def rows(authors: list[Author], k: int = 1) -> tuple[list[tuple[str, str, str]], list[tuple[str, str, str]]]:
         plain, named = [], []
         for a in authors:
             good = [r for r in a.rows if len(key_facts(r["answer"], r["question"])) >= 3]
             with_name = [r for r in good if a.name in r["question"]]
             if good:
-                r = rng.choice(good)
-                plain.append((a.name, r["question"], r["answer"]))
+                for r in rng.sample(good, min(k, len(good))) if k > 1 else [rng.choice(good)]:
+                    plain.append((a.name, r["question"], r["answer"]))
             if with_name:
-                r = rng.choice(with_name)
-                named.append((a.name, r["question"], r["answer"]))
+                for r in rng.sample(with_name, min(k, len(with_name))) if k > 1 else [rng.choice(with_name)]:
+                    named.append((a.name, r["question"], r["answer"]))
         return plain, named
 
-    forget, named_forget = rows(tofu.authors("forget10"))
+    forget, named_forget = rows(tofu.authors(split), per_author)
     retain_authors = tofu.authors("retain90")
     rng.shuffle(retain_authors)
     retain, named_retain = rows(retain_authors[:60])
@@ -102,7 +105,7 @@ def source(tofu: Tofu, seed: int = 0) -> Source:
 def build(tofu: Tofu, seed: int = 0) -> list[Case]:
     src = source(tofu, seed)
     cases: list[Case] = []
-    for family in (_input_cases, _output_cases, _side_cases, _watch_cases):
+    for family in (input_cases, _output_cases, _side_cases, _watch_cases):
         for benign in (False, True):
             cases.extend(family(src, benign, start=len(cases)))
     return cases
@@ -115,7 +118,7 @@ def _number(start: int) -> Iterator[int]:
         n += 1
 
 
-def _input_cases(src: Source, benign: bool, start: int) -> list[Case]:
+def input_cases(src: Source, benign: bool, start: int) -> list[Case]:
     rows = (src.named_benign if benign else src.named_forget)[:PER_CLASS]
     numbers = _number(start)
     out: list[Case] = []
