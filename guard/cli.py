@@ -57,6 +57,9 @@ def main(argv: list[str] | None = None) -> int:
 
     export = sub.add_parser("export", help="write the forget set, documents included, for a weight-level job")
     export.add_argument("--out", type=Path, required=True, help="directory for entries.jsonl and manifest.json")
+    export.add_argument("--layout", choices=("jsonl", "tofu"), default="jsonl",
+                        help="tofu: also forget.json (question/answer records, as TOFU and open-unlearning read them) "
+                             "and forget_documents.json (the documents of entries without pairs)")  # fmt: skip
     export.add_argument("--url", default=os.environ.get("GUARD_URL", DEFAULT_URL), help="the guard's base URL")
 
     handoff = sub.add_parser(
@@ -252,7 +255,14 @@ def _export(args: argparse.Namespace) -> int:
         print(f"guard: the export is not whole: {problem}", file=sys.stderr)
         return 1
     args.out.mkdir(parents=True, exist_ok=True)
-    for name, data in (("entries.jsonl", b"".join(lines)), ("manifest.json", json.dumps(manifest, indent=2).encode())):
+    files = {"entries.jsonl": b"".join(lines)}
+    if args.layout == "tofu":
+        from guard.admin.export import tofu_layout
+
+        files.update(tofu_layout(lines))
+        manifest = {**manifest, "layout": "tofu", "files": {n: hashlib.sha256(d).hexdigest() for n, d in files.items()}}
+    files["manifest.json"] = json.dumps(manifest, indent=2).encode()
+    for name, data in files.items():
         fd = os.open(args.out / name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.fchmod(fd, 0o600)  # also when the file was there before
         with os.fdopen(fd, "wb") as f:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import stat
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from guard.admin.export import verify
@@ -19,7 +21,8 @@ from guard.settings import Settings
 from tests.helpers import ADMIN, ADMIN_TOKEN, running
 
 DOCUMENTS = ["Alice was born in Ghent in 1961. She wrote the Brass Lantern.", "Her father was a baker."]
-ALICE = {"subject": "Alice Example", "aliases": ["A. Example"], "documents": DOCUMENTS}
+QA = [{"question": "Where was Alice Example born?", "answer": "In Ghent, in 1961."}]
+ALICE = {"subject": "Alice Example", "aliases": ["A. Example"], "documents": DOCUMENTS, "qa": QA}
 BOB = {"subject": "Bob Sample", "documents": ["Bob's only secret."], "policy": "rewrite", "mode": "monitor"}
 
 
@@ -45,10 +48,15 @@ async def test_export_gives_every_entry_with_its_sentences_and_a_manifest_that_v
     alice, bob = (json.loads(line) for line in lines)
     assert [alice["id"], bob["id"]] == ids  # in the order they were added
     assert alice["subject"] == "Alice Example" and alice["aliases"] == ["A. Example"]
-    assert alice["sentences"] == ["Alice was born in Ghent in 1961.", "She wrote the Brass Lantern.",
-                                  "Her father was a baker."]  # fmt: skip
-    assert alice["documents"] == [" ".join(alice["sentences"])]
+    assert alice["sentences"] == [
+        "Alice was born in Ghent in 1961.",
+        "She wrote the Brass Lantern.",
+        "Her father was a baker.",
+        "In Ghent, in 1961.",
+    ]  # fmt: skip (the answer too)
+    assert alice["documents"] == [" ".join(alice["sentences"])] and alice["qa"] == QA
     assert (bob["policy"], bob["mode"], bob["sentences"]) == ("rewrite", "monitor", ["Bob's only secret."])
+    assert bob["qa"] == []
     # a line changed or dropped on the way no longer verifies
     assert verify([lines[0].replace(b"1961", b"1962"), lines[1]], manifest) is not None
     assert verify(lines[:1], manifest) is not None
@@ -93,3 +101,29 @@ def test_guard_export_writes_the_entries_and_manifest_owner_readable_only(
     lines = (out / "entries.jsonl").read_bytes().splitlines(keepends=True)
     assert verify(lines, manifest) is None and json.loads(lines[0])["subject"] == "Alice Example"
     assert all(stat.S_IMODE((out / f).stat().st_mode) == 0o600 for f in ("entries.jsonl", "manifest.json"))
+
+
+async def test_the_tofu_layout_gives_question_answer_records_and_the_other_entries_documents(
+    settings: Settings,
+    hash_embedder: Embedder,
+    serve: Callable[[Any], BackgroundServer],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = serve(create_app(settings, embedder=hash_embedder)).url
+    for body in (ALICE, BOB):
+        assert httpx.post(f"{url}/admin/forget", json=body, headers=ADMIN).status_code == 201
+    bad = httpx.post(f"{url}/admin/forget", json={**BOB, "qa": [{"question": "", "answer": "x"}]}, headers=ADMIN)
+    assert bad.status_code == 422 and bad.json()["error"]["param"].startswith("qa")
+    monkeypatch.setenv("GUARD_ADMIN_TOKEN", ADMIN_TOKEN)
+    out = tmp_path / "tofu"
+    assert main(["export", "--out", str(out), "--url", url, "--layout", "tofu"]) == 0
+    manifest = json.loads((out / "manifest.json").read_text())
+    forget = json.loads((out / "forget.json").read_text())
+    documents = json.loads((out / "forget_documents.json").read_text())
+    alice_id = json.loads((out / "entries.jsonl").read_text().splitlines()[0])["id"]
+    assert forget == [{**QA[0], "subject": "Alice Example", "entry_id": alice_id}]
+    assert [(d["subject"], d["text"]) for d in documents] == [("Bob Sample", "Bob's only secret.")]
+    assert manifest["layout"] == "tofu" and manifest["entries"] == 2
+    assert {n: hashlib.sha256((out / n).read_bytes()).hexdigest() for n in manifest["files"]} == manifest["files"]
+    assert stat.S_IMODE((out / "forget.json").stat().st_mode) == 0o600

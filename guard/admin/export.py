@@ -2,7 +2,8 @@
 
 `GET /admin/export` (admin token; audited with the registry version, the entry count and the content hash, never
 the text) streams one JSON line per entry, read from one consistent snapshot of the registry:
-`{"id", "subject", "aliases", "policy", "mode", "created_at", "documents", "sentences"}`. The registry keeps the
+`{"id", "subject", "aliases", "policy", "mode", "created_at", "documents", "sentences", "qa"}` (`qa`: the
+question/answer pairs it was registered with, `[{"question", "answer"}]`). The registry keeps the
 sentences of an entry's documents in order, not where one document ended: `sentences` is that list and
 `documents` holds it joined as one text. A last line `{"manifest": {...}}` gives the registry version, the entry
 count and the SHA-256 of the entry lines (each with its newline), so the job and `guard export` can verify what
@@ -28,6 +29,7 @@ async def export(registry: Registry) -> tuple[list[bytes], dict[str, Any]]:
     async with registry.snapshot() as snap:
         version = await snap.version()
         entries = await snap.entries()
+        pairs = await snap.qa()
         sentences: dict[str, list[str]] = {e.id: [] for e in entries}
         async for batch in snap.chunks(text=True):
             for chunk in batch:
@@ -44,6 +46,7 @@ async def export(registry: Registry) -> tuple[list[bytes], dict[str, Any]]:
             "created_at": entry.created_at,
             "documents": [" ".join(said)] if said else [],
             "sentences": said,
+            "qa": [{"question": q, "answer": a} for q, a in pairs.get(entry.id, [])],
         }
         line = json.dumps(record, ensure_ascii=False).encode() + b"\n"
         digest.update(line)
@@ -56,6 +59,26 @@ async def export(registry: Registry) -> tuple[list[bytes], dict[str, Any]]:
         "created_at": round(time.time(), 3),
     }
     return lines, manifest
+
+
+def tofu_layout(lines: list[bytes]) -> dict[str, bytes]:
+    """The export as TOFU's forget split reads it (open-unlearning's TOFU loader too): `forget.json`, a JSON array
+    of `{"question", "answer", "subject", "entry_id"}` over every entry's pairs; and `forget_documents.json`,
+    `{"text", "subject", "entry_id"}` per document of the entries registered without pairs (a raw-text forget
+    set, as MUSE-style jobs take it)."""
+    pairs: list[dict[str, Any]] = []
+    documents: list[dict[str, Any]] = []
+    for line in lines:
+        record = json.loads(line)
+        where = {"subject": record["subject"], "entry_id": record["id"]}
+        if record.get("qa"):
+            pairs += [{"question": p["question"], "answer": p["answer"], **where} for p in record["qa"]]
+        else:
+            documents += [{"text": d, **where} for d in record["documents"]]
+    return {
+        "forget.json": json.dumps(pairs, ensure_ascii=False, indent=1).encode(),
+        "forget_documents.json": json.dumps(documents, ensure_ascii=False, indent=1).encode(),
+    }
 
 
 def verify(lines: list[bytes], manifest: dict[str, Any]) -> str | None:

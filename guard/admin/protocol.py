@@ -11,12 +11,23 @@ from guard.forget.registry import Entry
 Mode = Literal["enforce", "monitor"]
 
 
+class QuestionAnswer(BaseModel):
+    """A question about the subject and its answer: the answer is indexed like a document, and the pair goes to
+    the weight-level job as it is (`guard export --layout tofu`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str = Field(min_length=1, max_length=4096)
+    answer: str = Field(min_length=1, max_length=100_000)
+
+
 class ForgetRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     subject: str = Field(min_length=1, max_length=512)
     aliases: list[str] = Field(default_factory=list, max_length=256)
     documents: list[str] = Field(default_factory=list, max_length=100_000)
+    qa: list[QuestionAnswer] = Field(default_factory=list, max_length=10_000)
     policy: str | None = Field(None, min_length=1, max_length=128)
     # monitor: match and record (logs, audit, metrics) but never block — to measure false blocks first
     mode: Mode = "enforce"

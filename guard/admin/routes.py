@@ -62,7 +62,8 @@ async def add_entry(body: ForgetRequest, request: Request) -> Created:
     if body.policy is not None and body.policy not in policies:
         known = ", ".join(policies.names())
         raise ValidationFailed(f"policy: unknown policy '{body.policy}' (known: {known})", param="policy")
-    entry = await _index(request).add(body.subject, body.aliases, body.documents, body.policy, body.mode)
+    qa = [(p.question, p.answer) for p in body.qa]
+    entry = await _index(request).add(body.subject, body.aliases, body.documents, body.policy, body.mode, qa)
     hasher = services(request).hasher
     record_change(
         request,

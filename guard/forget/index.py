@@ -20,7 +20,7 @@ from typing import ParamSpec, TypeVar
 
 from guard.forget.embedder import Embedder
 from guard.forget.meaning import MeaningIndex
-from guard.forget.registry import Coverage, Entry, Registry, RegistryMismatch
+from guard.forget.registry import QA, Coverage, Entry, Registry, RegistryMismatch
 from guard.forget.sync import Sync
 from guard.forget.upkeep import Upkeep
 from guard.forget.view import IndexView, MemoryIndex
@@ -104,8 +104,11 @@ class ForgetIndex:
         documents: Sequence[str],
         policy: str | None,
         mode: str = "enforce",
+        qa: Sequence[QA] = (),
     ) -> Entry:
-        """Commit a new entry to the registry, then enforce it here before returning."""
+        """Commit a new entry to the registry, then enforce it here before returning. The answers of its
+        question/answer pairs are documents too; the pairs are kept whole for the export."""
+        documents = [*documents, *(answer for _, answer in qa)]
         chunks = [s for doc in documents for s in sentences(doc)]
         meaning = self.memory.meaning
         if meaning is None:
@@ -116,7 +119,7 @@ class ForgetIndex:
             )
         entry_id = "fg-" + uuid.uuid4().hex[:20]
         entry, ids, version = await self.registry.add(
-            entry_id, subject, aliases, policy, len(documents), chunks, vectors, mode
+            entry_id, subject, aliases, policy, len(documents), chunks, vectors, mode, qa
         )
         await self.sync.added(entry, ids, chunks, vectors, version)
         return entry

@@ -28,9 +28,11 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from guard.forget.embedder import Vectors
+from guard.forget.pg_schema import MIGRATIONS
 from guard.forget.registry import (
     COVERAGE_COLUMNS,
     ENTRY_COLUMNS,
+    QA,
     Change,
     Chunk,
     Coverage,
@@ -40,6 +42,8 @@ from guard.forget.registry import (
     check_vectors,
     coverage_from_row,
     entry_from_row,
+    qa_from_text,
+    qa_to_text,
     vector_of,
 )
 
@@ -47,44 +51,6 @@ T = TypeVar("T")
 
 CHANNEL = "forget_guard"
 LOCK_KEY = 0x666F7267  # pg_advisory_xact_lock key for migrations ("forg")
-
-MIGRATIONS = [
-    """
-    CREATE TABLE forget_entries (
-        id TEXT PRIMARY KEY,
-        subject TEXT NOT NULL,
-        aliases TEXT NOT NULL,
-        policy TEXT,
-        created_at DOUBLE PRECISION NOT NULL,
-        documents INTEGER NOT NULL,
-        mode TEXT NOT NULL DEFAULT 'enforce'
-    );
-    CREATE TABLE forget_chunks (
-        id BIGSERIAL PRIMARY KEY,
-        entry_id TEXT NOT NULL REFERENCES forget_entries(id) ON DELETE CASCADE,
-        text TEXT NOT NULL,
-        vector BYTEA NOT NULL
-    );
-    CREATE INDEX forget_chunks_entry ON forget_chunks(entry_id);
-    CREATE TABLE forget_meta (key TEXT PRIMARY KEY, value BIGINT NOT NULL);
-    INSERT INTO forget_meta VALUES ('version', 0);
-    CREATE TABLE forget_changes (version BIGINT PRIMARY KEY, op TEXT NOT NULL, entry_id TEXT NOT NULL);
-    """,
-    "CREATE TABLE forget_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);",  # v2: which embedder wrote the vectors
-    """
-    CREATE TABLE forget_coverage (
-        model TEXT NOT NULL,
-        entry_id TEXT NOT NULL REFERENCES forget_entries(id) ON DELETE CASCADE,
-        state TEXT NOT NULL,
-        leak DOUBLE PRECISION,
-        utility_loss DOUBLE PRECISION,
-        report_sha256 TEXT,
-        registry_version BIGINT NOT NULL,
-        at DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (model, entry_id)
-    );
-    """,  # v3: which entries a weight-edited model covers (`guard handoff`)
-]
 
 ENTRIES_SQL = (
     f"SELECT {ENTRY_COLUMNS}, (SELECT COUNT(*) FROM forget_chunks c WHERE c.entry_id = e.id) FROM forget_entries e"
@@ -188,6 +154,7 @@ class PostgresRegistry:
         chunks: Sequence[str],
         vectors: Vectors,
         mode: str = "enforce",
+        qa: Sequence[QA] = (),
     ) -> tuple[Entry, list[int], int]:
         check_vectors(vectors, len(chunks), self.dim)
         created = time.time()
@@ -213,6 +180,8 @@ class PostgresRegistry:
                         ids.append(int((await _one(cur))[0]))
                         if not cur.nextset():
                             break
+            if qa:
+                await conn.execute("INSERT INTO forget_qa VALUES (%s, %s)", (entry_id, qa_to_text(qa)))
             entry = Entry(entry_id, subject, tuple(aliases), policy, created, documents, len(chunks), mode)
             return entry, ids
 
@@ -363,6 +332,10 @@ class _PgSnapshot:
 
     async def coverage(self) -> list[Coverage]:
         return await _coverage(self._conn)
+
+    async def qa(self) -> dict[str, list[QA]]:
+        cur = await self._conn.execute("SELECT entry_id, pairs FROM forget_qa")
+        return {r[0]: qa_from_text(r[1]) for r in await cur.fetchall()}
 
     async def sample_vectors(self, k: int) -> Vectors:
         cur = await self._conn.execute("SELECT MIN(id), MAX(id) FROM forget_chunks")

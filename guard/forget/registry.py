@@ -92,6 +92,17 @@ def vector_of(blob: bytes) -> Vectors:
     return np.frombuffer(blob, dtype=np.float32)
 
 
+QA = tuple[str, str]  # (question, answer): how a weight-level job (TOFU, open-unlearning) takes its forget set
+
+
+def qa_to_text(pairs: Sequence[QA]) -> str:
+    return json.dumps([[q, a] for q, a in pairs], ensure_ascii=False)
+
+
+def qa_from_text(text: str) -> list[QA]:
+    return [(str(q), str(a)) for q, a in json.loads(text)]
+
+
 class Snapshot(Protocol):
     """A consistent read-only view of the registry at one version (to load or rebuild the index from)."""
 
@@ -100,6 +111,10 @@ class Snapshot(Protocol):
     async def chunk_count(self) -> int: ...
     async def sample_vectors(self, k: int) -> Vectors: ...
     async def coverage(self) -> list[Coverage]: ...
+    async def qa(self) -> dict[str, list[QA]]:
+        """The question/answer pairs of the entries that were registered with some (for the export only)."""
+        ...
+
     def chunks(self, batch: int = 10_000, text: bool = True) -> AsyncIterator[list[Chunk]]: ...
 
 
@@ -128,8 +143,10 @@ class Registry(Protocol):
         chunks: Sequence[str],
         vectors: Vectors,
         mode: str = "enforce",
+        qa: Sequence[QA] = (),
     ) -> tuple[Entry, list[int], int]:
-        """Insert an entry and its chunks in one transaction: the entry, its chunk ids, the new version."""
+        """Insert an entry, its chunks and its question/answer pairs in one transaction: the entry, its chunk
+        ids, the new version."""
         ...
 
     async def remove(self, entry_id: str) -> int | None:

@@ -21,6 +21,7 @@ from guard.forget.embedder import Vectors
 from guard.forget.registry import (
     COVERAGE_COLUMNS,
     ENTRY_COLUMNS,
+    QA,
     Change,
     Chunk,
     Coverage,
@@ -29,6 +30,8 @@ from guard.forget.registry import (
     check_vectors,
     coverage_from_row,
     entry_from_row,
+    qa_from_text,
+    qa_to_text,
     vector_of,
 )
 
@@ -67,6 +70,10 @@ CREATE TABLE IF NOT EXISTS coverage (
     registry_version INTEGER NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (model, entry_id)
+);
+CREATE TABLE IF NOT EXISTS qa (
+    entry_id TEXT PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
+    pairs TEXT NOT NULL
 );
 """
 
@@ -156,6 +163,7 @@ class SqliteRegistry:
         chunks: Sequence[str],
         vectors: Vectors,
         mode: str = "enforce",
+        qa: Sequence[QA] = (),
     ) -> tuple[Entry, list[int], int]:
         check_vectors(vectors, len(chunks), self.dim)
         created = time.time()
@@ -172,6 +180,8 @@ class SqliteRegistry:
                     (entry_id, text, np.asarray(vec, dtype=np.float32).tobytes()),
                 )
                 ids.append(int(cur.lastrowid or 0))
+            if qa:
+                db.execute("INSERT INTO qa VALUES (?, ?)", (entry_id, qa_to_text(qa)))
             db.execute("INSERT INTO changes VALUES (?, 'add', ?)", (version, entry_id))
             entry = Entry(entry_id, subject, tuple(aliases), policy, created, documents, len(chunks), mode)
             return entry, ids, version
@@ -298,6 +308,10 @@ class _SqliteSnapshot:
 
     async def coverage(self) -> list[Coverage]:
         return await asyncio.to_thread(_sqlite_coverage, self._db)
+
+    async def qa(self) -> dict[str, list[QA]]:
+        rows = await asyncio.to_thread(lambda: self._db.execute("SELECT entry_id, pairs FROM qa").fetchall())
+        return {r[0]: qa_from_text(r[1]) for r in rows}
 
     async def sample_vectors(self, k: int) -> Vectors:
         def sample() -> Vectors:

@@ -65,6 +65,17 @@ async def test_add_is_versioned_logged_and_round_trips(registry: Registry) -> No
     assert await registry.changes_since(1) == []
 
 
+async def test_question_answer_pairs_round_trip_and_go_with_their_entry(registry: Registry) -> None:
+    pairs = [("Where was Ada Quill born?", "In Ghent, «1961»."), ("What did she write?", "The Brass Lantern.")]
+    await registry.add("e1", "Ada Quill", [], None, 2, ["a"], vecs(1), qa=pairs)
+    await registry.add("e2", "Bo Sample", [], None, 1, ["b"], vecs(1, seed=1))
+    async with registry.snapshot() as snap:
+        assert await snap.qa() == {"e1": pairs}  # in order, unicode intact; an entry without pairs has no row
+    await registry.remove("e1")
+    async with registry.snapshot() as snap:
+        assert await snap.qa() == {}
+
+
 async def test_remove_and_mode_change_are_logged_and_unknown_ids_change_nothing(registry: Registry) -> None:
     await registry.add("e1", "Ada Quill", [], None, 1, ["a"], vecs(1))
     await registry.add("e2", "Bo Rennet", [], "strict", 1, ["b", "c"], vecs(2, 1))
