@@ -37,6 +37,8 @@ class Mode(StrEnum):
 
 log = logging.getLogger("guard.policy")
 
+_warned: set[str] = set()  # unknown policy names already logged (once each, not per request)
+
 KEY_ID_CHARS = 16  # a client key's id: the first 16 hex characters of its SHA-256 (`key_id`)
 
 
@@ -291,7 +293,9 @@ class PolicySet:
             return self.default
         found = self._state.by_name.get(name)
         if found is None:  # an entry registered on a replica that has this policy and this one does not
-            log.warning("entry names an unknown policy: the request's policy applies", extra={"policy": name})
+            if name not in _warned:
+                _warned.add(name)
+                log.warning("entry names an unknown policy: the request's policy applies", extra={"policy": name})
             return self.default
         return found
 

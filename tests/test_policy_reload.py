@@ -66,6 +66,7 @@ def test_the_most_specific_binding_is_the_requests_policy(tmp_path: Path) -> Non
     assert text("edited", k2) == "model" and text("edited", None) == "model"
     assert text("base", k2) == DEFAULT_REFUSAL and text("base", None) == DEFAULT_REFUSAL
     assert text("edited", k1, policy="named") == "named"  # an entry registered with its own policy keeps it
+    assert text("edited", k1, policy="only-on-another-replica") == "both"  # not a KeyError (a 500)
     assert policies.for_request("edited", None).default.name == "for-model"
     assert policies.default.name == "default"  # the running set itself is unchanged
 
