@@ -8,6 +8,7 @@ import hashlib
 import json
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -137,10 +138,24 @@ def _run(settings: Any) -> None:
 
     app = create_app(settings)  # a bad policy fails here, before logging or the server is set up
     configure(settings.log_level)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+    # in-flight requests get 30 s to finish on SIGTERM/SIGINT; then they are cut
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                timeout_graceful_shutdown=30)  # fmt: skip
+
+
+def _exit_on_signals() -> None:
+    """SIGTERM (docker stop, systemd, timeout) ends the process as Ctrl-C does: a clean exit 0, `finally` blocks
+    run. uvicorn shuts down gracefully on either, then raises the signal again to its previous handler: this one."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(0)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, stop)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    _exit_on_signals()
     _run(_settings(args))
     return 0
 
@@ -157,6 +172,7 @@ def _demo(args: argparse.Namespace) -> int:
         f"starting vLLM (CPU) with SmolLM2-135M-Instruct on port {args.model_port}; log: {log_file}",
         file=sys.stderr,
     )
+    _exit_on_signals()  # before the child starts: a signal at any point stops it in the `finally` below
     proc = local.start_vllm(args.model_port, log_file=log_file)
     try:
         local.wait_ready(f"{settings.upstream}/health", proc)

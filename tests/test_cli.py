@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from guard.cli import main
 from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN_TOKEN
+from tests.helpers import ADMIN_TOKEN, guard_process
 
 
 def test_forget_add_ls_rm_through_the_admin_api(
@@ -82,3 +83,13 @@ def test_serve_with_a_bad_policy_fails_at_start(tmp_path: Path, capsys: pytest.C
     assert main(["serve", "--policy", str(bad), "--index-dir", str(tmp_path / "idx")]) == 2
     err = capsys.readouterr().err
     assert str(bad) in err and "global.ngram_words" in err
+
+
+@pytest.mark.socket
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_exits_0_on_sigterm_and_sigint(tmp_path: Path, sig: signal.Signals) -> None:
+    """docker stop, systemd and timeout send SIGTERM: a clean shutdown, exit 0 (uvicorn re-raises the signal
+    after its graceful shutdown; before, that killed the process with -15)."""
+    with guard_process(tmp_path / "index", "http://127.0.0.1:9", tmp_path / "guard.log") as (proc, _):
+        proc.send_signal(sig)
+        assert proc.wait(30) == 0, (tmp_path / "guard.log").read_text()[-2000:]
