@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -19,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from guard import __version__
 from guard.admin.coverage import router as coverage_router
 from guard.admin.routes import router as admin_router
-from guard.errors import GuardError, error_body
+from guard.errors import AuthError, Forbidden, GuardError, error_body
 from guard.forget.backends import open_registry
 from guard.forget.embedder import CachedEmbedder, Embedder, make_embedder
 from guard.forget.index import ForgetIndex
@@ -203,7 +204,13 @@ def create_app(
         }
 
     @app.get("/metrics", include_in_schema=False)
-    async def prometheus() -> Response:
+    async def prometheus(request: Request) -> Response:
+        if settings.metrics_token is not None:
+            scheme, _, token = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not token:
+                raise AuthError("missing bearer token: send 'Authorization: Bearer <metrics token>'")
+            if not hmac.compare_digest(token.encode(), settings.metrics_token.get_secret_value().encode()):
+                raise Forbidden("invalid metrics token")
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
     @app.exception_handler(GuardError)

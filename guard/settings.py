@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset = admin API off")
     # Client keys of the proxy endpoints (/v1/*), comma-separated; unset = open. Separate from the admin token.
     api_keys: SecretStr | None = Field(None, description="Comma-separated API keys accepted on /v1/*")
+    # /metrics: open when unset (a scraper on a private network); with a token, it needs `Authorization: Bearer`.
+    metrics_token: SecretStr | None = Field(None, description="Bearer token /metrics requires; unset = open")
     audit_log: Path | None = Field(None, description="Append-only audit log (default: audit.jsonl in index_dir)")
     # Debug only: put prompt and completion text into the decision logs. Off, logs hold ids/scores/hashes only.
     log_content: bool = False

@@ -285,3 +285,18 @@ async def test_every_answer_carries_the_request_id_given_or_made(settings: Setti
     assert bad.status_code == 422 and bad.headers["x-request-id"] == "r-bad"
     assert long.headers["x-request-id"] == "x" * 128
     assert made.headers.get_list("x-request-id") == [made.headers["x-request-id"]]  # set once, not twice
+
+
+async def test_metrics_can_require_a_token(settings: Settings, hash_embedder: Embedder) -> None:
+    settings = settings.model_copy(update={"metrics_token": SecretStr("scrape-me")})
+    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    async with running(app) as client:
+        missing = await client.get("/metrics")
+        wrong = await client.get("/metrics", headers={"authorization": "Bearer nope"})
+        admin = await client.get("/metrics", headers=ADMIN)  # the admin token is not the metrics token
+        right = await client.get("/metrics", headers={"authorization": "Bearer scrape-me"})
+        health = await client.get("/healthz")  # the load balancer's probe stays open
+    assert (missing.status_code, wrong.status_code, admin.status_code) == (401, 403, 403)
+    assert missing.json()["error"]["type"] and "guard_requests_total" not in missing.text + wrong.text
+    assert right.status_code == 200 and "guard_requests_total" in right.text
+    assert health.status_code == 200
