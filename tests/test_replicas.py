@@ -135,6 +135,9 @@ def test_postgres_crash_loses_nothing_and_replicas_catch_up(replicas: Replicas, 
         pg_cluster.start()
 
     within(10, lambda: health(a)["status"] == health(b)["status"] == "ok")
+    log = (replicas.tmp / "b.log").read_text()
+    assert log.count("registry unreachable") == 1  # one warning per outage, not one per poll or reconnect
+    assert "error connecting" not in log
     listed = httpx.get(f"{b}/admin/forget", headers=ADMIN).json()["data"]
     assert [e["id"] for e in listed] == [kept]  # the acknowledged add survived; the refused one never happened
     later = add(b, "Pell Danner")

@@ -77,6 +77,8 @@ class PostgresRegistry:
             name="forget-registry",
         )
         self.listening = False
+        # The pool warns on every failed reconnect; an outage is said once by the follower (guard.forget.sync).
+        logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
     async def open(self) -> None:
         try:
@@ -101,9 +103,9 @@ class PostgresRegistry:
         await self._pool.close()
 
     @asynccontextmanager
-    async def _conn(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+    async def _conn(self, timeout_s: float | None = None) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
         try:
-            async with self._pool.connection(timeout=self.timeout_s) as conn:
+            async with self._pool.connection(timeout=timeout_s or self.timeout_s) as conn:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise RegistryUnavailable(f"the registry is unreachable ({type(exc).__name__})") from exc
@@ -140,7 +142,8 @@ class PostgresRegistry:
             return None
 
     async def version(self) -> int:
-        async with self._conn() as conn:
+        # the follower's poll: during an outage it fails in a second instead of waiting the pool's full timeout
+        async with self._conn(timeout_s=min(self.timeout_s, 1.0)) as conn:
             cur = await conn.execute("SELECT value FROM forget_meta WHERE key = 'version'")
             return int((await _one(cur))[0])
 
