@@ -103,7 +103,9 @@ def create_app(
             lambda: index.synced_at,
         )
         audit = AuditLog(settings.audit_path())
-        hasher = Hasher(load_salt(settings.index_dir / "salt"))
+        # one salt for the fleet, kept in the registry: the first replica's local salt becomes everyone's
+        salt = await index.registry.claim_salt(load_salt(settings.index_dir / "salt").hex())
+        hasher = Hasher(bytes.fromhex(salt))
         if settings.log_content:
             log.warning("log_content is on: prompts and completions will be written to the logs (debug only)")
         api_key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None

@@ -117,6 +117,21 @@ def test_replicas_share_adds_and_deletes_within_a_second(replicas: Replicas) -> 
     print(f"propagation: at most {lag * 1000:.0f} ms")
 
 
+def test_replicas_hash_the_same_subject_alike_in_their_audit_trails(replicas: Replicas) -> None:
+    """One salt for the fleet (kept in the registry): each replica's own salt file differs, their hashes do not."""
+    a, b = replicas.start("a"), replicas.start("b")
+    add(a, "Orlen Vasko")
+    add(b, "Orlen Vasko")
+    add(b, "Mira Tolst")
+    hashes = {}
+    for label in ("a", "b"):
+        audit = (replicas.tmp / label / "audit.jsonl").read_text().splitlines()
+        hashes[label] = [json.loads(line)["subject_hash"] for line in audit if '"forget.add"' in line]
+    assert hashes["a"][0] == hashes["b"][0] != hashes["b"][1]
+    salts = {(replicas.tmp / label / "salt").read_text() for label in ("a", "b")}
+    assert len(salts) == 2  # the local salt files differ: the registry's salt is the one used
+
+
 def test_postgres_crash_loses_nothing_and_replicas_catch_up(replicas: Replicas, pg_cluster: PgCluster) -> None:
     a, b = replicas.start("a"), replicas.start("b")
     kept = add(a, "Mira Tolst")

@@ -141,6 +141,12 @@ class PostgresRegistry:
             )
             return None
 
+    async def claim_salt(self, candidate: str) -> str:
+        async with self._conn() as conn, conn.transaction():
+            await conn.execute("INSERT INTO forget_info VALUES ('salt', %s) ON CONFLICT (key) DO NOTHING", (candidate,))
+            cur = await conn.execute("SELECT value FROM forget_info WHERE key = 'salt'")
+            return str((await _one(cur))[0])
+
     async def version(self) -> int:
         # the follower's poll: during an outage it fails in a second instead of waiting the pool's full timeout
         async with self._conn(timeout_s=min(self.timeout_s, 1.0)) as conn:

@@ -132,6 +132,11 @@ class Registry(Protocol):
         that one's name (and nothing is changed). An empty registry takes any embedder."""
         ...
 
+    async def claim_salt(self, candidate: str) -> str:
+        """The salt (hex) every replica hashes log and audit text with: the one recorded, or `candidate`, recorded
+        now by the first replica to ask. One salt, so the same subject hashes alike across the fleet."""
+        ...
+
     async def version(self) -> int: ...
     async def add(
         self,

@@ -150,6 +150,17 @@ class SqliteRegistry:
 
         return await self._run(claim)
 
+    async def claim_salt(self, candidate: str) -> str:
+        def claim(db: sqlite3.Connection) -> str:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("INSERT OR IGNORE INTO info VALUES ('salt', ?)", (candidate,))
+                return str(db.execute("SELECT value FROM info WHERE key = 'salt'").fetchone()[0])
+            finally:
+                db.execute("COMMIT")
+
+        return await self._run(claim)
+
     async def version(self) -> int:
         return await self._run(_sqlite_version)
 

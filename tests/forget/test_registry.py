@@ -236,3 +236,16 @@ async def test_the_registry_records_which_embedder_wrote_its_vectors(registry: R
     assert await registry.claim_embedder("all-MiniLM-L6-v2") is None  # the same one
     assert await registry.claim_embedder("other") == "all-MiniLM-L6-v2"  # refused, and nothing changed
     assert await registry.claim_embedder("all-MiniLM-L6-v2") is None
+
+
+async def test_the_first_salt_claimed_is_everyones(make_registry: Callable[[int], Registry]) -> None:
+    one, two = make_registry(DIM), make_registry(DIM)
+    await one.open()
+    await two.open()
+    try:
+        assert await one.claim_salt("aa" * 32) == "aa" * 32
+        assert await two.claim_salt("bb" * 32) == "aa" * 32  # a second replica gets the first one's salt
+        assert await one.claim_salt("cc" * 32) == "aa" * 32
+    finally:
+        await one.close()
+        await two.close()
