@@ -102,7 +102,9 @@ def create_app(
             lambda: float(index.reachable),
             lambda: index.synced_at,
         )
-        audit = AuditLog(settings.audit_path())
+        audit = AuditLog(
+            settings.audit_path(), rotate_bytes=settings.audit_rotate_bytes, fsync_all=settings.audit_fsync == "all"
+        )
         # one salt for the fleet, kept in the registry: the first replica's local salt becomes everyone's
         salt = await index.registry.claim_salt(load_salt(settings.index_dir / "salt").hex())
         hasher = Hasher(bytes.fromhex(salt))

@@ -83,7 +83,12 @@ def main(argv: list[str] | None = None) -> int:
     audit = sub.add_parser("audit", help="the append-only audit log")
     asub = audit.add_subparsers(dest="action", required=True)
     verify = asub.add_parser("verify", help="check the audit log's hash chain (exit 1 if it was tampered with)")
-    verify.add_argument("--file", type=Path, help="the audit log (default: audit.jsonl of GUARD_INDEX_DIR)")
+    verify.add_argument("--file", type=Path, help="the audit log (default: audit.jsonl of GUARD_INDEX_DIR); its "
+                                                  "rotated files beside it are checked with it")  # fmt: skip
+    aexport = asub.add_parser("export", help="the audit records since a date, for a regulator (metadata only)")
+    aexport.add_argument("--since", required=True, help="ISO date or time (UTC unless it says), e.g. 2026-11-01")
+    aexport.add_argument("--file", type=Path, help="the audit log (default: audit.jsonl of GUARD_INDEX_DIR)")
+    aexport.add_argument("--out", type=Path, help="write here (owner-readable only) instead of stdout")
 
     add_eval_parsers(sub)
 
@@ -334,18 +339,40 @@ def _message(response: httpx.Response) -> str:
 
 
 def _audit(args: argparse.Namespace) -> int:
-    from guard.observe.audit import verify
+    """verify: the chain over the rotated files and the current one; export: the records since a date, from a
+    chain that verifies (a broken one is refused: investigate first)."""
+    from datetime import UTC, datetime
+
+    from guard.observe.audit import chain_files, records_since, verify_files
     from guard.settings import Settings
 
     path = args.file or Settings().audit_path()
-    if not path.is_file():
+    files = chain_files(path)
+    if not files:
         print(f"guard: no audit log at {path}", file=sys.stderr)
         return 2
-    lines, problem = verify(path)
+    lines, problem = verify_files(files)
     if problem is not None:
-        print(f"guard: {path}: line {lines}: {problem}", file=sys.stderr)
+        print(f"guard: {problem[0]}: line {lines}: {problem[1]}", file=sys.stderr)
         return 1
-    print(f"{path}: {lines} records, hash chain intact")
+    if args.action == "verify":
+        print(f"{path}: {lines} records in {len(files)} file(s), hash chain intact")
+        return 0
+    try:
+        since = datetime.fromisoformat(args.since)
+    except ValueError:
+        print(f"guard: --since: not an ISO date or time: {args.since!r}", file=sys.stderr)
+        return 2
+    since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    data = b"".join(line + b"\n" for line in records_since(files, since.timestamp()))
+    if args.out is None:
+        sys.stdout.buffer.write(data)
+    else:
+        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+    count = data.count(b"\n")
+    print(f"{count} records since {since.isoformat()} (of {lines}, chain intact)", file=sys.stderr)
     return 0
 
 

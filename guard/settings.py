@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     # /metrics: open when unset (a scraper on a private network); with a token, it needs `Authorization: Bearer`.
     metrics_token: SecretStr | None = Field(None, description="Bearer token /metrics requires; unset = open")
     audit_log: Path | None = Field(None, description="Append-only audit log (default: audit.jsonl in index_dir)")
+    audit_rotate_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="Start a new audit file past this size; 0=never"
+    )
+    # changes: admin changes are fsynced before the answer, decisions only written; all: every line is fsynced
+    audit_fsync: str = Field("changes", pattern="^(changes|all)$", description="changes | all")
     # Debug only: put prompt and completion text into the decision logs. Off, logs hold ids/scores/hashes only.
     log_content: bool = False
     connect_timeout_s: float = 5.0

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import stat
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -12,9 +14,10 @@ import pytest
 from pydantic import SecretStr
 
 from guard.app import create_app
+from guard.cli import main
 from guard.context import RequestContext
 from guard.forget.embedder import Embedder, HashEmbedder, Vectors
-from guard.observe.audit import AuditLog, verify
+from guard.observe.audit import AuditLog, chain_files, verify, verify_files
 from guard.settings import REPO_ROOT, Settings
 from tests.helpers import ADMIN, ADMIN_TOKEN, FACT, add, chat, running, upstream_echo
 
@@ -90,6 +93,45 @@ async def test_audit_log_records_who_forgot_what_and_which_entry_refused(
     raw = settings.audit_path().read_text()
     assert "Hsiao" not in raw and "Golden Compass" not in raw and "story" not in raw
     assert verify(settings.audit_path()) == (len(records), None)
+
+
+def test_audit_rotation_carries_the_chain_and_finds_a_missing_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "audit.jsonl"
+    log = AuditLog(path, rotate_bytes=400)
+    for i in range(30):
+        log.write("decision", {"request_id": f"r{i}", "action": "refuse"})
+    log.close()
+    files = chain_files(path)
+    assert len(files) >= 5 and files[-1] == path and all(f.stat().st_size < 600 for f in files)
+    assert verify_files(files) == (30, None)
+    log = AuditLog(path, rotate_bytes=400)  # a restart continues the chain in the current file
+    log.write("forget.add", {"entry": "fg-1"}, sync=True)
+    log.close()
+    files = chain_files(path)
+    assert verify_files(files) == (31, None)
+    assert main(["audit", "verify", "--file", str(path)]) == 0
+    assert f"31 records in {len(files)} file(s)" in capsys.readouterr().out
+    # the records since a time, for a regulator: from a verified chain, oldest first
+    since = json.loads(files[2].read_text().splitlines()[0])["ts"]
+    out = tmp_path / "export.jsonl"
+    assert main(["audit", "export", "--since", str(since), "--file", str(path), "--out", str(out)]) == 2
+    iso = datetime.fromtimestamp(0, UTC).isoformat()
+    assert main(["audit", "export", "--since", iso, "--file", str(path), "--out", str(out)]) == 0
+    assert [json.loads(line)["seq"] for line in out.read_text().splitlines()] == list(range(1, 32))
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    # a rotated file removed from the middle, or the first one: found, and named
+    middle = files[2].read_bytes()
+    files[2].unlink()
+    _, problem = verify_files(chain_files(path))
+    assert problem is not None and problem[0] == files[3] and "a file before it is missing" in problem[1]
+    assert main(["audit", "verify", "--file", str(path)]) == 1
+    assert main(["audit", "export", "--since", iso, "--file", str(path)]) == 1  # a broken chain is not exported
+    files[2].write_bytes(middle)
+    files[0].unlink()
+    _, problem = verify_files(chain_files(path))
+    assert problem is not None and problem[0] == files[1] and "earlier file is missing" in problem[1]
 
 
 def test_audit_chain_detects_edits_and_survives_a_torn_write(tmp_path: Path) -> None:
