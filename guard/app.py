@@ -94,7 +94,9 @@ def create_app(
             typo_min_chars=policies.settings.typo_min_chars,
             meaning=_meaning(settings, embedder, meaning),
         )
-        follower = asyncio.create_task(index.follow(settings.registry_poll_s), name="registry-follower")
+        follower = asyncio.create_task(
+            index.follow(settings.registry_poll_s, settings.change_log_keep), name="registry-follower"
+        )
         metrics.watch_index(
             lambda: len(index),
             lambda: index.chunk_count,

@@ -41,6 +41,9 @@ class Settings(BaseSettings):
     # The forget registry: unset = SQLite in index_dir (one machine); postgresql://… = shared by every replica.
     registry_dsn: SecretStr | None = Field(None, description="postgresql://user@host/db, or unset for SQLite")
     registry_poll_s: float = Field(2.0, gt=0, description="Version check against the registry (notify fallback)")
+    # The change log replicas replay is pruned hourly to its last this many versions (0 = never). A replica further
+    # behind reconciles entry by entry; one that starts loads a snapshot: neither needs the pruned rows.
+    change_log_keep: int = Field(100_000, ge=0, description="Registry change-log versions kept (0 = all)")
     policy_file: Path = Field(default_factory=default_policy_file)
     # The policy files (the default one and those beside it) are reloaded when they change, checked this often,
     # and on SIGHUP; an invalid set is refused and the running one kept (guard/policy_watch.py). 0 = SIGHUP only.

@@ -151,8 +151,8 @@ class ForgetIndex:
     async def catch_up(self) -> int:
         return await self.sync.catch_up()
 
-    async def follow(self, poll_s: float) -> None:
-        await self.sync.follow(poll_s)
+    async def follow(self, poll_s: float, compact_keep: int = 0) -> None:
+        await self.sync.follow(poll_s, compact_keep)
 
     async def settle(self) -> None:
         """Wait until the upkeep started so far (rebuild, compaction) is installed (tests, benchmarks)."""

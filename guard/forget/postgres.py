@@ -141,6 +141,15 @@ class PostgresRegistry:
             )
             return None
 
+    async def compact(self, keep: int) -> int:
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                "DELETE FROM forget_changes WHERE version <= "
+                "(SELECT value FROM forget_meta WHERE key = 'version') - %s",
+                (keep,),
+            )
+            return cur.rowcount
+
     async def claim_salt(self, candidate: str) -> str:
         async with self._conn() as conn, conn.transaction():
             await conn.execute("INSERT INTO forget_info VALUES ('salt', %s) ON CONFLICT (key) DO NOTHING", (candidate,))

@@ -164,6 +164,13 @@ class SqliteRegistry:
     async def version(self) -> int:
         return await self._run(_sqlite_version)
 
+    async def compact(self, keep: int) -> int:
+        def prune(db: sqlite3.Connection) -> int:
+            with db:
+                return db.execute("DELETE FROM changes WHERE version <= ?", (_sqlite_version(db) - keep,)).rowcount
+
+        return await self._run(prune)
+
     async def add(
         self,
         entry_id: str,

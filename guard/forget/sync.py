@@ -73,8 +73,10 @@ class Sync:
             self.reachable, self.synced_at = True, time.time()
             return len(changes)
 
-    async def follow(self, poll_s: float) -> None:
-        """Keep up with other replicas until cancelled: on every registry notification and every `poll_s`."""
+    async def follow(self, poll_s: float, compact_keep: int = 0, compact_every_s: float = 3600.0) -> None:
+        """Keep up with other replicas until cancelled: on every registry notification and every `poll_s`.
+        With `compact_keep`, prune the change log to that many versions every `compact_every_s` (every replica
+        may; the same DELETE twice is harmless)."""
 
         async def listen() -> None:
             async for _ in self.registry.notifications():
@@ -85,7 +87,18 @@ class Sync:
                 await asyncio.sleep(poll_s)
                 await self._catch_up_logged()
 
-        await asyncio.gather(listen(), poll())
+        async def compact() -> None:
+            while compact_keep:
+                await asyncio.sleep(compact_every_s)
+                try:
+                    pruned = await self.registry.compact(compact_keep)
+                except Exception as exc:  # the registry is down: the next round prunes
+                    log.info("change log not compacted", extra={"error": type(exc).__name__})
+                    continue
+                if pruned:
+                    log.info("change log compacted", extra={"pruned": pruned, "kept": compact_keep})
+
+        await asyncio.gather(listen(), poll(), compact())
 
     async def _catch_up_logged(self) -> None:
         try:

@@ -191,6 +191,32 @@ async def test_a_replica_catches_up_with_another_through_the_change_log(
         await b.aclose()
 
 
+async def test_a_replica_away_longer_than_the_compacted_log_reconciles(
+    make_registry: Callable[[int], Registry],
+) -> None:
+    emb = HashEmbedder()
+    a = await _index(make_registry(emb.dim))
+    b = await _index(make_registry(emb.dim))  # "away": it does not follow while A writes
+    try:
+        stays = await a.add("Orlen Vasko", [], ["Orlen Vasko was born in Tarsk."], None)
+        goes = await a.add("Mira Tolst", [], ["Mira Tolst keeps bees."], None)
+        assert await b.catch_up() == 2
+        await a.remove(goes.id)
+        await a.set_mode(stays.id, "monitor")
+        later = await a.add("Pell Danner", [], ["Pell Danner sails."], None)
+        assert await a.registry.compact(keep=1) == 4  # versions 1-4 pruned, 5 kept
+        assert [c.version for c in await a.registry.changes_since(0)] == [5]
+        await b.catch_up()  # its next change (3) is gone: a gap, so entry by entry
+        assert b.version == a.version == 5
+        assert {e.id: e.mode for e in await b.run(b.memory.entries)} == {stays.id: "monitor", later.id: "enforce"}
+        assert b.view.find_names("tell me about Mira Tolst") == set()
+        assert b.view.find_names("what about Pell Danner") == {later.id}
+        assert await a.registry.compact(keep=1) == 0  # idempotent
+    finally:
+        await a.aclose()
+        await b.aclose()
+
+
 async def test_a_replica_that_starts_late_loads_the_same_state(make_registry: Callable[[int], Registry]) -> None:
     emb = HashEmbedder()
     a = await _index(make_registry(emb.dim))
