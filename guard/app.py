@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from guard import __version__
 from guard.admin.coverage import router as coverage_router
+from guard.admin.operators import router as operators_router
 from guard.admin.routes import router as admin_router
 from guard.errors import AuthError, Forbidden, GuardError, error_body
 from guard.forget.backends import open_registry
@@ -178,6 +179,7 @@ def create_app(
     app.include_router(openai_router)
     app.include_router(admin_router)
     app.include_router(coverage_router)
+    app.include_router(operators_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

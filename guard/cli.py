@@ -10,12 +10,14 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from guard.cli_ops import add_parsers as add_ops_parsers
+from guard.cli_ops import admin_call as _admin
+from guard.cli_ops import run as run_ops
 from guard.errors import PolicyError
 from guard.eval.commands import add_parsers as add_eval_parsers
 from guard.eval.commands import run as run_eval
@@ -80,16 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     for p in csub.choices.values():
         p.add_argument("--url", default=os.environ.get("GUARD_URL", DEFAULT_URL), help="the guard's base URL")
 
-    audit = sub.add_parser("audit", help="the append-only audit log")
-    asub = audit.add_subparsers(dest="action", required=True)
-    verify = asub.add_parser("verify", help="check the audit log's hash chain (exit 1 if it was tampered with)")
-    verify.add_argument("--file", type=Path, help="the audit log (default: audit.jsonl of GUARD_INDEX_DIR); its "
-                                                  "rotated files beside it are checked with it")  # fmt: skip
-    aexport = asub.add_parser("export", help="the audit records since a date, for a regulator (metadata only)")
-    aexport.add_argument("--since", required=True, help="ISO date or time (UTC unless it says), e.g. 2026-11-01")
-    aexport.add_argument("--file", type=Path, help="the audit log (default: audit.jsonl of GUARD_INDEX_DIR)")
-    aexport.add_argument("--out", type=Path, help="write here (owner-readable only) instead of stdout")
-
+    add_ops_parsers(sub)
     add_eval_parsers(sub)
 
     args = parser.parse_args(argv)
@@ -100,8 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args)
         if args.command == "demo":
             return _demo(args)
-        if args.command == "audit":
-            return _audit(args)
+        if args.command in ("audit", "operator"):
+            return run_ops(args)
         if args.command == "export":
             return _export(args)
         if args.command == "handoff":
@@ -219,24 +212,6 @@ From Python, with the stock openai client:
     )
 
 
-def _admin(url: str, send: Callable[[httpx.Client], httpx.Response], timeout: float = 300.0) -> httpx.Response | int:
-    """One admin API call with GUARD_ADMIN_TOKEN: its response, or the exit code after saying what went wrong."""
-    token = os.environ.get("GUARD_ADMIN_TOKEN")
-    if not token:
-        print("guard: set GUARD_ADMIN_TOKEN to the guard's admin token", file=sys.stderr)
-        return 2
-    try:
-        with httpx.Client(base_url=url, headers={"authorization": f"Bearer {token}"}, timeout=timeout) as client:
-            response = send(client)
-    except httpx.HTTPError as exc:
-        print(f"guard: cannot reach {url}: {exc}", file=sys.stderr)
-        return 1
-    if response.status_code >= 400:
-        print(f"guard: HTTP {response.status_code}: {_message(response)}", file=sys.stderr)
-        return 1
-    return response
-
-
 def _forget(args: argparse.Namespace) -> int:
     def send(client: httpx.Client) -> httpx.Response:
         if args.action == "add":
@@ -328,51 +303,6 @@ def _coverage(args: argparse.Namespace) -> int:
     if isinstance(response, int):
         return response
     print(json.dumps(response.json(), indent=2) if response.status_code != 204 else f"revoked {args.id}")
-    return 0
-
-
-def _message(response: httpx.Response) -> str:
-    try:
-        return str(response.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return response.text
-
-
-def _audit(args: argparse.Namespace) -> int:
-    """verify: the chain over the rotated files and the current one; export: the records since a date, from a
-    chain that verifies (a broken one is refused: investigate first)."""
-    from datetime import UTC, datetime
-
-    from guard.observe.audit import chain_files, records_since, verify_files
-    from guard.settings import Settings
-
-    path = args.file or Settings().audit_path()
-    files = chain_files(path)
-    if not files:
-        print(f"guard: no audit log at {path}", file=sys.stderr)
-        return 2
-    lines, problem = verify_files(files)
-    if problem is not None:
-        print(f"guard: {problem[0]}: line {lines}: {problem[1]}", file=sys.stderr)
-        return 1
-    if args.action == "verify":
-        print(f"{path}: {lines} records in {len(files)} file(s), hash chain intact")
-        return 0
-    try:
-        since = datetime.fromisoformat(args.since)
-    except ValueError:
-        print(f"guard: --since: not an ISO date or time: {args.since!r}", file=sys.stderr)
-        return 2
-    since = since if since.tzinfo else since.replace(tzinfo=UTC)
-    data = b"".join(line + b"\n" for line in records_since(files, since.timestamp()))
-    if args.out is None:
-        sys.stdout.buffer.write(data)
-    else:
-        fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-    count = data.count(b"\n")
-    print(f"{count} records since {since.isoformat()} (of {lines}, chain intact)", file=sys.stderr)
     return 0
 
 

@@ -4,7 +4,8 @@ GuardError                       500 internal_error (a bug, never a client mista
 ├── ClientError                  400 invalid_request_error
 │   ├── ValidationFailed         422 (the field is named in `param`)
 │   ├── PayloadTooLarge          413
-│   └── NotFound                 404
+│   ├── NotFound                 404
+│   └── Conflict                 409 (taken: a name, a report of another registry version)
 ├── AuthError                    401 authentication_error
 │   └── Forbidden                403 permission_error
 ├── PolicyError                  raised at start: a policy file is missing or invalid
@@ -49,6 +50,10 @@ class PayloadTooLarge(ClientError):
 class NotFound(ClientError):
     status_code = 404
     error_type = "not_found_error"
+
+
+class Conflict(ClientError):
+    status_code = 409
 
 
 class AuthError(GuardError):

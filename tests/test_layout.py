@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("routes", ["guard.openai.routes", "guard.admin.*"]),
     ("app", ["guard.app"]),
     ("tools around the proxy", ["guard.eval.*", "guard.localmodel.*"]),
-    ("command line", ["guard.cli", "guard.__main__"]),
+    ("command line", ["guard.cli_ops", "guard.cli", "guard.__main__"]),
 ]
 
 

@@ -18,14 +18,15 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from guard.admin.handoff import assess, read_report, rows
-from guard.admin.routes import record_change, require_admin
+from guard.admin.operators import authenticate
+from guard.admin.routes import ADMIN, record_change
 from guard.errors import NotFound, ValidationFailed
 from guard.forget.coverage import COVERED
 from guard.forget.index import ForgetIndex
 from guard.forget.registry import Coverage
 from guard.services import services
 
-router = APIRouter(prefix="/admin/coverage", dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/admin/coverage", dependencies=[Depends(authenticate)])
 
 MAX_REPORT_CHARS = 20_000_000
 
@@ -78,7 +79,7 @@ def _known_model(request: Request, model: str) -> None:
         raise NotFound(f"model: the guard routes no model {model!r} by name (it routes: {known})", param="model")
 
 
-@router.post("/handoff")
+@router.post("/handoff", dependencies=ADMIN)
 async def handoff(body: Handoff, request: Request) -> dict[str, Any]:
     _known_model(request, body.model)
     index = _index(request)
@@ -109,7 +110,7 @@ async def list_coverage(request: Request, model: str | None = None) -> CoverageL
     return CoverageList(data=[CoverageOut.of(c) for c in _index(request).memory.coverage.rows(model)])
 
 
-@router.post("", status_code=201, response_model=CoverageOut)
+@router.post("", status_code=201, response_model=CoverageOut, dependencies=ADMIN)
 async def cover(body: CoverOne, request: Request) -> CoverageOut:
     """Cover one entry for a model by hand (no report: the operator vouches for it; audited as such)."""
     _known_model(request, body.model)
@@ -122,7 +123,7 @@ async def cover(body: CoverOne, request: Request) -> CoverageOut:
     return CoverageOut.of(row)
 
 
-@router.delete("/{model}/{entry_id}", status_code=204)
+@router.delete("/{model}/{entry_id}", status_code=204, dependencies=ADMIN)
 async def revoke(model: str, entry_id: str, request: Request) -> Response:
     index = _index(request)
     if not any(c.entry_id == entry_id for c in index.memory.coverage.rows(model)):

@@ -19,17 +19,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from guard.errors import ClientError, ValidationFailed
+from guard.errors import Conflict, ValidationFailed
 from guard.forget.coverage import COVERED
 from guard.forget.registry import Coverage, Entry
 from guard.policy import PolicySet
 
 FORMAT = "forget-guard.ab/1"
 CONTROL_SETS = ("retain", "real_authors", "world_facts")
-
-
-class Conflict(ClientError):
-    status_code = 409
 
 
 @dataclass(frozen=True)

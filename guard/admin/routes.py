@@ -1,12 +1,11 @@
 """The admin API: add, list, show, switch and remove forget entries; export them for the weight-level job.
-Bearer token, compared in constant time.
+Who may do what: `guard.admin.operators` (viewer: read; editor: change entries; admin: export).
 
 Every change is committed to the registry, then written (fsynced) to the audit log, then acknowledged.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -16,30 +15,20 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import StreamingResponse
 
 from guard.admin.export import export
+from guard.admin.operators import Caller, Role, authenticate, require
 from guard.admin.protocol import Created, EntryList, EntryOut, EntryUpdate, ForgetRequest
-from guard.errors import AuthError, Forbidden, NotFound, ValidationFailed
+from guard.errors import NotFound, ValidationFailed
 from guard.forget.index import ForgetIndex
 from guard.services import services
 
 log = logging.getLogger("guard.admin")
 
 VERSION_HEADER = "x-guard-registry-version"  # the registry version a listing or export reflects
-ACTOR_HEADER = "x-guard-actor"  # who asked (an operator or ticket id) — recorded in the audit log
 
 
-async def require_admin(request: Request) -> None:
-    settings = services(request).settings
-    if settings.admin_token is None:
-        raise Forbidden("the admin API is disabled: set GUARD_ADMIN_TOKEN to enable it")
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        raise AuthError("missing bearer token: send 'Authorization: Bearer <admin token>'")
-    if not hmac.compare_digest(token.encode(), settings.admin_token.get_secret_value().encode()):
-        raise Forbidden("invalid admin token")
-
-
-router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+router = APIRouter(prefix="/admin", dependencies=[Depends(authenticate)])
+EDITOR = [Depends(require(Role.editor))]
+ADMIN = [Depends(require(Role.admin))]
 
 
 def _index(request: Request) -> ForgetIndex:
@@ -49,14 +38,15 @@ def _index(request: Request) -> ForgetIndex:
 def record_change(request: Request, op: str, entry_id: str, **fields: Any) -> None:
     """Audit (fsynced) and count one change. The subject is hashed: it names the person who asked to be forgotten."""
     audit, metrics = services(request).audit, services(request).metrics
-    actor = request.headers.get(ACTOR_HEADER, "admin")[:128]
-    record = {"entry": entry_id, "actor": actor, "request_id": request.state.request_id, **fields}
+    caller: Caller = request.state.caller  # the operator (or the legacy token's x-guard-actor)
+    record = {"entry": entry_id, "actor": caller.actor, "auth": caller.auth, "request_id": request.state.request_id,
+              **fields}  # fmt: skip
     audit.write(f"forget.{op}", record, sync=True)
     metrics.admin_changes.labels(op).inc()
     log.info(f"forget.{op}", extra=record)
 
 
-@router.post("/forget", status_code=201, response_model=Created)
+@router.post("/forget", status_code=201, response_model=Created, dependencies=EDITOR)
 async def add_entry(body: ForgetRequest, request: Request) -> Created:
     policies = services(request).policies
     if body.policy is not None and body.policy not in policies:
@@ -95,7 +85,7 @@ async def get_entry(entry_id: str, request: Request) -> EntryOut:
     return EntryOut.of(entry)
 
 
-@router.patch("/forget/{entry_id}", response_model=EntryOut)
+@router.patch("/forget/{entry_id}", response_model=EntryOut, dependencies=EDITOR)
 async def update_entry(entry_id: str, body: EntryUpdate, request: Request) -> EntryOut:
     """Switch an entry between monitor and enforce (e.g. promote it once its false blocks were measured)."""
     entry = await _index(request).set_mode(entry_id, body.mode)
@@ -105,7 +95,7 @@ async def update_entry(entry_id: str, body: EntryUpdate, request: Request) -> En
     return EntryOut.of(entry)
 
 
-@router.get("/export")
+@router.get("/export", dependencies=ADMIN)
 async def export_entries(request: Request) -> StreamingResponse:
     """The forget set with its documents, for the weight-level job (`guard.admin.export`): audited first."""
     lines, manifest = await export(_index(request).registry)
@@ -121,7 +111,7 @@ async def export_entries(request: Request) -> StreamingResponse:
     return StreamingResponse(body(), media_type="application/x-ndjson", headers=headers)
 
 
-@router.delete("/forget/{entry_id}", status_code=204)
+@router.delete("/forget/{entry_id}", status_code=204, dependencies=EDITOR)
 async def remove_entry(entry_id: str, request: Request) -> Response:
     if not await _index(request).remove(entry_id):
         raise NotFound(f"no forget entry with id '{entry_id}'", param="id")

@@ -43,4 +43,13 @@ MIGRATIONS = [
         pairs TEXT NOT NULL
     );
     """,  # v4: an entry's question/answer pairs, for the weight-level job's export (TOFU layout)
+    """
+    CREATE TABLE forget_operators (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        token_sha256 TEXT NOT NULL UNIQUE,
+        created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION
+    );
+    """,  # v5: named operators of the admin API, their roles and token hashes (guard.admin.operators)
 ]

@@ -27,6 +27,7 @@ import numpy as np
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from guard.forget import operator_sql
 from guard.forget.embedder import Vectors
 from guard.forget.pg_schema import MIGRATIONS
 from guard.forget.registry import (
@@ -37,6 +38,7 @@ from guard.forget.registry import (
     Chunk,
     Coverage,
     Entry,
+    Operator,
     RegistryUnavailable,
     Snapshot,
     check_vectors,
@@ -140,6 +142,18 @@ class PostgresRegistry:
                 (name,),
             )
             return None
+
+    async def add_operator(self, operator: Operator) -> bool:
+        async with self._conn() as conn:
+            return await operator_sql.pg_add(conn, operator)
+
+    async def revoke_operator(self, name: str, at: float) -> Operator | None:
+        async with self._conn() as conn:
+            return await operator_sql.pg_revoke(conn, name, at)
+
+    async def operators(self, token_sha256: str | None = None) -> list[Operator]:
+        async with self._conn() as conn:
+            return await operator_sql.pg_list(conn, token_sha256)
 
     async def compact(self, keep: int) -> int:
         async with self._conn() as conn:

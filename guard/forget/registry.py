@@ -70,6 +70,25 @@ def coverage_from_row(row: Sequence[Any]) -> Coverage:
 
 
 @dataclass(frozen=True)
+class Operator:
+    """A named person or system that may use the admin API, with a role (`guard.admin.operators`). Only the
+    SHA-256 of its token is stored; a revoked operator keeps its row, so the audit trail's names stay resolvable."""
+
+    name: str
+    role: str  # viewer | editor | admin
+    token_sha256: str
+    created_at: float
+    revoked_at: float | None = None
+
+
+OPERATOR_COLUMNS = "name, role, token_sha256, created_at, revoked_at"
+
+
+def operator_from_row(row: Sequence[Any]) -> Operator:
+    return Operator(row[0], row[1], row[2], float(row[3]), None if row[4] is None else float(row[4]))
+
+
+@dataclass(frozen=True)
 class Chunk:
     id: int
     entry_id: str
@@ -170,6 +189,18 @@ class Registry(Protocol):
     async def entries(self, entry_id: str | None = None) -> list[Entry]: ...
     async def entry_chunks(self, entry_id: str) -> tuple[Entry, list[Chunk]] | None: ...
     async def changes_since(self, version: int) -> list[Change]: ...
+    async def add_operator(self, operator: Operator) -> bool:
+        """Record a new operator; False when the name (or the token) is taken, also by a revoked one."""
+        ...
+
+    async def revoke_operator(self, name: str, at: float) -> Operator | None:
+        """Revoke an active operator: the revoked row, or None when there is no such active operator."""
+        ...
+
+    async def operators(self, token_sha256: str | None = None) -> list[Operator]:
+        """Every operator (revoked ones too), or the one holding the token with this hash."""
+        ...
+
     async def compact(self, keep: int) -> int:
         """Prune the change log to its last `keep` versions; how many were pruned. A replica further behind
         finds a gap and reconciles entry by entry (`Sync._reconcile`); one that starts loads a snapshot."""

@@ -17,6 +17,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from guard.forget import operator_sql
 from guard.forget.embedder import Vectors
 from guard.forget.registry import (
     COVERAGE_COLUMNS,
@@ -26,6 +27,7 @@ from guard.forget.registry import (
     Chunk,
     Coverage,
     Entry,
+    Operator,
     Snapshot,
     check_vectors,
     coverage_from_row,
@@ -70,6 +72,13 @@ CREATE TABLE IF NOT EXISTS coverage (
     registry_version INTEGER NOT NULL,
     at REAL NOT NULL,
     PRIMARY KEY (model, entry_id)
+);
+CREATE TABLE IF NOT EXISTS operators (
+    name TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    token_sha256 TEXT NOT NULL UNIQUE,
+    created_at REAL NOT NULL,
+    revoked_at REAL
 );
 CREATE TABLE IF NOT EXISTS qa (
     entry_id TEXT PRIMARY KEY REFERENCES entries(id) ON DELETE CASCADE,
@@ -163,6 +172,15 @@ class SqliteRegistry:
 
     async def version(self) -> int:
         return await self._run(_sqlite_version)
+
+    async def add_operator(self, operator: Operator) -> bool:
+        return await self._run(lambda db: operator_sql.sqlite_add(db, operator))
+
+    async def revoke_operator(self, name: str, at: float) -> Operator | None:
+        return await self._run(lambda db: operator_sql.sqlite_revoke(db, name, at))
+
+    async def operators(self, token_sha256: str | None = None) -> list[Operator]:
+        return await self._run(lambda db: operator_sql.sqlite_list(db, token_sha256))
 
     async def compact(self, keep: int) -> int:
         def prune(db: sqlite3.Connection) -> int:
