@@ -101,6 +101,8 @@ async def test_the_audit_actor_is_the_operator_and_a_revoked_token_stops_at_once
         assert (await client.delete("/admin/operators/alice", headers=ADMIN)).status_code == 404  # already revoked
         assert (await client.delete("/admin/operators/nobody", headers=ADMIN)).status_code == 404
         assert [o["name"] for o in (await client.get("/admin/operators", headers=ADMIN)).json()["data"]] == ["alice"]
+        changes = await app.state.services.index.registry.changes_since(0)
+    assert [(c.op, c.actor) for c in changes] == [("add", "alice"), ("add", "ticket-42")]  # the change log too
     records = [json.loads(line) for line in settings.audit_path().read_text().splitlines()]
     adds = [(r["actor"], r["auth"]) for r in records if r["event"] == "forget.add"]
     assert adds == [("alice", "operator"), ("ticket-42", "admin-token")]

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from guard.errors import AuthError, Conflict, Forbidden, NotFound
-from guard.forget.registry import Operator
+from guard.forget.registry import ACTOR, Operator
 from guard.services import services
 
 ACTOR_HEADER = "x-guard-actor"  # who asked, with the legacy admin token (an operator's actor is its name)
@@ -56,6 +56,7 @@ async def authenticate(request: Request) -> None:
     if legacy is not None and hmac.compare_digest(token.encode(), legacy.encode()):
         actor = request.headers.get(ACTOR_HEADER, "admin")[:128]
         request.state.caller = Caller(actor, Role.admin, "admin-token")
+        ACTOR.set(actor)  # the registry's change log records it too
         return
     found = await services(request).index.registry.operators(token_sha256=token_hash(token))
     if not found or found[0].revoked_at is not None:
@@ -63,6 +64,7 @@ async def authenticate(request: Request) -> None:
             raise Forbidden("not an operator token (no GUARD_ADMIN_TOKEN is set: only operators can use the admin API)")
         raise Forbidden("invalid admin token" if not found else f"operator '{found[0].name}' was revoked")
     request.state.caller = Caller(found[0].name, Role[found[0].role], "operator")
+    ACTOR.set(found[0].name)
 
 
 def require(role: Role) -> Callable[[Request], Awaitable[None]]:

@@ -52,4 +52,5 @@ MIGRATIONS = [
         revoked_at DOUBLE PRECISION
     );
     """,  # v5: named operators of the admin API, their roles and token hashes (guard.admin.operators)
+    "ALTER TABLE forget_changes ADD COLUMN actor TEXT;",  # v6: who made each change (the operator), NULL: the guard
 ]

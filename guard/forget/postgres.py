@@ -31,6 +31,7 @@ from guard.forget import operator_sql
 from guard.forget.embedder import Vectors
 from guard.forget.pg_schema import MIGRATIONS
 from guard.forget.registry import (
+    ACTOR,
     COVERAGE_COLUMNS,
     ENTRY_COLUMNS,
     QA,
@@ -123,7 +124,9 @@ class PostgresRegistry:
             result = await fn(conn)
             if result is None:
                 raise psycopg.Rollback()
-            await conn.execute("INSERT INTO forget_changes VALUES (%s, %s, %s)", (version, op, entry_id))
+            await conn.execute(
+                "INSERT INTO forget_changes VALUES (%s, %s, %s, %s)", (version, op, entry_id, ACTOR.get())
+            )
             await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(version)))
         return None if result is None else (result, version)
 
@@ -285,9 +288,10 @@ class PostgresRegistry:
     async def changes_since(self, version: int) -> list[Change]:
         async with self._conn() as conn:
             cur = await conn.execute(
-                "SELECT version, op, entry_id FROM forget_changes WHERE version > %s ORDER BY version", (version,)
+                "SELECT version, op, entry_id, actor FROM forget_changes WHERE version > %s ORDER BY version",
+                (version,),
             )
-            return [Change(int(r[0]), r[1], r[2]) for r in await cur.fetchall()]
+            return [Change(int(r[0]), r[1], r[2], r[3]) for r in await cur.fetchall()]
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Snapshot]:

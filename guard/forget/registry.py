@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -101,6 +102,12 @@ class Change:
     version: int
     op: str  # "add", "remove", "mode" or "coverage" (then entry_id is the model's name)
     entry_id: str
+    actor: str | None = None  # who made it (`ACTOR`); None: the guard itself (an automatic coverage revert)
+
+
+# Who is changing the registry: set by the admin API's authentication for the request (the operator's name), read
+# by the backends when they log a change. A context variable, so it follows the request into worker threads.
+ACTOR: ContextVar[str | None] = ContextVar("guard_actor", default=None)
 
 
 def entry_from_row(row: Sequence[Any], chunks: int) -> Entry:

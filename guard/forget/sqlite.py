@@ -20,6 +20,7 @@ import numpy as np
 from guard.forget import operator_sql
 from guard.forget.embedder import Vectors
 from guard.forget.registry import (
+    ACTOR,
     COVERAGE_COLUMNS,
     ENTRY_COLUMNS,
     QA,
@@ -60,7 +61,7 @@ CREATE TABLE IF NOT EXISTS chunks (
 CREATE INDEX IF NOT EXISTS chunks_entry ON chunks(entry_id);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('version', 0);
-CREATE TABLE IF NOT EXISTS changes (version INTEGER PRIMARY KEY, op TEXT NOT NULL, entry_id TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS changes (version INTEGER PRIMARY KEY, op TEXT NOT NULL, entry_id TEXT NOT NULL, actor TEXT);
 CREATE TABLE IF NOT EXISTS info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS coverage (
     model TEXT NOT NULL,
@@ -102,6 +103,8 @@ class SqliteRegistry:
         columns = {r[1] for r in self._db.execute("PRAGMA table_info(entries)")}
         if "mode" not in columns:  # a registry written before monitor mode existed
             self._db.execute("ALTER TABLE entries ADD COLUMN mode TEXT NOT NULL DEFAULT 'enforce'")
+        if "actor" not in {r[1] for r in self._db.execute("PRAGMA table_info(changes)")}:  # before operators
+            self._db.execute("ALTER TABLE changes ADD COLUMN actor TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
@@ -218,7 +221,7 @@ class SqliteRegistry:
                 ids.append(int(cur.lastrowid or 0))
             if qa:
                 db.execute("INSERT INTO qa VALUES (?, ?)", (entry_id, qa_to_text(qa)))
-            db.execute("INSERT INTO changes VALUES (?, 'add', ?)", (version, entry_id))
+            _log_change(db, version, "add", entry_id)
             entry = Entry(entry_id, subject, tuple(aliases), policy, created, documents, len(chunks), mode)
             return entry, ids, version
 
@@ -228,7 +231,7 @@ class SqliteRegistry:
         def delete(db: sqlite3.Connection, version: int) -> int | None:
             if db.execute("DELETE FROM entries WHERE id=?", (entry_id,)).rowcount == 0:
                 return None
-            db.execute("INSERT INTO changes VALUES (?, 'remove', ?)", (version, entry_id))
+            _log_change(db, version, "remove", entry_id)
             return version
 
         return await self._write(delete)
@@ -237,7 +240,7 @@ class SqliteRegistry:
         def update(db: sqlite3.Connection, version: int) -> tuple[Entry, int] | None:
             if db.execute("UPDATE entries SET mode=? WHERE id=?", (mode, entry_id)).rowcount == 0:
                 return None
-            db.execute("INSERT INTO changes VALUES (?, 'mode', ?)", (version, entry_id))
+            _log_change(db, version, "mode", entry_id)
             return _sqlite_entries(db, entry_id)[0], version
 
         return await self._write(update)
@@ -252,7 +255,7 @@ class SqliteRegistry:
                 [(model, c.entry_id, c.state, c.leak, c.utility_loss, c.report_sha256, c.registry_version, c.at)
                  for c in put],
             )  # fmt: skip
-            db.execute("INSERT INTO changes VALUES (?, 'coverage', ?)", (version, model))
+            _log_change(db, version, "coverage", model)
             return _sqlite_coverage(db), version
 
         return await self._write(write)
@@ -282,10 +285,10 @@ class SqliteRegistry:
     async def changes_since(self, version: int) -> list[Change]:
         rows = await self._run(
             lambda db: db.execute(
-                "SELECT version, op, entry_id FROM changes WHERE version > ? ORDER BY version", (version,)
+                "SELECT version, op, entry_id, actor FROM changes WHERE version > ? ORDER BY version", (version,)
             ).fetchall()
         )
-        return [Change(int(r[0]), r[1], r[2]) for r in rows]
+        return [Change(int(r[0]), r[1], r[2], r[3]) for r in rows]
 
     @asynccontextmanager
     async def snapshot(self) -> AsyncIterator[Snapshot]:
@@ -305,6 +308,10 @@ def _close_reader(db: sqlite3.Connection) -> None:
     if db.in_transaction:
         db.execute("COMMIT")
     db.close()
+
+
+def _log_change(db: sqlite3.Connection, version: int, op: str, entry_id: str) -> None:
+    db.execute("INSERT INTO changes VALUES (?, ?, ?, ?)", (version, op, entry_id, ACTOR.get()))
 
 
 def _sqlite_version(db: sqlite3.Connection) -> int:

@@ -17,7 +17,7 @@ import pytest
 from guard.forget.backends import open_registry
 from guard.forget.embedder import HashEmbedder
 from guard.forget.index import ForgetIndex
-from guard.forget.registry import Registry
+from guard.forget.registry import ACTOR, Change, Registry
 
 DIM = 8
 
@@ -275,3 +275,36 @@ async def test_the_first_salt_claimed_is_everyones(make_registry: Callable[[int]
     finally:
         await one.close()
         await two.close()
+
+
+async def test_the_change_log_records_who_made_each_change(registry: Registry) -> None:
+    await registry.add("e1", "Ada Quill", [], None, 1, ["a"], vecs(1))  # no actor: the guard itself
+    token = ACTOR.set("alice")
+    try:
+        await registry.set_mode("e1", "monitor")
+        await registry.remove("e1")
+    finally:
+        ACTOR.reset(token)
+    assert [(c.op, c.actor) for c in await registry.changes_since(0)] == [
+        ("add", None),
+        ("mode", "alice"),
+        ("remove", "alice"),
+    ]
+
+
+async def test_a_sqlite_registry_from_before_operators_gains_the_actor_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from guard.forget.sqlite import REGISTRY_FILE
+
+    db = sqlite3.connect(tmp_path / REGISTRY_FILE)
+    db.execute("CREATE TABLE changes (version INTEGER PRIMARY KEY, op TEXT NOT NULL, entry_id TEXT NOT NULL)")
+    db.execute("INSERT INTO changes VALUES (1, 'add', 'old')")
+    db.commit()
+    db.close()
+    registry = open_registry(None, tmp_path, DIM)
+    await registry.open()
+    try:
+        assert await registry.changes_since(0) == [Change(1, "add", "old", None)]
+    finally:
+        await registry.close()
