@@ -57,12 +57,20 @@ def _env() -> dict[str, str]:
     return env
 
 
-def start_vllm(port: int, *, host: str = "127.0.0.1", log_file: Path | None = None) -> subprocess.Popen[bytes]:
-    """Start vLLM's OpenAI server on the converted model; returns the process (not yet ready)."""
-    model_dir = ensure_converted()
+def start_vllm(
+    port: int,
+    *,
+    host: str = "127.0.0.1",
+    log_file: Path | None = None,
+    model_dir: Path | None = None,
+    name: str = MODEL_NAME,
+) -> subprocess.Popen[bytes]:
+    """Start vLLM's OpenAI server on the converted model, or on `model_dir` (a fine-tuned or unlearned checkpoint
+    of it, bench/unlearn/) served as `name`; returns the process (not yet ready)."""
+    model_dir = model_dir or ensure_converted()
     cmd = [
         str(model_python()), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir), "--served-model-name", MODEL_NAME,
+        "--model", str(model_dir), "--served-model-name", name,
         "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
         "--host", host, "--port", str(port),
     ]  # fmt: skip
