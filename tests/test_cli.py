@@ -59,7 +59,7 @@ def test_forget_add_ls_rm_through_the_admin_api(
 
     audit = settings.audit_path()
     assert main(["audit", "verify", "--file", str(audit)]) == 0
-    assert "5 records, hash chain intact" in capsys.readouterr().out
+    assert "5 records in 1 file(s), hash chain intact" in capsys.readouterr().out
     lines = audit.read_text().splitlines()
     audit.write_text("\n".join([lines[0], *lines[2:]]) + "\n")
     assert main(["audit", "verify", "--file", str(audit)]) == 1
