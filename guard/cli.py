@@ -1,5 +1,6 @@
-"""The `guard` command: serve · demo · forget add|ls|rm|mode · export · handoff · coverage ls|rm · audit verify ·
-oracle · eval tofu · ab."""
+"""The `guard` command: serve · demo · forget add|ls|rm|mode · export · handoff · coverage ls|rm; the operators'
+commands (audit verify|export · operator add|ls|rm) are in `guard.cli_ops`, the evaluations (oracle · eval tofu ·
+ab) in `guard.eval.commands`."""
 
 from __future__ import annotations
 
@@ -15,14 +16,12 @@ from typing import Any
 
 import httpx
 
+from guard.cli_ops import DEFAULT_URL, admin_call
 from guard.cli_ops import add_parsers as add_ops_parsers
-from guard.cli_ops import admin_call as _admin
 from guard.cli_ops import run as run_ops
 from guard.errors import PolicyError
 from guard.eval.commands import add_parsers as add_eval_parsers
 from guard.eval.commands import run as run_eval
-
-DEFAULT_URL = "http://127.0.0.1:8000"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,7 +226,7 @@ def _forget(args: argparse.Namespace) -> int:
             return client.patch(f"/admin/forget/{args.id}", json={"mode": args.mode})
         return client.delete(f"/admin/forget/{args.id}")
 
-    response = _admin(args.url, send)
+    response = admin_call(args.url, send)
     if isinstance(response, int):
         return response
     if response.status_code != 204:
@@ -241,7 +240,7 @@ def _export(args: argparse.Namespace) -> int:
     """GET /admin/export, verified against its manifest, written owner-readable only (it holds personal data)."""
     from guard.admin.export import verify
 
-    response = _admin(args.url, lambda client: client.get("/admin/export"), timeout=600.0)
+    response = admin_call(args.url, lambda client: client.get("/admin/export"), timeout=600.0)
     if isinstance(response, int):
         return response
     *lines, last = response.content.splitlines(keepends=True) or [b"{}"]
@@ -280,7 +279,7 @@ def _handoff(args: argparse.Namespace) -> int:
         print(f"guard: {args.report}/results.json does not match its manifest's SHA-256", file=sys.stderr)
         return 1
     body = {"model": args.model, "report": text, "sha256": sha, "dry_run": args.dry_run}
-    response = _admin(args.url, lambda client: client.post("/admin/coverage/handoff", json=body))
+    response = admin_call(args.url, lambda client: client.post("/admin/coverage/handoff", json=body))
     if isinstance(response, int):
         return response
     answer = response.json()
@@ -299,7 +298,7 @@ def _coverage(args: argparse.Namespace) -> int:
             return client.get("/admin/coverage", params={"model": args.model} if args.model else None)
         return client.delete(f"/admin/coverage/{args.model}/{args.id}")
 
-    response = _admin(args.url, send)
+    response = admin_call(args.url, send)
     if isinstance(response, int):
         return response
     print(json.dumps(response.json(), indent=2) if response.status_code != 204 else f"revoked {args.id}")

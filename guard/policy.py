@@ -19,6 +19,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from guard.errors import PolicyError
 from guard.forget.registry import Entry
 
+log = logging.getLogger("guard.policy")
+
+KEY_ID_CHARS = 16  # a client key's id: the first 16 hex characters of its SHA-256 (`key_id`)
+
+_warned: set[str] = set()  # unknown policy names already logged (once each, not per request)
+
 
 class InputAction(StrEnum):
     refuse = "refuse"
@@ -33,13 +39,6 @@ class OnError(StrEnum):
 class Mode(StrEnum):
     enforce = "enforce"
     monitor = "monitor"  # decide and record (logs, audit, metrics), never block
-
-
-log = logging.getLogger("guard.policy")
-
-_warned: set[str] = set()  # unknown policy names already logged (once each, not per request)
-
-KEY_ID_CHARS = 16  # a client key's id: the first 16 hex characters of its SHA-256 (`key_id`)
 
 
 class _Strict(BaseModel):

@@ -118,7 +118,10 @@ class PolicyWatcher:
         while True:
             await asyncio.sleep(self.interval_s)
             if self.signature() != self._signature:
-                await self.reload("changed")
+                try:
+                    await self.reload("changed")
+                except Exception as exc:  # e.g. the index could not list entries: keep polling, retry next change
+                    log.error("policy reload failed", extra={"error": type(exc).__name__})
 
     async def stop(self) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
