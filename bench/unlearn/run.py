@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import shlex
 import subprocess
 import sys
@@ -66,7 +67,8 @@ def train(mode: str, init: Path, out: Path, args: argparse.Namespace, epochs: in
         cmd += ["--lr", str(args.lr)]
     print("$", shlex.join(cmd), flush=True)
     started = time.monotonic()
-    subprocess.run(cmd, check=True, cwd=REPO_ROOT)
+    offline = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # local checkpoints only
+    subprocess.run(cmd, check=True, cwd=REPO_ROOT, env=offline)
     row = {"stage": mode, "command": shlex.join(cmd), "seconds": round(time.monotonic() - started, 1),
            "checkpoint": str(out), "sha256": sha256(out / "model.safetensors"), "scores": scores(out)}  # fmt: skip
     print(json.dumps(row["scores"]), flush=True)

@@ -29,8 +29,6 @@ import torch
 import torch.nn.functional as F
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 
 def load(data: Path, split: str) -> list[dict[str, Any]]:
     return list(json.loads((data / f"{split}.json").read_text()))
