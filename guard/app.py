@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hmac
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,6 +20,7 @@ from guard import __version__
 from guard.admin.coverage import router as coverage_router
 from guard.admin.operators import router as operators_router
 from guard.admin.routes import router as admin_router
+from guard.console.routes import router as console_router
 from guard.errors import AuthError, Forbidden, GuardError, error_body
 from guard.forget.backends import open_registry
 from guard.forget.embedder import CachedEmbedder, Embedder, make_embedder
@@ -149,7 +149,7 @@ def create_app(
             policies, settings.policy_file, entry_policies, interval_s=settings.policy_reload_s, on_reload=reloaded
         )
         watcher.start()
-        app.state.services = Services(settings, policies, metrics, index, guard, audit, hasher, watcher)
+        app.state.services = Services(settings, policies, metrics, index, guard, audit, hasher, watcher, decisions)
         log.info(
             "ready",
             extra={
@@ -180,6 +180,8 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(coverage_router)
     app.include_router(operators_router)
+    if settings.console:
+        app.include_router(console_router)
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -190,26 +192,7 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz(request: Request) -> dict[str, object]:
-        index = services(request).index
-        now = time.monotonic()
-        backends = services(request).guard.router.a.backends()  # counts only: URLs are internal topology
-        # from memory only: a replica keeps enforcing (and stays in the load balancer) while the registry is down
-        return {
-            "status": "ok" if index.reachable else "degraded",
-            "entries": len(index),
-            "chunks": index.chunk_count,
-            "registry_version": index.version,
-            "upstreams": {
-                "up": sum(b.healthy(now) for b in backends),
-                "down": sum(not b.healthy(now) for b in backends),
-            },
-            "registry": {
-                "backend": index.registry.backend,
-                "reachable": index.reachable,
-                "synced_seconds_ago": round(max(0.0, time.time() - index.synced_at), 3),
-            },
-            "policies": services(request).watcher.status(),  # a refused reload says why here
-        }
+        return services(request).health()
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:

@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # and on SIGHUP; an invalid set is refused and the running one kept (guard/policy_watch.py). 0 = SIGHUP only.
     policy_reload_s: float = Field(2.0, ge=0, description="How often the policy files are checked for changes")
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset = admin API off")
+    # The operators' web page under /console (sign-in with an operator token; guard/console/routes.py).
+    console: bool = Field(True, description="Serve the operators' console under /console")
     # Client keys of the proxy endpoints (/v1/*), comma-separated; unset = open. Separate from the admin token.
     api_keys: SecretStr | None = Field(None, description="Comma-separated API keys accepted on /v1/*")
     # /metrics: open when unset (a scraper on a private network); with a token, it needs `Authorization: Bearer`.

@@ -48,23 +48,28 @@ def token_hash(token: str) -> str:
 
 async def authenticate(request: Request) -> None:
     """Every admin route: who is calling (request.state.caller), or 401 (no bearer token) / 403 (not a token)."""
-    settings = services(request).settings
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise AuthError("missing bearer token: send 'Authorization: Bearer <operator or admin token>'")
+    await identify(request, token, request.headers.get(ACTOR_HEADER, "admin"))
+
+
+async def identify(request: Request, token: str, legacy_actor: str = "admin") -> Caller:
+    """The caller a token stands for, set on the request and in the change log's actor (403 when it is none)."""
+    settings = services(request).settings
     legacy = settings.admin_token.get_secret_value() if settings.admin_token else None
     if legacy is not None and hmac.compare_digest(token.encode(), legacy.encode()):
-        actor = request.headers.get(ACTOR_HEADER, "admin")[:128]
-        request.state.caller = Caller(actor, Role.admin, "admin-token")
-        ACTOR.set(actor)  # the registry's change log records it too
-        return
-    found = await services(request).index.registry.operators(token_sha256=token_hash(token))
-    if not found or found[0].revoked_at is not None:
-        if legacy is None and not found:
-            raise Forbidden("not an operator token (no GUARD_ADMIN_TOKEN is set: only operators can use the admin API)")
-        raise Forbidden("invalid admin token" if not found else f"operator '{found[0].name}' was revoked")
-    request.state.caller = Caller(found[0].name, Role[found[0].role], "operator")
-    ACTOR.set(found[0].name)
+        caller = Caller(legacy_actor[:128], Role.admin, "admin-token")
+    else:
+        found = await services(request).index.registry.operators(token_sha256=token_hash(token))
+        if not found or found[0].revoked_at is not None:
+            if legacy is None and not found:
+                raise Forbidden("not an operator token (no GUARD_ADMIN_TOKEN is set: only operators can sign in)")
+            raise Forbidden("invalid admin token" if not found else f"operator '{found[0].name}' was revoked")
+        caller = Caller(found[0].name, Role[found[0].role], "operator")
+    request.state.caller = caller
+    ACTOR.set(caller.actor)  # the registry's change log records it too
+    return caller
 
 
 def require(role: Role) -> Callable[[Request], Awaitable[None]]:

@@ -7,13 +7,17 @@ written out only when an operator turned `log_content` on.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
 
 from guard.checks.evidence import Action, Verdict
 from guard.observe.audit import AuditLog, Hasher
 from guard.observe.metrics import Metrics
 
 log = logging.getLogger("guard.decisions")
+
+RECENT = 200  # notable decisions kept in memory for the console
 
 
 @dataclass
@@ -22,6 +26,11 @@ class Decisions:
     hasher: Hasher
     audit: AuditLog | None = None
     log_content: bool = False
+    # for the console: this replica's notable decisions (metadata only) and, per entry, how often each action
+    # fell on it ("monitor" for a match in monitor mode) since the replica started
+    recent: deque[dict[str, object]] = field(default_factory=lambda: deque(maxlen=RECENT))
+    counts: dict[str, Counter[str]] = field(default_factory=dict)
+    started_at: float = field(default_factory=time.time)
 
     def record(
         self,
@@ -40,8 +49,17 @@ class Decisions:
         if verdict.monitored:
             self.metrics.monitor_matches.labels(stage).inc()
         notable = verdict.action is not Action.allow or bool(verdict.monitored) or verdict.failed
-        if notable and self.audit is not None:
-            self.audit.write("decision", fields)
+        if notable:
+            self._tally(verdict, fields)
+            if self.audit is not None:
+                self.audit.write("decision", fields)
         if self.log_content and text is not None:
             fields["text"] = text
         log.info("decision", extra=fields)
+
+    def _tally(self, verdict: Verdict, fields: dict[str, object]) -> None:
+        self.recent.appendleft({"time": time.time(), **fields})
+        for entry in {e.entry_id for e in verdict.matches}:
+            self.counts.setdefault(entry, Counter())[verdict.action.value] += 1
+        for entry in {e.entry_id for e in verdict.monitored}:
+            self.counts.setdefault(entry, Counter())["monitor"] += 1

@@ -4,6 +4,7 @@ pooling runner: an embedding server), each started once per test session."""
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,6 +12,8 @@ import pytest
 
 from guard.eval.serving import free_port
 from guard.localmodel import serve as local
+
+STARTED = time.time()  # screenshots older than this run are not listed
 
 
 def _served(
@@ -39,3 +42,14 @@ def vllm_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def vllm_embedder_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """/v1/embeddings serving the guard's own model."""
     yield from _served(tmp_path_factory, "vllm-embedder", local.start_vllm_embedder)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Where the console test's screenshots are (tests/e2e/test_console_browser.py)."""
+    from tests.e2e.test_console_browser import SHOTS
+
+    shots = sorted(p for p in SHOTS.glob("*.png") if p.stat().st_mtime >= STARTED) if SHOTS.exists() else []
+    if shots:
+        terminalreporter.section("console screenshots (headless Chromium)")
+        for path in shots:
+            terminalreporter.write_line(f"{path}  {path.stat().st_size // 1024} KiB")
