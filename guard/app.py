@@ -135,6 +135,7 @@ def create_app(
             )
             log.info("judge on", extra={"timeout_s": settings.judge_timeout_s})
         guard = Guard(index, policies, router, decisions, checks=settings.checks, judge=judge)
+        guard.drain.bind()  # a signal handler starts the drain on this loop (guard/cli.py)
         if not settings.checks:
             log.warning("checks are off: a bare pass-through proxy that enforces nothing (benchmarks only)")
 

@@ -135,9 +135,20 @@ def _run(settings: Any) -> None:
 
     app = create_app(settings)  # a bad policy fails here, before logging or the server is set up
     configure(settings.log_level)
-    # in-flight requests get 30 s to finish on SIGTERM/SIGINT; then they are cut
-    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                timeout_graceful_shutdown=30)  # fmt: skip
+    grace = settings.shutdown_grace_s
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            """SIGTERM/SIGINT: uvicorn stops accepting; the open streams get `grace` seconds, then are ended."""
+            super().handle_exit(sig, frame)
+            services = getattr(app.state, "services", None)
+            if services is not None:
+                services.guard.drain.start_threadsafe(grace)
+
+    # uvicorn's own limit comes after the drain's: by then every stream has had its error event and [DONE]
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
+                            timeout_graceful_shutdown=grace + 3)  # fmt: skip
+    Server(config).run()
 
 
 def _exit_on_signals() -> None:

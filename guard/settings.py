@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     # and on SIGHUP; an invalid set is refused and the running one kept (guard/policy_watch.py). 0 = SIGHUP only.
     policy_reload_s: float = Field(2.0, ge=0, description="How often the policy files are checked for changes")
     admin_token: SecretStr | None = Field(None, description="Bearer token of the admin API; unset = admin API off")
+    # On SIGTERM/SIGINT: no new connections; open streams get this long to finish, then each ends with an error
+    # event and [DONE] (guard/pipeline/drain.py). Keep it under the orchestrator's kill timeout (docker stop: 10 s).
+    shutdown_grace_s: float = Field(8.0, ge=0, description="Seconds open streams get to finish at shutdown")
     # The operators' web page under /console (sign-in with an operator token; guard/console/routes.py).
     console: bool = Field(True, description="Serve the operators' console under /console")
     # Client keys of the proxy endpoints (/v1/*), comma-separated; unset = open. Separate from the admin token.

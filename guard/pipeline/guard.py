@@ -14,6 +14,7 @@ from guard.judge import Judge
 from guard.observe.decisions import Decisions
 from guard.openai.shapes import refusal_completion
 from guard.pipeline.checker import Checker, Forward
+from guard.pipeline.drain import Drain
 from guard.pipeline.json import JsonResult, complete
 from guard.pipeline.shadow import Shadow
 from guard.pipeline.speculate import Early
@@ -41,6 +42,7 @@ class Guard:
         self.metrics = decisions.metrics
         self.checker = Checker(index, policies, decisions, enabled=checks, judge=judge)
         self.meter = Meter(self.metrics)
+        self.drain = Drain()  # open streams, ended with an error event at shutdown past the grace period
         self.shadow = Shadow(router.b, self.checker, self.meter) if router.b is not None else None
 
     async def handle(self, ctx: RequestContext) -> JsonResult | StreamResult:
@@ -102,8 +104,9 @@ class Guard:
         if early is not None:
             self.metrics.speculative.labels("used").inc()
         forward = Forward(body, action, upstream, route, watch, early)
-        path = open_stream if ctx.stream else complete
-        return await path(ctx, forward, self.checker, self.meter)
+        if ctx.stream:
+            return await open_stream(ctx, forward, self.checker, self.meter, self.drain)
+        return await complete(ctx, forward, self.checker, self.meter)
 
     def _bad_words(self, watch: Watch) -> list[str]:
         """The watched entries' names, aliases and the parts of their names (reader thread)."""

@@ -22,7 +22,7 @@ the upstream is closed early. A blocked reasoning stream ends the answer too: it
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -86,7 +86,7 @@ async def filter_stream(
     choices: int,
     outcome: StreamOutcome,
     hold_all: bool = False,
-) -> AsyncIterator[dict[str, Any]]:
+) -> AsyncGenerator[dict[str, Any]]:
     states: dict[int, _Choice] = {}
 
     async def release(index: int, st: _Choice) -> AsyncIterator[dict[str, Any]]:

@@ -6,6 +6,7 @@ is gone, so a failure ends the stream with an in-stream error event and `data: [
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -20,6 +21,7 @@ from guard.errors import GuardError
 from guard.openai import sse
 from guard.openai.shapes import refusal_stream
 from guard.pipeline.checker import Checker, Forward
+from guard.pipeline.drain import SHUTDOWN, Drain
 from guard.pipeline.holdback import StreamOutcome, filter_stream
 from guard.pipeline.timing import Meter
 from guard.upstream import PATHS, lines
@@ -44,8 +46,11 @@ def refused(ctx: RequestContext, refusal_text: str, overhead_ms: float) -> Strea
                         overhead_ms)  # fmt: skip
 
 
-async def open_stream(ctx: RequestContext, forward: Forward, checker: Checker, meter: Meter) -> StreamResult:
-    """Open the upstream stream (errors before its first byte raise) and filter it on the way to the client."""
+async def open_stream(
+    ctx: RequestContext, forward: Forward, checker: Checker, meter: Meter, drain: Drain
+) -> StreamResult:
+    """Open the upstream stream (errors before its first byte raise) and filter it on the way to the client.
+    At shutdown, past the grace period, `drain` ends it with an error event (`guard.pipeline.drain`)."""
     action, route = forward.action, forward.route
     early = forward.early
     upstream_started = early.started if early is not None else time.perf_counter()
@@ -60,6 +65,7 @@ async def open_stream(ctx: RequestContext, forward: Forward, checker: Checker, m
 
     async def chunks() -> AsyncIterator[bytes]:
         final = action
+        flow = drain.open()
         try:
             filtered = filter_stream(
                 sse.parse(lines(response)),
@@ -72,13 +78,29 @@ async def open_stream(ctx: RequestContext, forward: Forward, checker: Checker, m
                 hold_all=bool(forward.watch.strong),  # under strong watch an answer leaves only once complete
             )
             with meter.faults(route):
-                async for chunk in filtered:
+                while not flow.cut:
+                    flow.reading = True  # the drain may cancel this wait (and only this one)
+                    try:
+                        chunk = await anext(filtered)
+                    except StopAsyncIteration:
+                        break
+                    finally:
+                        flow.reading = False
                     yield sse.encode(chunk)
+                else:  # ended at shutdown between two chunks
+                    await filtered.aclose()
+                    raise asyncio.CancelledError
+        except asyncio.CancelledError:
+            if not flow.ended():
+                raise  # the client went away, or the server is cancelling: not ours to answer
+            metrics.errors.labels("503", "server_error").inc()
+            yield sse.encode(SHUTDOWN)
         except GuardError as exc:
             log.warning("stream failed", extra={"request_id": ctx.request_id, "error": type(exc).__name__})
             metrics.errors.labels(str(exc.status_code), exc.error_type).inc()
             yield sse.encode(exc.body())
         finally:
+            drain.close(flow)
             await response.aclose()
             final = Action.filter if outcome.filtered else final
             metrics.requests.labels(ctx.endpoint, final.value, route).inc()
