@@ -7,6 +7,9 @@ Reads the 1e6 synthetic chunks' vectors from the scale bench's registry and take
 paraphrased question (brute force). Then builds the guard's IVF-SQ8 (4,096 lists, 40 training vectors a list) with
 a flat coarse quantizer, and again with an HNSW one over the same centroids, and prints search p50/p99 (one thread,
 one query at a time) and recall@8 against the exact top 8, for nprobe 16, 32 and 64.
+
+Note: the guard itself builds 2,048 lists at 1e6 (`guard.forget.vectors.choose`); `bench.scale --nlist` compares
+layouts on what matters, whether each question finds its own entry.
 """
 
 from __future__ import annotations

@@ -59,6 +59,8 @@ def pin_threads(threads: int = 1) -> None:
 
 
 def choose(n: int) -> Plan:
+    """~4·√n lists, rounded down to a power of two (2,048 at a million chunks). 4,096 lists with an HNSW coarse
+    quantizer were measured against it at 1e6 (bench/RESULTS.md, issue 15): at equal recall they were slower."""
     if n <= FLAT_MAX:
         return Plan("flat")
     nlist = max(MIN_NLIST, 1 << int(np.log2(4 * np.sqrt(n))))
@@ -101,6 +103,12 @@ class VectorIndex:
             index._add_built(ids, vectors)
         return index
 
+    def set_nprobe(self, nprobe: int) -> None:
+        """Lists searched per query (an IVF's recall against its speed; bench/scale.py --nprobe)."""
+        self.nprobe = nprobe
+        if isinstance(self._index, faiss.IndexIVF):
+            self._index.nprobe = min(nprobe, self.plan.nlist)
+
     def __len__(self) -> int:
         return int(self._index.ntotal) + (int(self._recent.ntotal) if self._recent is not None else 0)
 
@@ -121,13 +129,14 @@ class VectorIndex:
         if len(ids):
             self._recent.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
         if self._recent.ntotal > RECENT_MAX:
-            self._merge_recent()
+            self.merge_recent()
 
     def _add_built(self, ids: Ids, vectors: Vectors) -> None:
         if len(ids):
             self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids.astype(np.int64))
 
-    def _merge_recent(self) -> None:
+    def merge_recent(self) -> None:
+        """Move the recent additions into the IVF (when they are RECENT_MAX; benchmarks)."""
         recent = self._recent
         assert recent is not None
         n = int(recent.ntotal)

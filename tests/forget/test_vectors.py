@@ -65,3 +65,14 @@ def test_a_flat_index_has_no_recent_part() -> None:
     index = VectorIndex(DIM)
     index.add(np.arange(3, dtype=np.int64), unit(np.eye(3, DIM)))
     assert index.recent == 0 and len(index) == 3
+
+
+def test_an_ivf_searches_as_many_lists_as_it_is_told() -> None:
+    index, rng = built(nprobe=1)
+    queries = unit(rng.standard_normal((50, DIM)))
+    _, narrow = index.search(queries, 8)
+    index.set_nprobe(64)  # every list: exact up to the ranking
+    scores, wide = index.search(queries, 8)
+    exact = np.sort(queries @ unit(np.random.default_rng(0).standard_normal((4000, DIM))).T, axis=1)[:, ::-1][:, :8]
+    assert np.allclose(scores, exact, atol=1e-5)
+    assert (narrow != wide).any()
