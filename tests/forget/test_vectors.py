@@ -76,3 +76,37 @@ def test_an_ivf_searches_as_many_lists_as_it_is_told() -> None:
     exact = np.sort(queries @ unit(np.random.default_rng(0).standard_normal((4000, DIM))).T, axis=1)[:, ::-1][:, :8]
     assert np.allclose(scores, exact, atol=1e-5)
     assert (narrow != wide).any()
+
+
+def test_a_fast_scan_ivf_reranks_its_hits_to_near_exact_scores_and_removes_by_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past PQ_FROM chunks: 4-bit fast-scan codes find the candidates, 8-bit codes kept by id give their scores.
+    (32 dimensions in 8 codes of 4 bits are coarser than MiniLM's 384 in 96: more candidates are re-ranked here.)"""
+    monkeypatch.setattr(vectors_module, "RERANK", 16)
+    assert vectors_module.choose(vectors_module.PQ_FROM).kind == "ivf-pq"
+    rng = np.random.default_rng(2)
+    centres = unit(rng.standard_normal((64, DIM)))
+    data = unit(centres[rng.integers(0, 64, 6000)] + 0.4 * rng.standard_normal((6000, DIM)))
+    ids = np.arange(6000, dtype=np.int64) * 3  # ids need not be contiguous
+    index = VectorIndex(DIM, Plan("ivf-pq", 64))
+    assert index.nprobe == 64  # PQ_NPROBE: every list here
+    index._train(data)
+    index._add_built(ids, data)
+    queries = unit(data[:100] + 0.3 * rng.standard_normal((100, DIM)))
+    scores, found = index.search(queries, 8)
+    exact = queries @ data.T
+    recall = np.mean([len(set(f.tolist()) & set(ids[np.argsort(-e)[:8]].tolist())) / 8 for f, e in
+                      zip(found, exact, strict=True)])  # fmt: skip
+    assert recall >= 0.8, recall
+    for row, (s, f) in enumerate(zip(scores, found, strict=True)):  # each score is that chunk's, not another's
+        assert np.allclose(s, exact[row, f // 3], atol=0.01)
+    assert index.remove(ids[:100]) == 100
+    _, after = index.search(queries, 8)
+    assert not np.isin(after, ids[:100]).any()
+    new = unit(centres[:5] + 0.4 * rng.standard_normal((5, DIM)))  # like the data the codes were trained on
+    index.add(np.array([90_001, 90_002, 90_003, 90_004, 90_005]), new)  # recent additions, then merged in
+    index.merge_recent()
+    assert index.recent == 0 and len(index) == 5905
+    scores, found = index.search(new, 8)
+    assert (found[:, 0] == np.arange(90_001, 90_006)).all() and np.allclose(scores[:, 0], 1.0, atol=0.01)
