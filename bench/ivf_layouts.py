@@ -7,9 +7,10 @@ Reads the 1e6 synthetic chunks' vectors from the scale bench's registry, adds th
 sentences (real MiniLM) to the same index, and asks each author's 20 paraphrased questions, one at a time: is
 the author's own entry among the top 8, at its exact best score (within 0.01)? Over the questions whose exact score
 reaches the input threshold, side by side in one process:
-- the guard's layout: IVF, 2,048 lists, 8-bit scalar quantizer (384 bytes a chunk);
+- IVF, 2,048 lists, 8-bit scalar quantizer (384 bytes a chunk): the guard's layout until 8699f39;
 - IVF, 2,048 lists, PQ fast-scan (96 sub-quantizers of 4 bits: 48 bytes a chunk, scanned with SIMD), its top
-  hits re-ranked on 8-bit codes (IndexRefine).
+  hits re-ranked on 8-bit codes (IndexRefine here; the guard keeps the codes itself: `guard.forget.vectors`).
+  The guard's layout since 8699f39, at nprobe 64 with the top 32 re-ranked.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def main() -> None:
     built = fill(sq8, sample, x, added)
     for nprobe in (16, 32, 64):
         sq8.nprobe = nprobe
-        report(f"IVF{NLIST}, SQ8 (the guard's; {built:.0f} s to build)", nprobe, sq8, queries, questions,
+        report(f"IVF{NLIST}, SQ8 (the guard's until 8699f39; {built:.0f} s to build)", nprobe, sq8, queries, questions,
                exact, reach, n, owner_of)  # fmt: skip
     del sq8
 

@@ -8,8 +8,9 @@ paraphrased question (brute force). Then builds the guard's IVF-SQ8 (4,096 lists
 a flat coarse quantizer, and again with an HNSW one over the same centroids, and prints search p50/p99 (one thread,
 one query at a time) and recall@8 against the exact top 8, for nprobe 16, 32 and 64.
 
-Note: the guard itself builds 2,048 lists at 1e6 (`guard.forget.vectors.choose`); `bench.scale --nlist` compares
-layouts on what matters, whether each question finds its own entry.
+Note: the guard itself builds 2,048 lists at 1e6 (`guard.forget.vectors.choose`), and since 8699f39 4-bit
+fast-scan codes re-ranked on 8-bit ones. `bench.scale` and `bench.ivf_layouts` compare layouts on what matters:
+whether each question finds its own entry.
 """
 
 from __future__ import annotations
