@@ -57,7 +57,9 @@ def main() -> None:
     ivf.train(sample)
     ivf.add(x)
     print(f"{n:,} chunks; trained and filled in {time.perf_counter() - started:.0f} s")
-    sizes = np.array([ivf.invlists.list_size(i) for i in range(NLIST)])
+    lists = ivf.invlists
+    assert lists is not None
+    sizes = np.array([lists.list_size(i) for i in range(NLIST)])
     print(f"list sizes p50 {np.median(sizes):.0f}, p99 {np.percentile(sizes, 99):.0f}, max {sizes.max()}")
     alone = [timed(lambda q: flat.search(q, 32), q) for q in queries]
     print(f"flat coarse quantizer alone (32 nearest of {NLIST}): p50 {statistics.median(alone):.3f} ms")
