@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from guard.observe.audit import chain_files, verify_files
 from guard.services import Services
@@ -88,15 +88,15 @@ def entry_rows(svc: Services) -> list[dict[str, Any]]:
 def recent_decisions(svc: Services, limit: int = 50) -> list[dict[str, Any]]:
     out = []
     for d in list(svc.decisions.recent)[:limit]:
-        matches = [*d.get("matches", []), *d.get("monitored", [])]  # type: ignore[misc]
+        found: list[dict[str, Any]] = [*cast(list[Any], d.get("matches", [])), *cast(list[Any], d.get("monitored", []))]
         out.append(
             {
-                "time": _when(float(d["time"])),  # type: ignore[arg-type]
+                "time": _when(cast(float, d["time"])),
                 "request_id": d.get("request_id", ""),
                 "stage": d.get("stage", ""),
                 "action": "monitor" if d.get("monitored") and d.get("action") == "allow" else d.get("action"),
-                "entries": sorted({m["entry"] for m in matches}),
-                "checks": sorted({m["check"] for m in matches}),
+                "entries": sorted({m["entry"] for m in found}),
+                "checks": sorted({m["check"] for m in found}),
                 "failed": bool(d.get("failed")),
             }
         )

@@ -64,7 +64,7 @@ async def open_stream(
     metrics = checker.metrics
 
     async def chunks() -> AsyncIterator[bytes]:
-        final = action
+        final, cut = action, False
         flow = drain.open()
         try:
             filtered = filter_stream(
@@ -87,14 +87,13 @@ async def open_stream(
                     finally:
                         flow.reading = False
                     yield sse.encode(chunk)
-                else:  # ended at shutdown between two chunks
+                else:  # the drain ended it between two chunks
                     await filtered.aclose()
-                    raise asyncio.CancelledError
+                    cut = True
         except asyncio.CancelledError:
             if not flow.ended():
                 raise  # the client went away, or the server is cancelling: not ours to answer
-            metrics.errors.labels("503", "server_error").inc()
-            yield sse.encode(SHUTDOWN)
+            cut = True  # the drain ended it while it waited on the upstream
         except GuardError as exc:
             log.warning("stream failed", extra={"request_id": ctx.request_id, "error": type(exc).__name__})
             metrics.errors.labels(str(exc.status_code), exc.error_type).inc()
@@ -104,6 +103,9 @@ async def open_stream(
             await response.aclose()
             final = Action.filter if outcome.filtered else final
             metrics.requests.labels(ctx.endpoint, final.value, route).inc()
+        if cut:
+            metrics.errors.labels("503", "server_error").inc()
+            yield sse.encode(SHUTDOWN)
         yield sse.DONE
 
     overhead = meter.overhead_ms(ctx.started, upstream_ms)
