@@ -133,7 +133,10 @@ def build_index(directory: Path, n: int, corpus: Corpus, dim: int) -> None:
         )
         done += count
     db.execute("UPDATE meta SET value = ? WHERE key='version'", (entries,))
-    db.executemany("INSERT INTO changes VALUES (?, 'add', ?)", [(e + 1, f"fg-synth{e:08d}") for e in range(entries)])
+    db.executemany(
+        "INSERT INTO changes (version, op, entry_id) VALUES (?, 'add', ?)",
+        [(e + 1, f"fg-synth{e:08d}") for e in range(entries)],
+    )
     db.execute("COMMIT")
     db.close()
     marker.touch()
