@@ -58,8 +58,18 @@ class Postings:
                 self._recent_pairs += 1
 
     def bulk(self, keys: Keys, owners: Owners) -> None:
-        """Load many pairs at once (at start): merged straight into the sorted arrays."""
-        self._keys, self._owners = _merge(self._keys, self._owners, keys, owners, frozenset())
+        """Load many pairs at once (at start): merged straight into the sorted arrays. Only the new pairs are
+        sorted, then inserted in one linear pass: start-up loads in batches, and sorting everything again per
+        batch made loading quadratic (1e6 chunks: a quarter of the load time was `lexsort`)."""
+        order = np.lexsort((owners, keys))
+        keys = keys.astype(np.uint64, copy=False)[order]
+        owners = owners.astype(np.int32, copy=False)[order]
+        if not len(self._keys):
+            self._keys, self._owners = np.ascontiguousarray(keys), np.ascontiguousarray(owners)
+            return
+        at = np.searchsorted(self._keys, keys, side="right")  # after equal keys: pairs already held come first
+        self._keys = np.insert(self._keys, at, keys)
+        self._owners = np.insert(self._owners, at, owners)
 
     def remove(self, owner: int) -> None:
         """Tombstone an owner: its pairs no longer match; compaction drops them."""
@@ -138,6 +148,9 @@ class Slots:
         self._number: dict[str, int] = {}
         self._key: dict[int, str] = {}
         self._next = 0
+
+    def __len__(self) -> int:
+        return len(self._number)
 
     def number(self, key: str) -> int:
         """The key's number, given on first use."""

@@ -48,3 +48,21 @@ def test_compaction_is_due_after_many_recent_pairs() -> None:
     assert p.needs_compaction()
     p.freeze()
     assert not p.needs_compaction()  # one compaction at a time
+
+
+def test_bulk_in_batches_builds_the_arrays_one_sort_would() -> None:
+    """Start-up loads in batches; each batch is merged into the sorted arrays, not re-sorted with them."""
+    rng = np.random.default_rng(7)
+    batches = [(rng.integers(0, 50, 40).astype(np.uint64), rng.integers(0, 9, 40).astype(np.int32)) for _ in range(5)]
+    batched, whole = Postings(), Postings()
+    for k, o in batches:
+        batched.bulk(k, o)
+    whole.bulk(np.concatenate([k for k, _ in batches]), np.concatenate([o for _, o in batches]))
+    assert np.array_equal(batched._keys, whole._keys)
+    assert np.all(np.diff(batched._keys.astype(np.float64)) >= 0)
+    probe = np.arange(60, dtype=np.uint64)
+    assert batched.lookup(probe) == whole.lookup(probe)
+    all_keys = np.concatenate([k for k, _ in batches])
+    all_owners = np.concatenate([o for _, o in batches])
+    expected = [{int(o) for k, o in zip(all_keys, all_owners, strict=True) if k == key} for key in probe]
+    assert batched.lookup(probe) == expected
