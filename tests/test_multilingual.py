@@ -7,10 +7,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from guard.app import create_app
 from guard.forget.embedder import Embedder
-from guard.language import english, language
+from guard.language import english, language, other_script
 from guard.settings import Settings
 from tests.helpers import ADMIN, chat, running, upstream_echo
 
@@ -146,6 +148,14 @@ async def test_an_answer_in_another_language_is_filtered(settings: Settings, min
         r = await client.post("/v1/chat/completions", json=chat("Tell me a story about a florist."))
     assert r.headers["x-guard-action"] == "filter"
     assert "花匠" not in r.text
+
+
+@given(st.text(alphabet=st.sampled_from("aZé ñЖжあ漢١٢ ,.-'\u0301\u00b2x9"), max_size=40))
+def test_other_script_counts_letters_as_isalpha_does(text: str) -> None:
+    """The fast count (ASCII letters by a pattern, the rest one by one) decides as counting every letter would."""
+    letters = [c for c in text if c.isalpha()]
+    expected = sum(not c.isascii() for c in letters) > 0.2 * len(letters) if letters else False
+    assert other_script(text) == expected
 
 
 def test_english_is_told_from_other_languages() -> None:

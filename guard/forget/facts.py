@@ -16,11 +16,16 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable
 
+import numpy as np
+import numpy.typing as npt
+
+from guard.forget.postings import Keys, Postings, Slots
 from guard.language import english
 from guard.normalize import common_words
 from guard.text import STOPWORDS, numbers, tokens
 
 MIN_LETTERS = 4
+_MASK = (1 << 64) - 1
 COMMON_PROPER = 1000  # a capitalised word is a fact value unless it is among this many most frequent words
 RARE = 5000  # a value outside this many most frequent words (or a number) is rare: rare values start a watch
 COMMON = 3000  # this many of the most frequent English words are never a fact value
@@ -67,48 +72,78 @@ def fact_values(documents: Iterable[str], names: Iterable[str]) -> set[str]:
     any text in that language would share several with it. Numbers (a year, in any script's digits) from all."""
     parts = {w for name in names for w in tokens(name)}
     docs = list(documents)
-    english_docs = [doc for doc in docs if english(doc)]
-    values = distinctive(w for doc in english_docs for w in tokens(doc))
-    values |= {w for doc in english_docs for w in proper_nouns(doc)}
+    values: set[str] = set()
+    for doc in docs:
+        words = tokens(doc)  # once per document: start-up reads every chunk of the index through here
+        if english(doc, words):
+            values |= distinctive(words)
+            values |= proper_nouns(doc)
     values |= {n for doc in docs for n in numbers(doc) if len(n) >= 3}
     return set(sorted(values - parts)[:MAX_VALUES])
 
 
 class WordIndex:
-    """Entry -> its words, and word -> entries: which entries' words does a text contain?
+    """Word -> entries: which entries' words does a text contain? (And entry -> its words, when `keep_words`.)
 
     A word owned by more than `min_shared` entries and more than `SHARED_SHARE` of them is skipped (not
-    distinctive). Fact values use `min_shared=1`; name parts allow a few owners (relatives share a surname)."""
+    distinctive). Fact values use `min_shared=1`; name parts allow a few owners (relatives share a surname).
 
-    def __init__(self, min_shared: int = 1) -> None:
+    The pairs live in compact `Postings` keyed by a 64-bit hash of the word (12 bytes a pair): at 1e6 chunks
+    the fact values are ~20 million (entry, word) pairs, which as Python dicts of sets took 886 MB of the
+    process's 2.2 GB (bench/RESULTS.md, issue 15). Fact values keep no words per entry; name parts do (a
+    rewrite redacts them, `of`)."""
+
+    def __init__(self, min_shared: int = 1, keep_words: bool = True) -> None:
         self.min_shared = min_shared
-        self._entries: dict[str, frozenset[str]] = {}
-        self._owners: dict[str, set[str]] = defaultdict(set)
+        self.postings = Postings()
+        self._slots = Slots()
+        self._words: dict[str, frozenset[str]] | None = {} if keep_words else None
 
     def add(self, entry_id: str, words: Iterable[str]) -> None:
-        mine = frozenset(words)
-        self._entries[entry_id] = mine
-        for w in mine:
-            self._owners[w].add(entry_id)
+        self.bulk_add([(entry_id, words)])
+
+    def bulk_add(self, items: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """Many entries' words at once (start-up): straight into the sorted arrays."""
+        keys: list[Keys] = []
+        owners: list[npt.NDArray[np.int32]] = []
+        for entry_id, words in items:
+            mine = frozenset(words)
+            if self._words is not None:
+                self._words[entry_id] = self._words.get(entry_id, frozenset()) | mine
+            keys.append(_hashes(mine))
+            owners.append(np.full(len(mine), self._slots.number(entry_id), dtype=np.int32))
+        if len(keys) == 1:  # one entry at run time: the recent additions, merged at the next compaction
+            if len(keys[0]):
+                self.postings.add(keys[0], int(owners[0][0]))
+        elif keys:
+            self.postings.bulk(np.concatenate(keys), np.concatenate(owners))
 
     def remove(self, entry_id: str) -> None:
-        for w in self._entries.pop(entry_id, frozenset()):
-            owners = self._owners.get(w)
-            if owners is not None:
-                owners.discard(entry_id)
-                if not owners:
-                    del self._owners[w]
+        slot = self._slots.drop(entry_id)
+        if slot is not None:
+            self.postings.remove(slot)
+        if self._words is not None:
+            self._words.pop(entry_id, None)
 
     def of(self, entry_id: str) -> frozenset[str]:
-        return self._entries.get(entry_id, frozenset())
+        if self._words is None:
+            raise TypeError("this index keeps no words per entry")
+        return self._words.get(entry_id, frozenset())
 
     def find(self, text: str) -> dict[str, set[str]]:
         """Entry id -> which of its distinctive words the text contains (numbers in any script's digits)."""
         found: dict[str, set[str]] = defaultdict(set)
-        most = max(self.min_shared, int(SHARED_SHARE * len(self._entries)))
-        for w in set(tokens(text)) | numbers(text):
-            owners = self._owners.get(w, ())
-            if len(owners) <= most:
-                for entry_id in owners:
-                    found[entry_id].add(w)
+        most = max(self.min_shared, int(SHARED_SHARE * len(self._slots)))
+        words = list(set(tokens(text)) | numbers(text))
+        for w, slots in zip(words, self.postings.lookup(_hashes(words)), strict=True):
+            if len(slots) <= most:
+                for slot in slots:
+                    entry_id = self._slots.key(slot)
+                    if entry_id is not None:
+                        found[entry_id].add(w)
         return dict(found)
+
+
+def _hashes(words: Iterable[str]) -> Keys:
+    """64-bit keys of words (Python's string hash: stable within the process, which is all the postings need)."""
+    return np.fromiter((hash(w) & _MASK for w in words), dtype=np.uint64)

@@ -98,15 +98,18 @@ class Upkeep:
             self.rebuilding = True
             self._journal = []
             self.workers.upkeep.submit(self._rebuild_vectors, memory.known_chunks())
-        for postings in (memory.ngrams.postings, memory.names.fuzzy, memory.sounds.fuzzy):
+        for postings in self.postings():
             if postings.needs_compaction():
                 self.workers.upkeep.submit(self._compact, postings, postings.freeze())
 
     def busy(self) -> bool:
         """Is upkeep under way (reader thread)?"""
-        return self.rebuilding or any(
-            p.frozen for p in (self.memory.ngrams.postings, self.memory.names.fuzzy, self.memory.sounds.fuzzy)
-        )
+        return self.rebuilding or any(p.frozen for p in self.postings())
+
+    def postings(self) -> tuple[Postings, ...]:
+        """The compact postings that compaction keeps lean."""
+        m = self.memory
+        return (m.ngrams.postings, m.names.fuzzy, m.sounds.fuzzy, m.values.postings, m.parts.postings)
 
     # -- the heavy part (upkeep thread) -----------------------------------------------------------------------
 

@@ -49,7 +49,6 @@ class IndexView(Protocol):
     def find_verbatim(self, text: str) -> dict[str, int]: ...
     def find_parts(self, text: str) -> dict[str, set[str]]: ...
     def find_values(self, text: str) -> dict[str, set[str]]: ...
-    def values_of(self, entry_id: str) -> frozenset[str]: ...
     @property
     def stamp(self) -> object: ...
     def parts_of(self, entry_id: str) -> frozenset[str]: ...
@@ -63,7 +62,7 @@ class MemoryIndex:
         self.sounds = SoundMatcher()  # the same names by sound, across scripts
         self.ngrams = NgramIndex(ngram_words)
         self.parts = WordIndex(min_shared=3)  # the words of each entry's names (a surname alone)
-        self.values = WordIndex()  # each entry's fact values
+        self.values = WordIndex(keep_words=False)  # each entry's fact values
         self.coverage = CoverageMap()  # entries weight-edited models have forgotten by themselves
         # chunk id -> entry slot (-1: none), a flat array: a dict would cost ~100 bytes a chunk
         self._chunk_slot: npt.NDArray[np.int32] = np.full(1024, -1, dtype=np.int32)
@@ -117,9 +116,6 @@ class MemoryIndex:
         while len(self._reads) > READ_CACHE:
             self._reads.popitem(last=False)
         return answer
-
-    def values_of(self, entry_id: str) -> frozenset[str]:
-        return self.values.of(entry_id)
 
     @property
     def stamp(self) -> object:
@@ -191,9 +187,8 @@ class MemoryIndex:
     def load_documents(self, documents: list[tuple[str, str]]) -> None:
         """(entry id, its documents joined) loaded in bulk (start-up): n-grams and fact values."""
         self.ngrams.bulk_add(documents)
-        for entry_id, doc in documents:
-            entry = self._entries.get(entry_id)
-            self.values.add(entry_id, fact_values([doc], _names(entry) if entry else ()))
+        self.values.bulk_add((e, fact_values([doc], _names(self._entries[e]) if e in self._entries else ()))
+                             for e, doc in documents)  # fmt: skip
 
     def slot_of(self, entry_id: str) -> int:
         return self._slots.number(entry_id)

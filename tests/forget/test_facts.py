@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from guard.forget.facts import WordIndex, fact_values, name_parts
 
 
@@ -36,3 +38,25 @@ def test_documents_in_another_language_give_numbers_only() -> None:
     french = ["Il a reçu le prix Goncourt en 1989 pour ses romans."]
     assert fact_values(french, []) == {"1989"}
     assert {"goncourt", "1989"} <= fact_values(["He received the Prix Goncourt in 1989."], [])
+
+
+def test_words_loaded_in_bulk_are_found_as_added_ones_are_through_compaction() -> None:
+    """Start-up loads many entries' values into the compact arrays at once; run-time additions wait in the
+    recent pairs until a compaction. Either way a look-up gives the same entries, and removal holds."""
+    items = [(f"e{i}", {f"word{i}", f"word{i + 1}", "shared"}) for i in range(60)]  # a word of 2 entries still counts
+    bulk, one_by_one = WordIndex(keep_words=False), WordIndex(keep_words=False)
+    bulk.bulk_add(items)
+    for entry_id, words in items:
+        one_by_one.add(entry_id, words)
+    text = "word3 and word20 and shared"
+    assert bulk.find(text) == one_by_one.find(text) == {"e2": {"word3"}, "e3": {"word3"}, "e19": {"word20"},
+                                                      "e20": {"word20"}}  # fmt: skip
+    for index in (bulk, one_by_one):
+        index.remove("e2")
+        index.postings.compact()
+        assert index.find(text) == {"e3": {"word3"}, "e19": {"word20"}, "e20": {"word20"}}
+    with pytest.raises(TypeError):
+        bulk.of("e3")  # fact values keep no words per entry
+    parts = WordIndex(min_shared=3)
+    parts.bulk_add([("a", {"park"}), ("b", {"kim"})])
+    assert parts.of("a") == {"park"}
