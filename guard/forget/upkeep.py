@@ -94,7 +94,10 @@ class Upkeep:
         if self.rebuilding and len(ids):
             self._journal.append((op, ids, vectors))
         memory = self.memory
-        if not self.rebuilding and not memory.vectors.plan.fits(len(memory.vectors)):
+        if not self.rebuilding and (not memory.vectors.plan.fits(len(memory.vectors)) or memory.vectors.drifted):
+            if memory.vectors.drifted:
+                log.info("vector index drifted: rebuilding", extra={"merged": memory.vectors.merged,
+                                                                    "outliers": memory.vectors.outliers})  # fmt: skip
             self.rebuilding = True
             self._journal = []
             self.workers.upkeep.submit(self._rebuild_vectors, memory.known_chunks())

@@ -9,7 +9,10 @@ The index kind follows the size (`choose`):
   ~0.6 ms and finds more entries than the 8-bit IVF it replaced did in 2.4 ms (bench/ivf_layouts.py).
   The 4-bit codes are trained on the sample the index was built from. Chunks far from it (say, a domain added
   later) are coded coarsely until the next rebuild, and the re-rank cannot recover one that the scan did not rank
-  among its candidates. That is one more reason why additions stay in the exact index below.
+  among its candidates. That is one more reason why additions stay in the exact index below, and why the index
+  watches for drift: the training sample's 5th percentile of similarity to the nearest list centre is the floor;
+  when more than DRIFT_SHARE of the chunks merged in since the build fall below it (4x the sample's own 5%),
+  `drifted` is set and `ForgetIndex` rebuilds the index, trained on a sample that now holds them.
 Removal is native in both (`remove_ids`); the IVF's lists are scanned for the ids, a few ms at a million chunks.
 When the size moves past what the current index was made for, `ForgetIndex` rebuilds it in the background.
 
@@ -42,6 +45,8 @@ TRAIN_PER_LIST = 40  # training vectors per inverted list
 NPROBE = 32
 MIN_NLIST = 256
 RECENT_MAX = 20_000  # chunks in the exact index of recent additions (a scan of them takes ~2 ms)
+DRIFT_SHARE = 0.2  # merged chunks below the training sample's 5th percentile that call for retraining
+DRIFT_MIN = 1_000  # merged chunks before drift is judged
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,9 @@ class VectorIndex:
             ivf.nprobe = min(nprobe, self.plan.nlist)
             self._index = ivf
         self._recent: faiss.Index | None = None if self.plan.kind == "flat" else self._flat(dim)
+        self._floor: float | None = None  # the 4-bit codes' training sample: 5th percentile of centre similarity
+        self.merged = 0  # chunks merged into the IVF since it was built
+        self.outliers = 0  # of them, below the floor
 
     @staticmethod
     def _flat(dim: int) -> faiss.Index:
@@ -116,6 +124,16 @@ class VectorIndex:
         self._index.train(sample)
         if self._codes is not None:
             self._codes.train(sample)
+            self._floor = float(np.quantile(self._centre_similarity(sample), 0.05))
+
+    def _centre_similarity(self, vectors: Vectors) -> npt.NDArray[np.float32]:
+        similarity: npt.NDArray[np.float32] = self._quantizer.search(vectors, 1)[0][:, 0]
+        return similarity
+
+    @property
+    def drifted(self) -> bool:
+        """Have the chunks merged in since the build moved away from what the 4-bit codes were trained on?"""
+        return self.merged >= DRIFT_MIN and self.outliers > DRIFT_SHARE * self.merged
 
     def set_nprobe(self, nprobe: int) -> None:
         """Lists searched per query (an IVF's recall against its speed; bench/scale.py --nprobe)."""
@@ -160,6 +178,9 @@ class VectorIndex:
         mapped = cast(faiss.IndexIDMap2, faiss.downcast_index(recent))
         ids = faiss.vector_to_array(mapped.id_map).astype(np.int64)
         vectors = mapped.index.reconstruct_n(0, n)
+        if self._floor is not None and n:
+            self.merged += n
+            self.outliers += int((self._centre_similarity(vectors) < self._floor).sum())
         self._add_built(ids, vectors)
         self._recent = self._flat(self.dim)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -154,3 +155,50 @@ def test_text_look_ups_are_remembered_until_the_index_changes() -> None:
     assert set(view.find_values(text)) == {"a", "b"} and set(view.find_names(text)) == {"b"}
     view.remove("b")
     assert set(view.find_values(text)) == {"a"} and view.find_names(text) == set()
+
+
+class TwoDomains(Embedder):
+    """Texts starting "a" lie in the first half of the dimensions, the rest in the second half."""
+
+    name = "two-domains"
+    dim = 32
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            rng = np.random.default_rng(int.from_bytes(text.encode()[:8].ljust(8, b"\0"), "little"))
+            half = slice(0, 16) if text.startswith("a") else slice(16, 32)
+            out[row, half] = rng.standard_normal(16)
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+async def test_a_fast_scan_index_that_drifted_is_rebuilt_in_the_background(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Chunks of a domain the 4-bit codes were not trained on, once merged into the IVF, start a rebuild that
+    trains on a sample holding them; nothing is lost on the way."""
+    from guard.forget import vectors
+
+    for name, value in (("FLAT_MAX", 40), ("PQ_FROM", 41), ("MIN_NLIST", 2), ("TRAIN_PER_LIST", 10),
+                        ("RECENT_MAX", 30), ("DRIFT_MIN", 20)):  # fmt: skip
+        monkeypatch.setattr(vectors, name, value)
+    emb = TwoDomains()
+    index = await open_index(tmp_path, emb)
+    first = [f"a{i:03d} known" for i in range(100)]
+    for i, text in enumerate(first):
+        await index.add(f"A{i}", [], [text], None)
+    await index.settle()
+    built = index.memory.vectors
+    assert built.kind == "ivf-pq" and not built.drifted
+    later = [f"b{i:03d} new" for i in range(40)]
+    with caplog.at_level("INFO", logger="guard.index"):
+        for i, text in enumerate(later):
+            await index.add(f"B{i}", [], [text], None)
+        await index.settle()
+    assert any("drifted" in r.getMessage() for r in caplog.records)
+    assert index.memory.vectors is not built and index.chunk_count == 140
+    assert not index.memory.vectors.drifted
+    for text in (first[5], later[5], later[35]):
+        scores = await index.run(lambda t: index.memory.search(emb.embed([t]))[0], text)
+        assert max(scores.values()) > 0.99
+    await index.aclose()

@@ -110,3 +110,28 @@ def test_a_fast_scan_ivf_reranks_its_hits_to_near_exact_scores_and_removes_by_id
     assert index.recent == 0 and len(index) == 5905
     scores, found = index.search(new, 8)
     assert (found[:, 0] == np.arange(90_001, 90_006)).all() and np.allclose(scores[:, 0], 1.0, atol=0.01)
+
+
+def test_a_domain_merged_in_after_training_sets_drifted_and_what_it_was_trained_on_does_not() -> None:
+    """The 4-bit codes are trained on the build's sample: chunks far from it are coded coarsely, so the index
+    says when more than DRIFT_SHARE of the chunks merged in since the build lie below the sample's floor."""
+    rng = np.random.default_rng(3)
+    half = DIM // 2
+    known = np.zeros((4000, DIM), dtype=np.float32)
+    known[:, :half] = rng.standard_normal((4000, half))  # the first half of the dimensions only
+    known = unit(known)
+    index = VectorIndex(DIM, Plan("ivf-pq", 32))
+    index._train(known)
+    index._add_built(np.arange(4000, dtype=np.int64), known)
+
+    same = unit(np.hstack([rng.standard_normal((1500, half)), np.zeros((1500, half))]).astype(np.float32))
+    index.add(np.arange(10_000, 11_500, dtype=np.int64), same)
+    index.merge_recent()
+    assert index.merged == 1500 and not index.drifted  # ~5% below the floor, as in the sample
+
+    other = np.zeros((1500, DIM), dtype=np.float32)
+    other[:, half:] = rng.standard_normal((1500, half))  # a domain the codes never saw
+    index.add(np.arange(20_000, 21_500, dtype=np.int64), unit(other))
+    assert not index.drifted  # still in the exact recent additions: nothing coded coarsely yet
+    index.merge_recent()
+    assert index.drifted and index.outliers > 1500
