@@ -353,7 +353,7 @@ async def measure_size(n: int, corpus: Corpus, args: argparse.Namespace, emb: Em
               f"next request refused: {result['enforced_next']}", flush=True)  # fmt: skip
         rng = random.Random(0)
         rows, actions_seen = [], {}
-        for long in (False, True):
+        for long in [kind == "2k" for kind in args.kinds.split(",")]:
             for depth in (1, 8):
                 count = args.requests if not long else max(40, args.requests // 5)
                 label = f"{'2k' if long else 'short'} prompt, {depth} turn{'s' if depth > 1 else ''}"
@@ -517,6 +517,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=30, help="streamed requests per target")
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each sustained-throughput run")
     parser.add_argument("--embedder", default=os.environ.get("GUARD_EMBEDDER", "minilm"))
+    parser.add_argument("--kinds", default="short,2k", help="prompts measured: short, 2k (a 2k-token one) or both")
     parser.add_argument("--append", action="store_true", help="append the tables to bench/RESULTS.md")
     parser.add_argument("--index-only", action="store_true", help="only the in-process index figures (prints them)")
     parser.add_argument("--tofu", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "tofu")

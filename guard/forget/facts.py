@@ -7,7 +7,10 @@ English words (capitalised words inside a sentence — places, titles — only n
 frequent), and at least four letters long (or a number of three or more digits: a year). "Her father was a
 civil engineer" gives "engineer"; "born in Karachi in 1975" gives "karachi" and "1975". A word is only
 distinctive while few entries share it: one that more than `SHARED_SHARE` of the entries (and more than one)
-have says nothing about any of them ("literary" in a forget set of authors), so look-ups skip it.
+have says nothing about any of them ("literary" in a forget set of authors), so look-ups skip it; nor does one
+that more than `MAX_OWNERS` entries have, however large the index (at 50,000 entries a twentieth is 2,500: a
+year or a city that common would put most near-domain conversations under watch, and the look-up of one long
+text named thousands of entries).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ COMMON = 3000  # this many of the most frequent English words are never a fact v
 MAX_VALUES = 400  # per entry: bounded memory for very long documents
 _CAPITALISED = re.compile(r"(?<=[a-z,;:]\s)([A-Z][\w'-]+)")
 SHARED_SHARE = 0.05  # a word more than this share of the entries have is not distinctive of any of them
+MAX_OWNERS = 50  # nor is a word more than this many entries have (binds from 1,000 entries on)
 
 
 def distinctive(words: Iterable[str]) -> set[str]:
@@ -85,8 +89,9 @@ def fact_values(documents: Iterable[str], names: Iterable[str]) -> set[str]:
 class WordIndex:
     """Word -> entries: which entries' words does a text contain? (And entry -> its words, when `keep_words`.)
 
-    A word owned by more than `min_shared` entries and more than `SHARED_SHARE` of them is skipped (not
-    distinctive). Fact values use `min_shared=1`; name parts allow a few owners (relatives share a surname).
+    A word owned by more than `min_shared` entries and more than `SHARED_SHARE` of them (or `MAX_OWNERS`) is
+    skipped (not distinctive). Fact values use `min_shared=1`; name parts allow a few owners (relatives share a
+    surname).
 
     The pairs live in compact `Postings` keyed by a 64-bit hash of the word (12 bytes a pair): at 1e6 chunks
     the fact values are ~20 million (entry, word) pairs, which as Python dicts of sets took 886 MB of the
@@ -133,7 +138,7 @@ class WordIndex:
     def find(self, text: str) -> dict[str, set[str]]:
         """Entry id -> which of its distinctive words the text contains (numbers in any script's digits)."""
         found: dict[str, set[str]] = defaultdict(set)
-        most = max(self.min_shared, int(SHARED_SHARE * len(self._slots)))
+        most = max(self.min_shared, min(int(SHARED_SHARE * len(self._slots)), MAX_OWNERS))
         words = list(set(tokens(text)) | numbers(text))
         for w, slots in zip(words, self.postings.lookup(_hashes(words)), strict=True):
             if len(slots) <= most:

@@ -60,3 +60,11 @@ def test_words_loaded_in_bulk_are_found_as_added_ones_are_through_compaction() -
     parts = WordIndex(min_shared=3)
     parts.bulk_add([("a", {"park"}), ("b", {"kim"})])
     assert parts.of("a") == {"park"}
+
+
+def test_a_word_of_many_entries_is_not_evidence_however_large_the_index() -> None:
+    """A twentieth of 50,000 entries is 2,500: a word that common says nothing about any one of them."""
+    index = WordIndex()
+    index.bulk_add([(f"e{i}", {f"own{i}", "common" if i % 25 == 0 else f"other{i}"}) for i in range(2000)])
+    assert index.find("common") == {}  # 80 owners: under a twentieth of 2,000 entries, over MAX_OWNERS
+    assert index.find("own7 common") == {"e7": {"own7"}}
