@@ -5,6 +5,7 @@ ab) in `guard.eval.commands`."""
 from __future__ import annotations
 
 import argparse
+import gc
 import hashlib
 import json
 import os
@@ -144,6 +145,12 @@ def _run(settings: Any) -> None:
             services = getattr(app.state, "services", None)
             if services is not None:
                 services.guard.drain.start_threadsafe(grace)
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)  # the app's start-up: the forget index is loaded by now
+            # What was loaded lives as long as the process: out of the collector's generations, a full collection
+            # no longer walks it (at 1e6 chunks such pauses took 240-280 ms, in the middle of requests)
+            gc.freeze()
 
     # uvicorn's own limit comes after the drain's: by then every stream has had its error event and [DONE]
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,

@@ -14,7 +14,6 @@ the caller is answered.
 from __future__ import annotations
 
 import asyncio
-import gc
 import uuid
 from collections.abc import Callable, Sequence
 from typing import ParamSpec, TypeVar
@@ -79,9 +78,6 @@ class ForgetIndex:
         except BaseException:
             await index.aclose()
             raise
-        # What was loaded lives as long as the process: out of the collector's generations, a full collection no
-        # longer walks it (at 1e6 chunks such pauses took 240-280 ms, in the middle of requests)
-        gc.freeze()
         return index
 
     async def aclose(self) -> None:
