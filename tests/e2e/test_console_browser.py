@@ -81,6 +81,18 @@ def shot(driver: Any, name: str) -> None:
     print(f"screenshot: {path.relative_to(REPO_ROOT)}")
 
 
+def submit(driver: Any, button: Any) -> None:
+    """Click a form's button and wait for the page it leads to: a click returns before the navigation has
+    finished, and the old page's elements (an earlier "done" message) would be read otherwise."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+
+
 def count(driver: Any, entry: str, action: str) -> int:
     from selenium.webdriver.common.by import By
 
@@ -100,18 +112,18 @@ def test_sign_in_add_see_a_refusal_counted_remove(
     browser.get(f"{guard_url}/console")
     assert browser.current_url.endswith("/console/login")  # signed out: the sign-in page
     browser.find_element(By.ID, "token").send_keys("fgo_wrong")
-    browser.find_element(By.ID, "login").click()
+    submit(browser, browser.find_element(By.ID, "login"))
     assert "invalid admin token" in browser.find_element(By.ID, "error").text
     shot(browser, "01-sign-in-refused")
     browser.find_element(By.ID, "token").send_keys(token)
-    browser.find_element(By.ID, "login").click()
+    submit(browser, browser.find_element(By.ID, "login"))
     assert browser.find_element(By.ID, "operator").text == "priya"
     assert browser.find_element(By.ID, "audit").text.startswith("hash chain intact")
     shot(browser, "02-signed-in")
 
     browser.find_element(By.ID, "add-subject").send_keys(SUBJECT)
     browser.find_element(By.ID, "add-documents").send_keys(DOCUMENT)
-    browser.find_element(By.ID, "add-submit").click()
+    submit(browser, browser.find_element(By.ID, "add-submit"))
     assert "Entry added" in browser.find_element(By.ID, "done").text
     rows = browser.find_elements(By.CSS_SELECTOR, "tr[data-entry]")
     assert len(rows) == 1 and SUBJECT in rows[0].text
@@ -134,7 +146,7 @@ def test_sign_in_add_see_a_refusal_counted_remove(
     assert entry in decision.text and "florist" not in browser.page_source and "profession" not in browser.page_source
     shot(browser, "04-refusal-counted")
 
-    browser.find_element(By.CSS_SELECTOR, f'tr[data-entry="{entry}"] button.remove').click()
+    submit(browser, browser.find_element(By.CSS_SELECTOR, f'tr[data-entry="{entry}"] button.remove'))
     assert browser.find_element(By.ID, "done").text == "Entry removed."
     assert browser.find_elements(By.CSS_SELECTOR, "tr[data-entry]") == []
     shot(browser, "05-entry-removed")
