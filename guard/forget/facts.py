@@ -94,7 +94,7 @@ class WordIndex:
     surname).
 
     The pairs live in compact `Postings` keyed by a 64-bit hash of the word (12 bytes a pair): at 1e6 chunks
-    the fact values are ~20 million (entry, word) pairs, which as Python dicts of sets took 886 MB of the
+    the fact values are ~6.6 million (entry, word) pairs, which as Python dicts of sets took 886 MB of the
     process's 2.2 GB (bench/RESULTS.md, issue 15). Fact values keep no words per entry; name parts do (a
     rewrite redacts them, `of`)."""
 
