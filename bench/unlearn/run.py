@@ -100,7 +100,7 @@ def finetune(args: argparse.Namespace, log: list[dict[str, Any]]) -> Path:
 
 
 def unlearn(finetuned: Path, args: argparse.Namespace, log: list[dict[str, Any]]) -> Path:
-    out = args.out / f"unlearned-{args.method}-e{args.unlearn_epochs}"
+    out: Path = args.out / f"unlearned-{args.method}-e{args.unlearn_epochs}"
     if args.force or not (out / "generations.jsonl").exists():
         train("unlearn", finetuned, out, args, args.unlearn_epochs, log)
     else:

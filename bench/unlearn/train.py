@@ -75,11 +75,13 @@ def sequence_logprob(model: Any, batch: dict[str, Any]) -> torch.Tensor:
     labels = batch["labels"][:, 1:]
     mask = labels != -100
     picked = torch.gather(F.log_softmax(logits.float(), -1), 2, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return (picked * mask).sum(-1)
+    total: torch.Tensor = (picked * mask).sum(-1)
+    return total
 
 
 def nll(model: Any, batch: dict[str, Any]) -> torch.Tensor:
-    return model(**batch).loss  # mean over answer tokens
+    loss: torch.Tensor = model(**batch).loss  # mean over answer tokens
+    return loss
 
 
 @torch.no_grad()
@@ -131,9 +133,10 @@ def main() -> None:
     enc_r = [encode(tokenizer, r["question"], r["answer"], args.max_len) for r in retain]
     pad = tokenizer.pad_token_id
 
-    reference = None
+    reference: Any = None
     if args.mode == "unlearn" and args.method == "npo":
-        reference = AutoModelForCausalLM.from_pretrained(args.init, dtype=torch.float32).eval()
+        reference = AutoModelForCausalLM.from_pretrained(args.init, dtype=torch.float32)
+        reference.eval()
         for p in reference.parameters():
             p.requires_grad_(False)
 
@@ -141,6 +144,7 @@ def main() -> None:
     started = time.monotonic()
     log: list[dict[str, Any]] = []
     for epoch in range(args.epochs):
+        steps: list[tuple[dict[str, Any], dict[str, Any] | None]]
         if args.mode == "finetune":
             steps = [(b, None) for b in batches(enc_f + enc_r, args.batch, rng, pad)]
         else:  # one forget batch beside one retain batch per step
@@ -161,7 +165,7 @@ def main() -> None:
                 ratio = sequence_logprob(model, first) - ref
                 loss = -(2 / args.beta) * F.logsigmoid(-args.beta * ratio).mean() + nll(model, second)
             optimizer.zero_grad()
-            loss.backward()
+            torch.autograd.backward(loss)  # typed, unlike Tensor.backward; the same call
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
             total += loss.item()
