@@ -216,23 +216,39 @@ class VectorIndex:
 
 class Codes:
     """8-bit codes of the fast-scan IVF's chunks, by chunk id, to re-rank its hits: its 4-bit scores are coarse
-    (~0.02), these are within ~1e-3 of exact. Rows of removed chunks stay until the next rebuild (the registry's
-    chunk ids are dense, so the rows span about as many chunks as were ever held since the index was built)."""
+    (~0.02), these are within ~1e-3 of exact. The codes are stored densely, one row per chunk put, found through
+    an id -> row array (4 bytes per id, not `dim`): registry ids are never reused, so after much churn the ids
+    span far more than the chunks held, and rows by id would cost `dim` bytes for every id ever given out. Rows of
+    removed chunks stay until the next rebuild (which puts only the chunks held)."""
 
     def __init__(self, dim: int) -> None:
         self.sq = faiss.ScalarQuantizer(dim, faiss.ScalarQuantizer.QT_8bit)
         self.rows = np.zeros((0, dim), dtype=np.uint8)
+        self.used = 0  # rows in use
+        self.row_of = np.full(0, -1, dtype=np.int32)  # chunk id -> row (-1: none)
 
     def train(self, sample: Vectors) -> None:
         self.sq.train(np.ascontiguousarray(sample, dtype=np.float32))
 
     def put(self, ids: Ids, vectors: Vectors) -> None:
+        if not len(ids):
+            return
         top = int(ids.max()) + 1
-        if top > len(self.rows):
-            grown = np.zeros((max(top, 2 * len(self.rows)), self.rows.shape[1]), dtype=np.uint8)
-            grown[: len(self.rows)] = self.rows
-            self.rows = grown
-        self.rows[ids] = self.sq.compute_codes(np.ascontiguousarray(vectors, dtype=np.float32))
+        if top > len(self.row_of):
+            grown = np.full(max(top, 2 * len(self.row_of)), -1, dtype=np.int32)
+            grown[: len(self.row_of)] = self.row_of
+            self.row_of = grown
+        rows = self.row_of[ids]
+        fresh = rows < 0  # an id put again (a rebuild's replay) keeps its row
+        need = self.used + int(fresh.sum())
+        if need > len(self.rows):
+            grown_rows = np.zeros((max(need, 2 * len(self.rows)), self.rows.shape[1]), dtype=np.uint8)
+            grown_rows[: self.used] = self.rows[: self.used]
+            self.rows = grown_rows
+        rows[fresh] = np.arange(self.used, need, dtype=np.int32)
+        self.row_of[ids] = rows
+        self.used = need
+        self.rows[rows] = self.sq.compute_codes(np.ascontiguousarray(vectors, dtype=np.float32))
 
     def rerank(self, queries: Vectors, found: Ids, k: int) -> tuple[npt.NDArray[np.float32], Ids]:
         """Each query's hits (id -1: none) scored on their 8-bit codes: the best k, best first."""
@@ -240,6 +256,6 @@ class Codes:
         for row, (query, ids) in enumerate(zip(queries, found, strict=True)):
             held = ids >= 0
             if held.any():
-                scores[row, held] = self.sq.decode(self.rows[ids[held]]) @ query
+                scores[row, held] = self.sq.decode(self.rows[self.row_of[ids[held]]]) @ query
         order = np.argsort(-scores, axis=1, kind="stable")[:, :k]
         return np.take_along_axis(scores, order, axis=1), np.take_along_axis(found, order, axis=1)

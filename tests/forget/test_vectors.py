@@ -135,3 +135,20 @@ def test_a_domain_merged_in_after_training_sets_drifted_and_what_it_was_trained_
     assert not index.drifted  # still in the exact recent additions: nothing coded coarsely yet
     index.merge_recent()
     assert index.drifted and index.outliers > 1500
+
+
+def test_re_rank_codes_take_a_row_per_chunk_however_sparse_the_ids() -> None:
+    """Registry ids are never reused: after churn a few chunks can carry ids in the millions. The 8-bit codes
+    cost a row per chunk held (and 4 bytes per id), not a row per id ever given out."""
+    rng = np.random.default_rng(5)
+    data = unit(rng.standard_normal((3000, DIM)))
+    index = VectorIndex(DIM, Plan("ivf-pq", 16))
+    index._train(data)
+    ids = np.arange(3000, dtype=np.int64) + 5_000_000
+    index._add_built(ids, data)
+    codes = index._codes
+    assert codes is not None and codes.used == 3000 and codes.rows.nbytes <= 2 * 3000 * DIM
+    index._add_built(ids[:10], data[:10])  # the same ids again (a rebuild's replay): no new rows
+    assert codes.used == 3000
+    scores, found = index.search(data[:20], 4)
+    assert (found[:, 0] == ids[:20]).all() and np.allclose(scores[:, 0], 1.0, atol=0.01)
