@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
+import json.decoder
+import random
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from guard.eval.data import Tofu
 from guard.forget import vectors as vectors_module
+from guard.forget.embedder import Embedder
 from guard.forget.vectors import Plan, VectorIndex
+from guard.text import sentences
 
 DIM = 32
 
@@ -152,3 +160,30 @@ def test_re_rank_codes_take_a_row_per_chunk_however_sparse_the_ids() -> None:
     assert codes.used == 3000
     scores, found = index.search(data[:20], 4)
     assert (found[:, 0] == ids[:20]).all() and np.allclose(scores[:, 0], 1.0, atol=0.01)
+
+
+def test_source_code_merged_into_an_index_trained_on_biographies_is_drift_and_more_biographies_are_not(
+    minilm: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real MiniLM vectors, on a case the trigger was not tuned on: 4-bit codes trained on TOFU's sentences
+    (biographies, world facts); held-out ones merged in stay under the trigger, lines of Python source code (a
+    takedown of another kind) set it."""
+    monkeypatch.setattr(vectors_module, "DRIFT_MIN", 50)
+    tofu = Tofu(Path(__file__).parents[1] / "data" / "tofu-sample")
+    rows = [row for split in ("retain90", "forget10", "real_authors", "world_facts") for row in tofu.rows(split)]
+    english = list(dict.fromkeys([s for row in rows for s in sentences(row["answer"])] + [r["question"] for r in rows]))
+    random.Random(0).shuffle(english)  # the held-out sentences from the same mix as the trained ones
+    assert len(english) >= 300
+    code = [line.strip() for line in inspect.getsource(json.decoder).splitlines() if len(line.strip()) > 30][:80]
+    assert len(code) == 80
+    trained, held_out = minilm.embed(english[:220]), minilm.embed(english[220:300])
+    index = VectorIndex(minilm.dim, Plan("ivf-pq", 8))
+    index._train(trained)
+    index._add_built(np.arange(220, dtype=np.int64), trained)
+
+    index.add(np.arange(1000, 1080, dtype=np.int64), held_out)
+    index.merge_recent()
+    assert index.merged == 80 and not index.drifted, index.outliers
+    index.add(np.arange(2000, 2080, dtype=np.int64), minilm.embed(code))
+    index.merge_recent()
+    assert index.drifted, index.outliers
