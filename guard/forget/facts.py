@@ -22,13 +22,12 @@ from collections.abc import Iterable
 import numpy as np
 import numpy.typing as npt
 
-from guard.forget.postings import Keys, Postings, Slots
+from guard.forget.postings import Keys, Postings, Slots, string_keys
 from guard.language import english
 from guard.normalize import common_words
 from guard.text import STOPWORDS, numbers, tokens
 
 MIN_LETTERS = 4
-_MASK = (1 << 64) - 1
 COMMON_PROPER = 1000  # a capitalised word is a fact value unless it is among this many most frequent words
 RARE = 5000  # a value outside this many most frequent words (or a number) is rare: rare values start a watch
 COMMON = 3000  # this many of the most frequent English words are never a fact value
@@ -115,7 +114,7 @@ class WordIndex:
             mine = frozenset(words)
             if self._words is not None:
                 self._words[entry_id] = self._words.get(entry_id, frozenset()) | mine
-            keys.append(_hashes(mine))
+            keys.append(string_keys(mine))
             owners.append(np.full(len(mine), self._slots.number(entry_id), dtype=np.int32))
         if len(keys) == 1:  # one entry at run time: the recent additions, merged at the next compaction
             if len(keys[0]):
@@ -140,15 +139,10 @@ class WordIndex:
         found: dict[str, set[str]] = defaultdict(set)
         most = max(self.min_shared, min(int(SHARED_SHARE * len(self._slots)), MAX_OWNERS))
         words = list(set(tokens(text)) | numbers(text))
-        for w, slots in zip(words, self.postings.lookup(_hashes(words)), strict=True):
+        for w, slots in zip(words, self.postings.lookup(string_keys(words)), strict=True):
             if len(slots) <= most:
                 for slot in slots:
                     entry_id = self._slots.key(slot)
                     if entry_id is not None:
                         found[entry_id].add(w)
         return dict(found)
-
-
-def _hashes(words: Iterable[str]) -> Keys:
-    """64-bit keys of words (Python's string hash: stable within the process, which is all the postings need)."""
-    return np.fromiter((hash(w) & _MASK for w in words), dtype=np.uint64)

@@ -18,10 +18,9 @@ from itertools import accumulate
 import numpy as np
 import numpy.typing as npt
 
-from guard.forget.postings import Keys, Postings
+from guard.forget.postings import Keys, Postings, string_keys
 from guard.text import tokens
 
-_MASK = (1 << 64) - 1
 FUZZY_BATCH = 512  # windows whose typo variants are looked up together
 REMEMBERED = 1 << 16  # windows (typo look-ups) and texts (whole look-ups) remembered until the names change
 
@@ -89,7 +88,7 @@ class NameMatcher:
 
     def add(self, entry_id: str, names: Iterable[str]) -> None:
         for key, slot in self._add(entry_id, names):
-            self.fuzzy.add(_hashes(_deletes(key, self.allowed_typos(len(key)))), slot)
+            self.fuzzy.add(string_keys(_deletes(key, self.allowed_typos(len(key)))), slot)
 
     def add_many(self, items: Iterable[tuple[str, Iterable[str]]]) -> None:
         """Many entries at once (start-up): their typo variants go straight into the compact arrays."""
@@ -97,7 +96,7 @@ class NameMatcher:
         slots: list[npt.NDArray[np.int32]] = []
         for entry_id, names in items:
             for key, slot in self._add(entry_id, names):
-                variants = _hashes(_deletes(key, self.allowed_typos(len(key))))
+                variants = string_keys(_deletes(key, self.allowed_typos(len(key))))
                 keys.append(variants)
                 slots.append(np.full(len(variants), slot, dtype=np.int32))
         if keys:
@@ -204,7 +203,9 @@ class NameMatcher:
             batch = unique[start : start + FUZZY_BATCH]
             variants = [(w, v) for w in batch for v in _deletes(w, self.allowed_typos(len(w) + 2))]
             checked: set[tuple[str, int]] = set()
-            for (window, _), slots in zip(variants, self.fuzzy.lookup(_hashes(v for _, v in variants)), strict=True):
+            for (window, _), slots in zip(
+                variants, self.fuzzy.lookup(string_keys(v for _, v in variants)), strict=True
+            ):
                 for slot in slots:
                     key = self._name.get(slot)
                     if key is None or (window, slot) in checked:
@@ -219,7 +220,3 @@ class NameMatcher:
         while len(self._typos) > REMEMBERED:
             self._typos.popitem(last=False)
         return found
-
-
-def _hashes(strings: Iterable[str]) -> Keys:
-    return np.fromiter((hash(s) & _MASK for s in strings), dtype=np.uint64)

@@ -12,10 +12,9 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from guard.forget.postings import Keys, Postings, Slots
+from guard.forget.postings import Keys, Postings, Slots, string_keys
 from guard.text import tokens
 
-_MASK = (1 << 64) - 1
 _BASE = np.uint64(0x100000001B3)  # an odd multiplier (FNV prime); arithmetic wraps modulo 2**64
 
 
@@ -24,7 +23,7 @@ def gram_hashes(text: str, n: int) -> Keys:
     toks = tokens(text)
     if len(toks) < n:
         return np.zeros(0, dtype=np.uint64)
-    h = np.fromiter((hash(t) & _MASK for t in toks), dtype=np.uint64, count=len(toks))
+    h = string_keys(toks)
     count = len(toks) - n + 1
     out = np.zeros(count, dtype=np.uint64)
     for j in range(n):

@@ -13,6 +13,7 @@ structure) sets the recent additions aside, `build()` (any thread) merges them i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +22,7 @@ import numpy.typing as npt
 Keys = npt.NDArray[np.uint64]
 Owners = npt.NDArray[np.int32]
 
+_MASK = (1 << 64) - 1
 _EMPTY_KEYS: Keys = np.zeros(0, dtype=np.uint64)
 _EMPTY_OWNERS: Owners = np.zeros(0, dtype=np.int32)
 
@@ -139,6 +141,11 @@ def _merge(
         all_keys, all_owners = all_keys[live], all_owners[live]
     order = np.lexsort((all_owners, all_keys))
     return np.ascontiguousarray(all_keys[order]), np.ascontiguousarray(all_owners[order])
+
+
+def string_keys(strings: Iterable[str]) -> Keys:
+    """64-bit keys of strings (Python's string hash: stable within the process, which is all postings need)."""
+    return np.fromiter((hash(s) & _MASK for s in strings), dtype=np.uint64)
 
 
 class Slots:
