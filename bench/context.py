@@ -133,7 +133,7 @@ def main() -> None:
         procs.append(proc)
         urls: dict[str, str] = {}
         for label, extra in (("bare proxy", {"GUARD_CHECKS": "false"}),
-                             ("guard", {"GUARD_POLICY_FILE": str(policies(tmp, False))})):  # fmt: skip
+                             ("guard", {"GUARD_POLICY_FILE": str(policies(tmp))})):  # fmt: skip
             extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
             proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log")
             procs.append(proc)

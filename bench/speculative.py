@@ -1,9 +1,12 @@
 """Speculative dispatch (policy `speculative`), side by side in one run: the upstream called directly, the bare
-proxy (every check off), the guard with the checks before the upstream call, and the guard sending upstream at once
-while its checks run. One fake upstream that answers after FIRST_MS (a real model's time to first token), TOFU
-forget10's 20 authors registered in both guards.
+proxy (every check off), the guard with the checks before the upstream call, the guard sending upstream at once
+while its checks run, and that guard also streaming non-streamed requests from the upstream (policy
+`stream_upstream`: the answer's sentences are embedded while it is generated). One fake upstream that answers
+after FIRST_MS (a real model's time to first token), then paced at TOKEN_MS a word when given (a non-streamed
+answer comes once all of it is generated), TOFU forget10's 20 authors registered in every guard. `--before REV`
+adds the speculative guard as it was at a git revision (a worktree).
 
-    .venv/bin/python -m bench.speculative [--requests 200] [--first-ms 100] [--prompts en|other]
+    .venv/bin/python -m bench.speculative [--requests 200] [--first-ms 100] [--token-ms 15] [--before REV]
 
 Requests are short plain prompts that touch no entry (`bench.cost`'s), sent to the four targets in turn, one at a
 time, non-streamed and streamed (time to first content). Reported: p50/p95 and what each adds over the direct call.
@@ -27,16 +30,16 @@ import yaml
 from bench.cost import OTHER, PROMPTS
 from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
 from guard.eval.data import DEFAULT_DIR, Tofu
-from guard.settings import default_policy_file
+from guard.settings import REPO_ROOT, default_policy_file
 
 
-def policies(tmp: Path, speculative: bool) -> Path:
-    d = tmp / f"policies-{speculative}"
+def policies(tmp: Path, **fields: bool) -> Path:
+    d = tmp / f"policies-{len(list(tmp.glob('policies-*')))}"
     d.mkdir()
     for f in default_policy_file().parent.glob("*.yaml"):
         raw = yaml.safe_load(f.read_text("utf-8"))
         if f.name == "default.yaml":
-            raw["speculative"] = speculative
+            raw.update(fields)
         (d / f.name).write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
     return d / "default.yaml"
 
@@ -66,23 +69,35 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--first-ms", type=float, default=100.0)
+    parser.add_argument("--token-ms", type=float, default=0.0, help="pace of the answer's words (0: all at once)")
+    parser.add_argument("--before", help="also the speculative guard at this git revision")
     parser.add_argument("--prompts", choices=("en", "other"), default="en")
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
     args = parser.parse_args()
     prompts = PROMPTS if args.prompts == "en" else OTHER
     tmp = Path(tempfile.mkdtemp())
     procs: list[subprocess.Popen[bytes]] = []
+    before = tmp / "before"
+    if args.before:
+        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=REPO_ROOT, check=True,
+                       capture_output=True)  # fmt: skip
     try:
-        proc, upstream = start_fake_upstream({"FAKE_FIRST_MS": str(args.first_ms)})
+        proc, upstream = start_fake_upstream({"FAKE_FIRST_MS": str(args.first_ms), "FAKE_TOKEN_MS": str(args.token_ms)})
         procs.append(proc)
         urls = {"direct": upstream}
-        for label, extra in (
-            ("bare proxy", {"GUARD_CHECKS": "false"}),
-            ("guard", {"GUARD_POLICY_FILE": str(policies(tmp, False))}),
-            ("guard, speculative", {"GUARD_POLICY_FILE": str(policies(tmp, True))}),
-        ):
+        targets = [
+            ("bare proxy", {"GUARD_CHECKS": "false"}, REPO_ROOT),
+            ("guard", {"GUARD_POLICY_FILE": str(policies(tmp))}, REPO_ROOT),
+            ("guard, speculative", {"GUARD_POLICY_FILE": str(policies(tmp, speculative=True))}, REPO_ROOT),
+            ("guard, speculative, stream_upstream",
+             {"GUARD_POLICY_FILE": str(policies(tmp, speculative=True, stream_upstream=True))}, REPO_ROOT),
+        ]  # fmt: skip
+        if args.before:
+            spec = {"GUARD_POLICY_FILE": str(policies(tmp, speculative=True))}
+            targets.insert(3, (f"guard, speculative, at {args.before}", spec, before))
+        for label, extra, tree in targets:
             extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
-            proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log")
+            proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log", tree)
             procs.append(proc)
         guards = [k for k in urls if k.startswith("guard")]
         authors = Tofu(args.tofu).authors("forget10")
@@ -106,7 +121,8 @@ def main() -> None:
                     body = {"model": "m", "messages": [{"role": "user", "content": q}]}
                     refused[label] += timed(client, urls[label], body, False)[1] == "refuse"
         print(f"{args.requests} short plain prompts ({args.prompts}) per target, in turn; upstream answers after "
-              f"{args.first_ms:.0f} ms; forget10 registered in both guards")  # fmt: skip
+              f"{args.first_ms:.0f} ms, then a word every {args.token_ms:.0f} ms; forget10 registered in every "
+              "guard")  # fmt: skip
         print("\n| target | answer p50 ms | p95 | added p50 | added p95 | first content p50 ms | added p50 | blocked |")
         print("|---|---|---|---|---|---|---|---|")
         base = {s: statistics.median(results[("direct", s)]) for s in (False, True)}
@@ -121,6 +137,8 @@ def main() -> None:
               + ", ".join(f"{k} {v}" for k, v in refused.items()))  # fmt: skip
     finally:
         stop(procs)
+        if args.before:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=REPO_ROOT, capture_output=True)
 
 
 if __name__ == "__main__":

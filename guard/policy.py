@@ -165,6 +165,10 @@ class Policy(_Strict):
     # check's time hides behind the upstream's, but the upstream sees prompts that are then refused (cancelled).
     # Read from the request's policy (the default policy: no entry has matched yet).
     speculative: bool = False
+    # A request that does not stream is streamed from the upstream all the same and returned whole
+    # (`guard.openai.assemble`): the answer's sentences are embedded while the rest is generated, so its output check
+    # is done moments after the last token. Read from the request's policy, as `speculative`.
+    stream_upstream: bool = False
     input: InputPolicy = InputPolicy()
     output: OutputPolicy = OutputPolicy()
     coverage: CoveragePolicy = CoveragePolicy()

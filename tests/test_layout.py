@@ -22,6 +22,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "guard.openai",
             "guard.openai.protocol",
             "guard.openai.sse",
+            "guard.openai.assemble",
             "guard.openai.shapes",
             "guard.limits",
             "guard.upstream",

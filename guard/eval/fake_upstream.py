@@ -176,18 +176,29 @@ class FakeUpstream:
         text = self.answer(endpoint, body)
         if self.first_ms:
             await asyncio.sleep(self.first_ms / 1000)
-        if not body.get("stream"):
-            return JSONResponse(completion_body(endpoint, model, text))
         pieces = self.pieces(text)
         if self.tokens:
             pieces = [pieces[i % len(pieces)] for i in range(self.tokens)]
-        return StreamingResponse(self._stream(endpoint, model, pieces), media_type="text/event-stream")
+        if not body.get("stream"):  # generated at the same pace as a stream, answered once complete
+            if self.token_ms:
+                await asyncio.sleep(self.token_ms * (len(pieces) + 1) / 1000)
+            return JSONResponse(completion_body(endpoint, model, "".join(pieces)))
+        options = body.get("stream_options")
+        usage = isinstance(options, dict) and bool(options.get("include_usage"))
+        return StreamingResponse(self._stream(endpoint, model, pieces, usage), media_type="text/event-stream")
 
-    async def _stream(self, endpoint: Endpoint, model: str, pieces: list[str]) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, endpoint: Endpoint, model: str, pieces: list[str], usage: bool = False
+    ) -> AsyncIterator[bytes]:
         state: dict[str, Any] = {"sent": 0, "completed": False, "cancelled": False}
         self.streams.append(state)
+        events = chunks(endpoint, model, pieces)
+        if usage:  # as OpenAI and vLLM send it: a last chunk without choices
+            count = len("".join(pieces).split())  # as `completion_body` counts
+            tail = {"usage": {"prompt_tokens": 1, "completion_tokens": count, "total_tokens": count + 1}}
+            events.append({**{k: v for k, v in events[0].items() if k != "choices"}, "choices": [], **tail})
         try:
-            for i, event in enumerate(chunks(endpoint, model, pieces)):
+            for i, event in enumerate(events):
                 if self.token_ms and i:
                     await asyncio.sleep(self.token_ms / 1000)
                 yield sse([event], done=False)
@@ -197,7 +208,7 @@ class FakeUpstream:
                 if i == 1 and self.fault == "stall":
                     await asyncio.sleep(3600)
             yield b"data: [DONE]\n\n"
-            state["completed"] = True
+            state["completed"], state["ended_at"] = True, time.monotonic()
         except asyncio.CancelledError:
             state["cancelled"] = True
             raise

@@ -25,6 +25,7 @@ from guard.judge import Judge
 from guard.observe.decisions import Decisions
 from guard.openai.shapes import Fields
 from guard.pipeline.speculate import Early
+from guard.pipeline.warm import Warmer
 from guard.policy import InputAction, OnError, Policy, PolicySet
 from guard.text import tokens
 from guard.upstream import Upstream
@@ -44,6 +45,7 @@ class Forward:
     route: str  # "a" or "b"
     watch: Watch = NO_WATCH  # entries the output check is strict for
     early: Early | None = None  # the same request, already sent before the verdict (`guard.pipeline.speculate`)
+    assembled: bool = False  # not streamed by the client, streamed from the upstream (`guard.openai.assemble`)
 
 
 class Checker:
@@ -123,6 +125,23 @@ class Checker:
             return verdict
 
         return check
+
+    def warmer(self) -> Warmer:
+        """Embeds the pieces the output check will read of an answer's complete sentences while the rest is
+        generated (`guard.pipeline.warm`)."""
+        return Warmer(self._warm)
+
+    async def _warm(self, fields: Fields) -> None:
+        if not self.enabled or not len(self.index):
+            return
+        segments = [Segment(f"output.{field}", t, "assistant") for field, t in _merged(fields)]
+        to_read = self.outputs.plan(segments).to_read()
+        texts = self.outputs.embed(to_read)
+        if texts:
+            await self.batcher.embed(texts)
+        other = self.outputs.embed_meaning(to_read) if self.meaning_batcher is not None else []
+        if other and self.meaning_batcher is not None:
+            await self.meaning_batcher.embed(other)
 
     def _regressed(self, ctx: RequestContext, regressions: list[Regression]) -> None:
         """A covered entry leaked by its model: counted and logged; reverted (here at once, then in the registry

@@ -12,6 +12,7 @@ from guard.context import RequestContext
 from guard.forget.index import ForgetIndex
 from guard.judge import Judge
 from guard.observe.decisions import Decisions
+from guard.openai.assemble import streamable, streaming
 from guard.openai.shapes import refusal_completion
 from guard.pipeline.checker import Checker, Forward
 from guard.pipeline.drain import Drain
@@ -47,21 +48,27 @@ class Guard:
 
     async def handle(self, ctx: RequestContext) -> JsonResult | StreamResult:
         route, upstream = self.router.pick(ctx.route)
-        early = self._speculate(ctx, upstream)
+        assembled = self._assembled(ctx)
+        early = self._speculate(ctx, upstream, assembled)
         try:
-            return await self._handle(ctx, route, upstream, early)
+            return await self._handle(ctx, route, upstream, early, assembled)
         except BaseException:  # a failed check, or the client left: the early call must not run on
             if early is not None and not early.task.done():
                 await early.discard()
             raise
 
-    def _speculate(self, ctx: RequestContext, upstream: Upstream) -> Early | None:
+    def _assembled(self, ctx: RequestContext) -> bool:
+        """Is this non-streamed request streamed from the upstream and assembled (policy `stream_upstream`)?"""
+        return ctx.policy.stream_upstream and not ctx.stream and self.checker.enabled and streamable(ctx.body)
+
+    def _speculate(self, ctx: RequestContext, upstream: Upstream, assembled: bool) -> Early | None:
         """The request sent upstream now, before its input check, when its policy allows (see `speculate`)."""
         if not ctx.policy.speculative or not self.checker.enabled or not len(self.index):
             return None
-        body = dict(ctx.body)
+        if assembled:
+            return Early(upstream.open_stream(PATHS[ctx.endpoint], streaming(ctx.body)))
         send = upstream.open_stream if ctx.stream else upstream.post_json
-        return Early(send(PATHS[ctx.endpoint], body))
+        return Early(send(PATHS[ctx.endpoint], dict(ctx.body)))
 
     async def _drop(self, early: Early | None, outcome: str) -> None:
         if early is not None:
@@ -69,7 +76,7 @@ class Guard:
             self.metrics.speculative.labels(outcome).inc()
 
     async def _handle(
-        self, ctx: RequestContext, route: str, upstream: Upstream, early: Early | None
+        self, ctx: RequestContext, route: str, upstream: Upstream, early: Early | None, assembled: bool
     ) -> JsonResult | StreamResult:
         verdict = await self.checker.input(ctx)
         if self.router.mirrors and self.shadow is not None:
@@ -103,7 +110,7 @@ class Guard:
             self.metrics.bad_words.inc()
         if early is not None:
             self.metrics.speculative.labels("used").inc()
-        forward = Forward(body, action, upstream, route, watch, early)
+        forward = Forward(body, action, upstream, route, watch, early, assembled)
         if ctx.stream:
             return await open_stream(ctx, forward, self.checker, self.meter, self.drain)
         return await complete(ctx, forward, self.checker, self.meter)

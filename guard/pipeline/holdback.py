@@ -40,6 +40,11 @@ PROSE_LINE = 60  # a newline ends a line of prose at least this long (or one end
 CONTEXT_CHARS = 400  # released text kept, per field, to check runs and names that straddle a release
 
 
+def ends_sentence(text: str) -> bool:
+    """Does the text end a sentence or a line, so that what it holds can be embedded before more arrives?"""
+    return text.endswith("\n") or _ENDS_SENTENCE.search(text) is not None
+
+
 def boundary(before: str, after: str) -> bool:
     """Is the point between the held text `before` and the next chunk's text `after` a place to release?"""
     if not before or not after:
@@ -86,11 +91,17 @@ async def filter_stream(
     choices: int,
     outcome: StreamOutcome,
     hold_all: bool = False,
+    warm: Callable[[Fields], None] | None = None,
 ) -> AsyncGenerator[dict[str, Any]]:
+    """`warm`, when given, is handed what the next check will read each time the held text ends a sentence
+    (`guard.pipeline.warm`): it is embedded while the next chunk is awaited."""
     states: dict[int, _Choice] = {}
 
+    def to_check(st: _Choice) -> Fields:
+        return [(f, st.released.get(f, "")[-CONTEXT_CHARS:] + t) for f, t in st.pending.items()]
+
     async def release(index: int, st: _Choice) -> AsyncIterator[dict[str, Any]]:
-        fields = [(f, st.released.get(f, "")[-CONTEXT_CHARS:] + t) for f, t in st.pending.items()]
+        fields = to_check(st)
         verdict = await check(fields) if st.pending else ALLOW
         if verdict.blocked:
             outcome.verdicts.append(verdict)
@@ -138,6 +149,8 @@ async def filter_stream(
             if finished or (not hold_all and st.waiting() >= hold_back_chars):
                 async for out in release(index, st):
                     yield out
+            elif warm is not None and text and ends_sentence(st.flow):
+                warm(to_check(st))
             if finished:
                 st.ended = True
         if outcome.filtered and len(states) >= choices and all(st.ended for st in states.values()):

@@ -66,6 +66,7 @@ async def open_stream(
     async def chunks() -> AsyncIterator[bytes]:
         final, cut = action, False
         flow = drain.open()
+        warm = checker.warmer()
         try:
             filtered = filter_stream(
                 sse.parse(lines(response)),
@@ -76,6 +77,7 @@ async def open_stream(
                 choices=ctx.n,
                 outcome=outcome,
                 hold_all=bool(forward.watch.strong),  # under strong watch an answer leaves only once complete
+                warm=warm,
             )
             with meter.faults(route):
                 while not flow.cut:
@@ -99,6 +101,7 @@ async def open_stream(
             metrics.errors.labels(str(exc.status_code), exc.error_type).inc()
             yield sse.encode(exc.body())
         finally:
+            warm.cancel()
             drain.close(flow)
             await response.aclose()
             final = Action.filter if outcome.filtered else final

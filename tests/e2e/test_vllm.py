@@ -180,3 +180,36 @@ def test_speculative_dispatch_against_vllm(
     guard_metrics = httpx.get(f"{guard_url}/metrics", timeout=10).text
     assert 'guard_speculative_total{outcome="used"} 1.0' in guard_metrics
     assert 'guard_speculative_total{outcome="refused"} 1.0' in guard_metrics  # sent early, then cancelled
+
+
+def test_stream_upstream_returns_vllms_own_answer_whole(
+    settings: Settings, tmp_path: Path, minilm: Embedder, vllm_url: str, serve: Callable[[Any], BackgroundServer]
+) -> None:
+    """Policy `stream_upstream`: the non-streamed request is streamed from vLLM and assembled; greedy decoding
+    gives the answer vLLM gives unstreamed, with its usage (stream_options.include_usage)."""
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "default.yaml").write_text("name: default\nstream_upstream: true\n")
+    update = {"upstream": vllm_url, "policy_file": policies / "default.yaml"}
+    guard_url = serve(create_app(settings.model_copy(update=update), embedder=minilm)).url
+    r = httpx.post(f"{guard_url}/admin/forget", headers=ADMIN, json={"subject": "Eiffel Tower", "documents": ["x"]})
+    assert r.status_code == 201  # the checks run only with an entry registered
+    params = {**PARAMS, "max_tokens": 40}
+    for endpoint in ("chat", "completions"):
+        with (
+            OpenAI(base_url=f"{vllm_url}/v1", api_key="unused", max_retries=0) as direct,
+            OpenAI(base_url=f"{guard_url}/v1", api_key="unused", max_retries=0) as guarded,
+        ):
+            if endpoint == "chat":
+                want, got = (c.chat.completions.create(**params) for c in (direct, guarded))
+                texts = [want.choices[0].message.content, got.choices[0].message.content]
+                assert got.object == "chat.completion" and got.choices[0].message.role == "assistant"
+            else:
+                prompt = {"model": "smollm2", "prompt": "The capital of France is", "max_tokens": 16, "temperature": 0}
+                want, got = (c.completions.create(**prompt) for c in (direct, guarded))  # type: ignore[assignment]
+                texts = [want.choices[0].text, got.choices[0].text]  # type: ignore[union-attr]
+                assert got.object == "text_completion"
+        assert texts[0] and texts[0] == texts[1]
+        assert got.choices[0].finish_reason == want.choices[0].finish_reason
+        assert got.usage == want.usage and got.usage is not None and got.usage.completion_tokens > 0
+        assert got.model == want.model

@@ -1,0 +1,50 @@
+"""Embedding an answer's sentences while the rest of it is generated.
+
+The output check of a sentence (streamed) or of a whole answer (not streamed) embeds each of its sentences with
+MiniLM, a few ms each on a CPU. The upstream meanwhile takes a token time or more before the next piece arrives.
+A `Warmer` embeds what is complete as soon as it is (into the embedder's cache, which keys by text), so that the
+check finds it there and only decides. It does no model work the check would not do: the same pieces, once.
+One call runs at a time; what arrives meanwhile replaces what waits. A failure is left to the check itself,
+which applies `on_error`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from guard.openai.shapes import Fields
+
+_RUNNING: set[asyncio.Task[None]] = set()  # held until done (the loop keeps only weak references to tasks)
+
+
+class Warmer:
+    def __init__(self, warm: Callable[[Fields], Awaitable[None]]) -> None:
+        self._warm = warm
+        self._task: asyncio.Task[None] | None = None
+        self._next: Fields | None = None
+        self.calls = 0  # warm-ups run (tests)
+
+    def __call__(self, fields: Fields) -> None:
+        """Embed these fields' pieces soon (after the call under way, if any)."""
+        if self._task is not None and not self._task.done():
+            self._next = fields
+            return
+        self._task = asyncio.get_running_loop().create_task(self._run(fields))
+        _RUNNING.add(self._task)
+        self._task.add_done_callback(_RUNNING.discard)
+
+    async def _run(self, fields: Fields | None) -> None:
+        while fields is not None:
+            self.calls += 1
+            with contextlib.suppress(Exception):
+                await self._warm(fields)
+            fields, self._next = self._next, None
+
+    def cancel(self) -> None:
+        """Nothing more to warm: the check has run, or the request ended. A model call under way still fills the
+        cache (it runs on the embedder's thread); only the waiting is dropped."""
+        self._next = None
+        if self._task is not None:
+            self._task.cancel()
