@@ -3,10 +3,12 @@ proxy (every check off), the guard with the checks before the upstream call, the
 while its checks run, and that guard also streaming non-streamed requests from the upstream (policy
 `stream_upstream`: the answer's sentences are embedded while it is generated). One fake upstream that answers
 after FIRST_MS (a real model's time to first token), then paced at TOKEN_MS a word when given (a non-streamed
-answer comes once all of it is generated), TOFU forget10's 20 authors registered in every guard. `--before REV`
-adds the speculative guard as it was at a git revision (a worktree).
+answer comes once all of it is generated; every paced answer has `--tokens` words), TOFU forget10's 20 authors
+registered in every guard. `--novel` numbers every sentence of the fake's answers (by default they come from
+a pool of six, which the embedder's cache soon holds, so the output check is flattered). `--before REV` adds the
+speculative guard as it was at a git revision (a worktree).
 
-    .venv/bin/python -m bench.speculative [--requests 200] [--first-ms 100] [--token-ms 15] [--before REV]
+    .venv/bin/python -m bench.speculative [--requests 200] [--first-ms 100] [--token-ms 15] [--novel] [--before REV]
 
 Requests are short plain prompts that touch no entry (`bench.cost`'s), sent to the four targets in turn, one at a
 time, non-streamed and streamed (time to first content). Reported: p50/p95 and what each adds over the direct call.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import subprocess
 import tempfile
@@ -33,10 +36,11 @@ from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.settings import REPO_ROOT, default_policy_file
 
 
-def policies(tmp: Path, **fields: bool) -> Path:
+def policies(tmp: Path, shipped: Path | None = None, **fields: bool) -> Path:
+    """The shipped policies (of this tree, or those in `shipped`), with these fields set in the default one."""
     d = tmp / f"policies-{len(list(tmp.glob('policies-*')))}"
     d.mkdir()
-    for f in default_policy_file().parent.glob("*.yaml"):
+    for f in (shipped or default_policy_file().parent).glob("*.yaml"):
         raw = yaml.safe_load(f.read_text("utf-8"))
         if f.name == "default.yaml":
             raw.update(fields)
@@ -70,6 +74,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--first-ms", type=float, default=100.0)
     parser.add_argument("--token-ms", type=float, default=0.0, help="pace of the answer's words (0: all at once)")
+    parser.add_argument("--tokens", type=int, default=30, help="words in each paced answer")
+    parser.add_argument("--novel", action="store_true", help="every sentence of every answer new (numbered)")
     parser.add_argument("--before", help="also the speculative guard at this git revision")
     parser.add_argument("--prompts", choices=("en", "other"), default="en")
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
@@ -82,7 +88,9 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=REPO_ROOT, check=True,
                        capture_output=True)  # fmt: skip
     try:
-        proc, upstream = start_fake_upstream({"FAKE_FIRST_MS": str(args.first_ms), "FAKE_TOKEN_MS": str(args.token_ms)})
+        paced = {"FAKE_TOKEN_MS": str(args.token_ms), "FAKE_TOKENS": str(args.tokens)} if args.token_ms else {}
+        novel = {"FAKE_NOVEL": "1"} if args.novel else {}
+        proc, upstream = start_fake_upstream({"FAKE_FIRST_MS": str(args.first_ms), **paced, **novel})
         procs.append(proc)
         urls = {"direct": upstream}
         targets = [
@@ -93,7 +101,7 @@ def main() -> None:
              {"GUARD_POLICY_FILE": str(policies(tmp, speculative=True, stream_upstream=True))}, REPO_ROOT),
         ]  # fmt: skip
         if args.before:
-            spec = {"GUARD_POLICY_FILE": str(policies(tmp, speculative=True))}
+            spec = {"GUARD_POLICY_FILE": str(policies(tmp, before / "policies", speculative=True))}
             targets.insert(3, (f"guard, speculative, at {args.before}", spec, before))
         for label, extra, tree in targets:
             extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
@@ -105,11 +113,14 @@ def main() -> None:
             register_forget10(urls[label], Tofu(args.tofu))
         results: dict[tuple[str, bool], list[float]] = {(k, s): [] for k in urls for s in (False, True)}
         blocked: dict[str, int] = dict.fromkeys(urls, 0)
+        rng = random.Random(7)
         with httpx.Client(timeout=60) as client:
             for i in range(args.requests + 10):
                 body = {"model": "m", "messages": [{"role": "user", "content": f"{prompts[i % len(prompts)]} ({i})"}]}
+                order = list(urls.items())
+                rng.shuffle(order)  # no target always gets the same one of the fake's rotating answers
                 for stream in (False, True):
-                    for label, url in urls.items():
+                    for label, url in order:
                         ms, action = timed(client, url, body, stream)
                         blocked[label] += action != "allow"
                         if i >= 10:
@@ -120,9 +131,10 @@ def main() -> None:
                 for label in guards:
                     body = {"model": "m", "messages": [{"role": "user", "content": q}]}
                     refused[label] += timed(client, urls[label], body, False)[1] == "refuse"
+        novelty = ", novel sentences" if args.novel else ""
         print(f"{args.requests} short plain prompts ({args.prompts}) per target, in turn; upstream answers after "
-              f"{args.first_ms:.0f} ms, then a word every {args.token_ms:.0f} ms; forget10 registered in every "
-              "guard")  # fmt: skip
+              f"{args.first_ms:.0f} ms, then a word every {args.token_ms:.0f} ms{novelty}; forget10 registered in "
+              "every guard")  # fmt: skip
         print("\n| target | answer p50 ms | p95 | added p50 | added p95 | first content p50 ms | added p50 | blocked |")
         print("|---|---|---|---|---|---|---|---|")
         base = {s: statistics.median(results[("direct", s)]) for s in (False, True)}

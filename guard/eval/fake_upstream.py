@@ -39,13 +39,16 @@ SENTENCES = [
 ]
 
 
-def varied_answers() -> Answer:
-    """Every answer different (a counter and a varying sentence): the benchmarks' upstream."""
+def varied_answers(novel: bool = False) -> Answer:
+    """Every answer different (a counter and a varying sentence): the benchmarks' upstream. `novel`: every
+    sentence too (numbered), as a model's are, so no cache of sentences seen before passes for a speed-up."""
     counter = itertools.count()
 
     def answer(endpoint: Endpoint, body: dict[str, Any]) -> str:
         n = next(counter)
         picks = [SENTENCES[(n + k) % len(SENTENCES)] for k in range(3)]
+        if novel:
+            picks = [f"{p[:-1]} ({n}{chr(97 + k)})." for k, p in enumerate(picks)]
         return f"{picks[0]} Request {n} reached the model. {picks[1]} {picks[2]}"
 
     return answer
@@ -197,10 +200,13 @@ class FakeUpstream:
             count = len("".join(pieces).split())  # as `completion_body` counts
             tail = {"usage": {"prompt_tokens": 1, "completion_tokens": count, "total_tokens": count + 1}}
             events.append({**{k: v for k, v in events[0].items() if k != "choices"}, "choices": [], **tail})
+        started = time.monotonic()
         try:
             for i, event in enumerate(events):
-                if self.token_ms and i:
-                    await asyncio.sleep(self.token_ms / 1000)
+                if self.token_ms and i and event["choices"]:  # the usage chunk follows the last at once
+                    # a token every token_ms from the start, as a server's clock gives them: the oversleeps of
+                    # one sleep a token would add up to milliseconds a stream that a non-streamed answer lacks
+                    await asyncio.sleep(max(0.0, started + i * self.token_ms / 1000 - time.monotonic()))
                 yield sse([event], done=False)
                 state["sent"] = i + 1
                 if i == 1 and self.fault == "cut":
@@ -216,8 +222,10 @@ class FakeUpstream:
 
 def from_env() -> Starlette:
     """The benchmarks' upstream (uvicorn --factory): FAKE_TOKEN_MS paces streamed tokens, FAKE_TOKENS sets the
-    length of a streamed answer in tokens, FAKE_FIRST_MS the wait before any answer (time to first token)."""
+    length of a streamed answer in tokens, FAKE_FIRST_MS the wait before any answer (time to first token),
+    FAKE_NOVEL=1 numbers every sentence (none is ever seen twice)."""
     return FakeUpstream(
+        varied_answers(novel=os.environ.get("FAKE_NOVEL") == "1"),
         token_ms=float(os.environ.get("FAKE_TOKEN_MS", "0")),
         tokens=int(os.environ.get("FAKE_TOKENS", "0")),
         first_ms=float(os.environ.get("FAKE_FIRST_MS", "0")),

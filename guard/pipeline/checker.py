@@ -126,10 +126,10 @@ class Checker:
 
         return check
 
-    def warmer(self) -> Warmer:
+    def warmer(self, growing: bool = False) -> Warmer:
         """Embeds the pieces the output check will read of an answer's complete sentences while the rest is
         generated (`guard.pipeline.warm`)."""
-        return Warmer(self._warm)
+        return Warmer(self._warm, growing)
 
     async def _warm(self, fields: Fields) -> None:
         if not self.enabled or not len(self.index):

@@ -74,7 +74,7 @@ async def _assembled(ctx: RequestContext, forward: Forward, checker: Checker) ->
     try:
         async for event in sse.parse(lines(response)):
             for index in {i for i, text in assembler.add(event) if ends_sentence(text)}:
-                warm = warmers.get(index) or warmers.setdefault(index, checker.warmer())
+                warm = warmers.get(index) or warmers.setdefault(index, checker.warmer(growing=True))
                 warm(choice_fields(ctx.endpoint, assembler.choice(index), delta=False))
     finally:
         for warm in warmers.values():

@@ -20,10 +20,15 @@ _RUNNING: set[asyncio.Task[None]] = set()  # held until done (the loop keeps onl
 
 
 class Warmer:
-    def __init__(self, warm: Callable[[Fields], Awaitable[None]]) -> None:
+    """`growing`: each call's fields are the whole answer so far, which only grows; only what was not warmed
+    before is (the text after the last warmed end), so that a long answer costs linear, not quadratic, work."""
+
+    def __init__(self, warm: Callable[[Fields], Awaitable[None]], growing: bool = False) -> None:
         self._warm = warm
         self._task: asyncio.Task[None] | None = None
         self._next: Fields | None = None
+        self._growing = growing
+        self._warmed: dict[str, int] = {}  # growing: per field, how much of its text was warmed
         self.calls = 0  # warm-ups run (tests)
 
     def __call__(self, fields: Fields) -> None:
@@ -37,10 +42,21 @@ class Warmer:
 
     async def _run(self, fields: Fields | None) -> None:
         while fields is not None:
+            if self._growing:
+                fields = self._new(fields)
             self.calls += 1
             with contextlib.suppress(Exception):
                 await self._warm(fields)
             fields, self._next = self._next, None
+
+    def _new(self, fields: Fields) -> Fields:
+        out: Fields = []
+        for field, text in fields:
+            start = self._warmed.get(field, 0)
+            if len(text) > start:
+                out.append((field, text[start:]))
+                self._warmed[field] = len(text)
+        return out
 
     def cancel(self) -> None:
         """Nothing more to warm: the check has run, or the request ended. A model call under way still fills the
