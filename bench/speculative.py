@@ -116,10 +116,11 @@ def main() -> None:
         rng = random.Random(7)
         with httpx.Client(timeout=60) as client:
             for i in range(args.requests + 10):
-                body = {"model": "m", "messages": [{"role": "user", "content": f"{prompts[i % len(prompts)]} ({i})"}]}
                 order = list(urls.items())
                 rng.shuffle(order)  # no target always gets the same one of the fake's rotating answers
                 for stream in (False, True):
+                    ask = f"{prompts[i % len(prompts)]} ({i}{'s' if stream else ''})"  # --novel: its own answer
+                    body = {"model": "m", "messages": [{"role": "user", "content": ask}]}
                     for label, url in order:
                         ms, action = timed(client, url, body, stream)
                         blocked[label] += action != "allow"

@@ -12,6 +12,7 @@ silent after its first token).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import json
 import os
@@ -41,11 +42,15 @@ SENTENCES = [
 
 def varied_answers(novel: bool = False) -> Answer:
     """Every answer different (a counter and a varying sentence): the benchmarks' upstream. `novel`: every
-    sentence too (numbered), as a model's are, so no cache of sentences seen before passes for a speed-up."""
+    sentence too (numbered), as a model's are, so no cache of sentences seen before passes for a speed-up; the
+    number comes from the request's text, so that targets sent the same request get answers of the same length."""
     counter = itertools.count()
 
     def answer(endpoint: Endpoint, body: dict[str, Any]) -> str:
         n = next(counter)
+        if novel:
+            key = json.dumps([body.get("messages"), body.get("prompt")], sort_keys=True)
+            n = int.from_bytes(hashlib.blake2b(key.encode(), digest_size=4).digest(), "big")
         picks = [SENTENCES[(n + k) % len(SENTENCES)] for k in range(3)]
         if novel:
             picks = [f"{p[:-1]} ({n}{chr(97 + k)})." for k, p in enumerate(picks)]
