@@ -58,8 +58,11 @@ class Guard:
             raise
 
     def _assembled(self, ctx: RequestContext) -> bool:
-        """Is this non-streamed request streamed from the upstream and assembled (policy `stream_upstream`)?"""
-        return ctx.policy.stream_upstream and not ctx.stream and self.checker.enabled and streamable(ctx.body)
+        """Is this non-streamed request streamed from the upstream and assembled (policy `stream_upstream`)? Not
+        when nothing is checked (checks off, or no entry): then there is nothing to embed while it is generated."""
+        if not ctx.policy.stream_upstream or ctx.stream or not self.checker.enabled or not len(self.index):
+            return False
+        return streamable(ctx.body)
 
     def _speculate(self, ctx: RequestContext, upstream: Upstream, assembled: bool) -> Early | None:
         """The request sent upstream now, before its input check, when its policy allows (see `speculate`)."""
