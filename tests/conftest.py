@@ -28,7 +28,8 @@ TOFU_DIR = SHARED_TOFU if (SHARED_TOFU / "forget10.json").exists() else Path(__f
 
 # fixtures that make a test part of a tier
 TIER_OF_FIXTURE = {
-    "minilm": "model", "e5": "model", "serve": "socket", "pg_cluster": "socket", "pg_dsn": "socket", "vllm_url": "e2e"
+    "minilm": "model", "minilm_fast": "model", "e5": "model",
+    "serve": "socket", "pg_cluster": "socket", "pg_dsn": "socket", "vllm_url": "e2e",
 }  # fmt: skip
 
 
@@ -44,6 +45,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def minilm() -> Embedder:
     """The real all-MiniLM-L6-v2 on the default (ONNX) backend, loaded once per test session."""
     return make_embedder("minilm")
+
+
+@pytest.fixture(scope="session")
+def minilm_fast() -> Embedder:
+    """The int8 first stage of the request path (`guard.pipeline.cascade`), loaded once per test session."""
+    return make_embedder("minilm-fast")
 
 
 @pytest.fixture(scope="session")

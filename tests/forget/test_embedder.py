@@ -36,6 +36,18 @@ def test_int8_backend_is_close_but_not_identical(minilm: Embedder) -> None:
     assert np.all(cos > 0.85) and np.all(cos < 0.999), cos
 
 
+def test_the_first_stage_is_closer_to_the_float_model_than_int8_everywhere(
+    minilm: Embedder, minilm_fast: Embedder
+) -> None:
+    int8 = OnnxMiniLMEmbedder(int8=True)
+    reference = minilm.embed(TEXTS)
+    fast = (minilm_fast.embed(TEXTS) * reference).sum(axis=1)
+    everywhere = (int8.embed(TEXTS) * reference).sum(axis=1)
+    assert np.all(fast > 0.97) and np.all(fast < 0.99999), fast  # quantised, and close
+    assert np.all(fast > everywhere), (fast, everywhere)
+    assert minilm_fast.space != minilm.space  # never an index's embedder in its place
+
+
 class Counting(Embedder):
     def __init__(self) -> None:
         self.inner = HashEmbedder()
