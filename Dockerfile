@@ -15,8 +15,9 @@ COPY policies ./policies
 RUN pip install . && useradd --create-home --uid 10001 guard && mkdir -p /data && chown guard /data
 # export MiniLM to ONNX at build time, so replicas start in seconds (the registry may be PostgreSQL:
 # GUARD_REGISTRY_DSN=postgresql://…; otherwise SQLite in /data/index)
+# (and its int8 first stage, guard/pipeline/cascade.py)
 RUN python -c "from pathlib import Path; from guard.forget.embedder import make_embedder; \
-make_embedder('minilm', Path('/opt/forget-guard/models')).embed(['ready'])"
+[make_embedder(m, Path('/opt/forget-guard/models')).embed(['ready']) for m in ('minilm', 'minilm-fast')]"
 USER guard
 VOLUME ["/data"]
 EXPOSE 8000

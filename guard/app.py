@@ -34,6 +34,7 @@ from guard.observe.decisions import Decisions
 from guard.observe.metrics import CONTENT_TYPE, Metrics
 from guard.openai.routes import document
 from guard.openai.routes import router as openai_router
+from guard.pipeline.cascade import SPACE
 from guard.pipeline.guard import Guard
 from guard.policy import PolicySet
 from guard.policy_watch import PolicyWatcher
@@ -68,17 +69,27 @@ def _embedder(settings: Settings) -> Embedder:
     )
 
 
+def first_stage(settings: Settings, space: str) -> Embedder | None:
+    """The int8 first stage of the request path's embeddings (`guard.pipeline.cascade`), for the float MiniLM."""
+    if settings.first_stage == "off" or space != SPACE or settings.embedder_url is not None:
+        return None
+    fast = make_embedder(settings.first_stage, settings.model_cache)
+    return CachedEmbedder(fast, settings.embed_cache) if settings.embed_cache else fast
+
+
 def create_app(
     settings: Settings,
     *,
     embedder: Embedder | None = None,
     meaning: Embedder | None = None,
+    fast: Embedder | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     judge_transport: httpx.AsyncBaseTransport | None = None,
 ) -> FastAPI:
-    """Build an app. `embedder`, `meaning`, `transport` and `judge_transport` are seams for tests (a fake
+    """Build an app. `embedder`, `meaning`, `fast`, `transport` and `judge_transport` are seams for tests (a fake
     embedder, MockTransports).
-    With an `embedder` given and no `meaning`, multilingual meaning is off (tests of other things stay fast)."""
+    With an `embedder` given and no `meaning`, multilingual meaning is off (tests of other things stay fast); with
+    no `fast` either, there is no first stage."""
     policies = PolicySet.load(settings.policy_file)  # a bad policy fails here, before anything starts
     metrics = Metrics()
 
@@ -134,7 +145,8 @@ def create_app(
                 settings.judge_url, settings.judge_model, settings.judge_timeout_s, judge_key, judge_transport
             )
             log.info("judge on", extra={"timeout_s": settings.judge_timeout_s})
-        guard = Guard(index, policies, router, decisions, checks=settings.checks, judge=judge)
+        stage = fast if fast is not None or embedder is not None else first_stage(settings, emb.space)
+        guard = Guard(index, policies, router, decisions, checks=settings.checks, judge=judge, fast=stage)
         guard.drain.bind()  # a signal handler starts the drain on this loop (guard/cli.py)
         if not settings.checks:
             log.warning("checks are off: a bare pass-through proxy that enforces nothing (benchmarks only)")

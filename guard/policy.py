@@ -316,6 +316,10 @@ class PolicySet:
     def names(self) -> list[str]:
         return sorted(self._state.by_name)
 
+    def all(self) -> list[Policy]:
+        """Every policy of the set (the default and every other file's)."""
+        return list(self._state.by_name.values())
+
     def bindings(self) -> dict[str, list[str]]:
         """Policy name -> what it is bound to (model names, and key ids shortened), for /healthz and logs."""
         out: dict[str, list[str]] = {}

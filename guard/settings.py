@@ -90,6 +90,11 @@ class Settings(BaseSettings):
     judge_timeout_s: float = Field(2.0, gt=0, description="Longest wait for a ruling; then the checks' verdict holds")
     model_cache: Path | None = Field(None, description="Where the ONNX export is kept (default ~/.cache/forget-guard)")
     embed_cache: int = Field(8192, ge=0, description="Embeddings of recent texts kept in memory (0 = off)")
+    # The request path's first stage (guard/pipeline/cascade.py): int8 MiniLM for every new text, the float model
+    # only for texts near a threshold. Used with the local float MiniLM only; the index's vectors are unchanged.
+    first_stage: str = Field(
+        "minilm-fast", pattern="^(minilm-fast|off)$", description="'minilm-fast' (int8 first) or 'off' (float only)"
+    )
     # Benchmarks only: the same proxy with every check off (the "bare pass-through" of bench/overhead.py).
     checks: bool = Field(True, description="Run the input and output checks (false: a bare pass-through proxy)")
     log_level: str = "INFO"

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from bench.attacks.upstream import ObedientModel
-from guard.app import create_app
+from guard.app import create_app, first_stage
 from guard.eval.attacks.cases import Case, build
 from guard.eval.attacks.probe import run_case, table
 from guard.eval.data import DEFAULT_DIR, Tofu
@@ -52,7 +52,8 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     meaning = make_embedder("e5") if args.multilingual == "e5" else None  # as shipped: text not in English too
     with tempfile.TemporaryDirectory() as tmp, BackgroundServer(ObedientModel(cases).app()) as upstream:
         settings = Settings(index_dir=Path(tmp), upstream=upstream.url, admin_token=ADMIN_TOKEN)
-        with BackgroundServer(create_app(settings, embedder=embedder, meaning=meaning)) as guard:
+        fast = first_stage(settings, embedder.space)  # as shipped (GUARD_FIRST_STAGE=off: the float model alone)
+        with BackgroundServer(create_app(settings, embedder=embedder, meaning=meaning, fast=fast)) as guard:
             async with httpx.AsyncClient(base_url=guard.url, timeout=60) as client:
                 await register(client, tofu)
                 gate = asyncio.Semaphore(4)

@@ -50,6 +50,28 @@ def passage_watches(evidence: Evidence, policy: Policy) -> bool:
     return counts(Evidence(evidence.entry_id, kind, evidence.score), policy.input)
 
 
+def floors(policies: PolicySet) -> tuple[float, float]:
+    """The lowest MiniLM score that counts or watches under any policy of the set: for a question or a generated
+    sentence, and for a passage's statement (weighed on the statement scale: `passage_counts`,
+    `passage_watches`). A text whose best score is below its floor cannot change a verdict
+    (`guard.pipeline.cascade` relies on this)."""
+    every = [(p.input, p.output) for p in policies.all()]
+    lines = (
+        (
+            i.semantic_threshold,
+            i.watch_threshold,
+            i.described_threshold,
+            o.semantic_threshold,
+            o.watch_threshold,
+            o.watch_strong_threshold,
+        )
+        for i, o in every
+    )
+    piece = min(min(scores) for scores in lines)
+    passage = min(min(i.semantic_threshold, o.semantic_threshold) for i, o in every)
+    return piece, passage
+
+
 def watches(evidence: Evidence, policy: InputPolicy) -> bool:
     """Input evidence too weak to act on, strong enough to watch the conversation for the entry."""
     if evidence.kind == "semantic":

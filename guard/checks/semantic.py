@@ -44,6 +44,13 @@ class SemanticCheck:
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return [p.text for p in self._pieces(segments)]
 
+    def passages(self, segments: Sequence[Segment]) -> set[str]:
+        """Of the texts `embed` lists, those read only as a passage's statements."""
+        roles: dict[str, set[bool]] = {}
+        for p in self._pieces(segments):
+            roles.setdefault(p.text, set()).add(p.role == PASSAGE)
+        return {text for text, passage in roles.items() if passage == {True}}
+
     def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Found]:
         pieces = [p for p in self._pieces(segments) if p.text in vectors]
         if not pieces or not view.chunk_count:

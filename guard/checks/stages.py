@@ -80,6 +80,12 @@ class CheckSet:
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return list(dict.fromkeys(t for check in self.checks for t in check.embed(segments)))
 
+    def passages(self, segments: Sequence[Segment]) -> set[str]:
+        """Of `embed`'s texts, those read only as a passage's statements (they count from a higher score:
+        `guard.checks.decide.floors`)."""
+        found = [check.passages(segments) for check in self.checks if isinstance(check, SemanticCheck)]
+        return set.intersection(*found) if found else set()
+
     def embed_meaning(self, segments: Sequence[Segment]) -> list[str]:
         """The texts the multilingual model embeds (keyed `MEANING + text` in the vectors)."""
         texts = (t for check in self.checks if isinstance(check, MeaningCheck) for t in check.embed_meaning(segments))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from guard.app import create_app
+from guard.app import create_app, first_stage
 from guard.eval.data import Tofu
 from guard.eval.oracle import Oracle, Unlearned, create_oracle_app
 from guard.eval.serving import BackgroundServer
@@ -46,6 +46,7 @@ class Targets:
         known: dict[str, str] | None = None,
     ) -> None:
         self.meaning: Embedder | None = None  # the multilingual model, loaded once for every guard started here
+        self.fast: Embedder | None = None  # the first stage (`guard.pipeline.cascade`), likewise
         self.known = known  # questions the oracle answers word for word (another language's TOFU)
         self.tofu = tofu
         self.embedder = embedder
@@ -90,7 +91,9 @@ class Targets:
             settings = settings.model_copy(update={"policy_file": self.policy_file})
         if self.meaning is None and settings.multilingual != "off":
             self.meaning = make_embedder(settings.multilingual)
-        app = create_app(settings, embedder=self.embedder, meaning=self.meaning)
+        if self.fast is None:
+            self.fast = first_stage(settings, self.embedder.space)
+        app = create_app(settings, embedder=self.embedder, meaning=self.meaning, fast=self.fast)
         server = self._stack.enter_context(BackgroundServer(app))
         return Target(name, server.url, model_of(upstream), guarded=True, admin_token=token)
 

@@ -13,17 +13,20 @@ from dataclasses import dataclass
 from typing import Any
 
 from guard.checks.coverage import Regression, relax_input, relax_output
+from guard.checks.decide import floors
 from guard.checks.evidence import ALLOW, NO_WATCH, Action, Evidence, Segment, Verdict, Watch
 from guard.checks.meaning import MEANING
 from guard.checks.stages import CheckSet, Plan, Stale, input_checks, output_checks
 from guard.context import RequestContext
 from guard.forget.batcher import EmbedBatcher
+from guard.forget.embedder import Embedder, Vectors
 from guard.forget.index import ForgetIndex
 from guard.forget.registry import Coverage
 from guard.forget.view import IndexView
 from guard.judge import Judge
 from guard.observe.decisions import Decisions
 from guard.openai.shapes import Fields
+from guard.pipeline.cascade import Cascade, best_scores
 from guard.pipeline.speculate import Early
 from guard.pipeline.warm import Warmer
 from guard.policy import InputAction, OnError, Policy, PolicySet
@@ -56,6 +59,7 @@ class Checker:
         decisions: Decisions,
         enabled: bool = True,
         judge: Judge | None = None,
+        fast: Embedder | None = None,
     ) -> None:
         self.index = index
         self.judge = judge  # asked about the uncertain band only (see `guard.judge`)
@@ -64,6 +68,7 @@ class Checker:
         self.metrics = decisions.metrics
         self.enabled = enabled  # False: a bare pass-through proxy (benchmarks), nothing is checked
         self.batcher = EmbedBatcher(index.embedder)
+        self.cascade = Cascade(self.batcher, fast)  # `fast`: the int8 first stage (`guard.pipeline.cascade`)
         meaning = index.memory.meaning
         self.meaning_batcher = EmbedBatcher(meaning.embedder) if meaning is not None else None
         self.inputs: CheckSet = input_checks()
@@ -76,6 +81,7 @@ class Checker:
         for task in self._reverts:
             task.cancel()
         self.batcher.close()
+        self.cascade.close()
         if self.meaning_batcher is not None:
             self.meaning_batcher.close()
 
@@ -138,7 +144,7 @@ class Checker:
         to_read = self.outputs.plan(segments).to_read()
         texts = self.outputs.embed(to_read)
         if texts:
-            await self.batcher.embed(texts)
+            await self._embed(self.outputs, to_read, texts, self.index.view, self.policies)
         other = self.outputs.embed_meaning(to_read) if self.meaning_batcher is not None else []
         if other and self.meaning_batcher is not None:
             await self.meaning_batcher.embed(other)
@@ -223,12 +229,24 @@ class Checker:
         read and decide on the index's reader thread."""
         segments = plan.to_read()
         texts = checks.embed(segments)
-        vectors = dict(zip(texts, await self.batcher.embed(texts), strict=True)) if texts else {}
+        vectors: dict[str, Vectors] = {}
+        if texts:
+            vectors.update(zip(texts, await self._embed(checks, segments, texts, view, policies), strict=True))
         other = checks.embed_meaning(segments) if self.meaning_batcher is not None else []
         if other and self.meaning_batcher is not None:
             found = await self.meaning_batcher.embed(other)
             vectors.update((MEANING + t, v) for t, v in zip(other, found, strict=True))
         return await self.index.run(checks.decide, plan, view, vectors, policies, watch)
+
+    async def _embed(
+        self, checks: CheckSet, segments: list[Segment], texts: list[str], view: IndexView, policies: PolicySet
+    ) -> Vectors:
+        """MiniLM vectors of `texts`, in two stages when a first stage is set (`guard.pipeline.cascade`)."""
+
+        async def best(vectors: Vectors) -> Any:
+            return await self.index.run(best_scores, view, vectors)
+
+        return await self.cascade.embed(texts, checks.passages(segments), floors(policies), best)
 
     def _failed(self, stage: str, exc: Exception) -> Verdict:
         on_error = self.policies.settings.on_error

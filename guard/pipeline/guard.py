@@ -9,6 +9,7 @@ import time
 
 from guard.checks.evidence import Action, Verdict, Watch
 from guard.context import RequestContext
+from guard.forget.embedder import Embedder
 from guard.forget.index import ForgetIndex
 from guard.judge import Judge
 from guard.observe.decisions import Decisions
@@ -36,12 +37,13 @@ class Guard:
         decisions: Decisions,
         checks: bool = True,
         judge: Judge | None = None,
+        fast: Embedder | None = None,
     ) -> None:
         self.index = index
         self.policies = policies
         self.router = router
         self.metrics = decisions.metrics
-        self.checker = Checker(index, policies, decisions, enabled=checks, judge=judge)
+        self.checker = Checker(index, policies, decisions, enabled=checks, judge=judge, fast=fast)
         self.meter = Meter(self.metrics)
         self.drain = Drain()  # open streams, ended with an error event at shutdown past the grace period
         self.shadow = Shadow(router.b, self.checker, self.meter) if router.b is not None else None

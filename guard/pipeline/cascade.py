@@ -1,0 +1,82 @@
+"""The request path's embeddings in two stages: int8 MiniLM for every new text, the float model only near a line.
+
+A text's MiniLM vector matters to a verdict only through its best scores against the forget index, and a score
+below the lowest threshold any policy counts or watches from (`guard.checks.decide.floors`) changes nothing. So
+each new text is first embedded by `minilm-fast` (int8 matrix products, ~2x faster on a CPU) and the index is
+searched with that vector. A text whose best score comes within `MARGIN` of its floor, or above it, is embedded
+again by the float model, whose vector the checks then read, so every score that can count is the float model's.
+The others keep the int8 vector: below every threshold either way. A text the float model embedded before (an
+earlier turn, the LRU) is taken from its cache without the first stage.
+
+`MARGIN` is measured, not assumed: `bench/cascade.py` reports, over TOFU's questions, answers, paraphrases and
+perturbations, the other languages' Latin-script questions and every piece the attack suite's requests are cut
+into, by how much an int8 best score fell short of the float one, and the share of texts each stage embedded
+(`bench/RESULTS.md`). The index's own vectors are always the float model's: the first stage writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+
+import numpy as np
+import numpy.typing as npt
+
+from guard.forget.batcher import EmbedBatcher
+from guard.forget.embedder import CachedEmbedder, Embedder, Vectors
+from guard.forget.view import IndexView
+
+MARGIN = 0.08  # about twice the largest shortfall measured (bench/cascade.py)
+SPACE = "all-MiniLM-L6-v2"  # the first stage approximates this model only
+
+Best = Callable[[Vectors], Awaitable[npt.NDArray[np.float32]]]
+
+
+def best_scores(view: IndexView, vectors: Vectors) -> npt.NDArray[np.float32]:
+    """Each vector's best score against the index (-1 where nothing is near): on the index's reader thread."""
+    if not view.chunk_count or not len(vectors):
+        return np.full(len(vectors), -1.0, dtype=np.float32)
+    return np.array([max(found.values(), default=-1.0) for found in view.search(vectors)], dtype=np.float32)
+
+
+class Cascade:
+    def __init__(self, exact: EmbedBatcher, fast: Embedder | None, margin: float = MARGIN) -> None:
+        self.exact = exact
+        self.fast = EmbedBatcher(fast) if fast is not None else None
+        inner = exact.embedder
+        self._cache = inner if isinstance(inner, CachedEmbedder) else None
+        self.margin = margin
+        self.texts = {"fast": 0, "exact": 0, "cached": 0}  # texts each stage embedded (bench, tests)
+
+    def close(self) -> None:
+        if self.fast is not None:
+            self.fast.close()
+
+    async def embed(self, texts: Sequence[str], passages: set[str], floors: tuple[float, float], best: Best) -> Vectors:
+        """The vectors the checks read: the float model's wherever a score could count. `floors` are
+        (question or sentence, passage statement); `passages` the texts read only as a passage's statements;
+        `best` searches the index with vectors (`best_scores` on the reader thread)."""
+        if self.fast is None or not texts:
+            return await self.exact.embed(list(texts))
+        out = np.empty((len(texts), self.exact.embedder.dim), dtype=np.float32)
+        known = self._cache.known(texts) if self._cache is not None else [None] * len(texts)
+        new = [i for i, v in enumerate(known) if v is None]
+        for i, v in enumerate(known):
+            if v is not None:
+                out[i] = v
+        self.texts["cached"] += len(texts) - len(new)
+        if not new:
+            return out
+        first = await self.fast.embed([texts[i] for i in new])
+        self.texts["fast"] += len(new)
+        scores = await best(first)
+        near = []
+        for row, (i, score) in enumerate(zip(new, scores, strict=True)):
+            floor = floors[1] if texts[i] in passages else floors[0]
+            if score >= floor - self.margin:
+                near.append(i)
+            else:
+                out[i] = first[row]
+        if near:
+            out[near] = await self.exact.embed([texts[i] for i in near])
+            self.texts["exact"] += len(near)
+        return out
