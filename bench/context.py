@@ -1,5 +1,6 @@
-"""Long prompts and repeated context (issue 15, item 3), side by side in one run: the bare proxy and the guard
-(forget10 registered), in front of one fast fake upstream.
+"""Long prompts and repeated context (issue 15, item 3), side by side in one run: the bare proxy, the guard
+(forget10 registered) and the same guard without its int8 first stage (`GUARD_FIRST_STAGE=off`: every text
+through the float MiniLM), in front of one fast fake upstream.
 
     .venv/bin/python -m bench.context [--prompts 30] [--tokens 2000]
     .venv/bin/python -m bench.context --replay 8      # in process: where the time goes, and what each verdict was
@@ -46,6 +47,7 @@ from guard.policy import PolicySet
 from guard.settings import default_policy_file
 from guard.text import sentences
 
+FLOAT = "guard, float only"
 # each context is sent first, then seen again with another question; "none": a new question without any context
 SENT = (("first", "Summarise the passage."), ("seen", "Who is it about?"), ("none", "Who is it about, in short?"))
 
@@ -132,12 +134,15 @@ def main() -> None:
         proc, upstream = start_fake_upstream()
         procs.append(proc)
         urls: dict[str, str] = {}
+        policy = str(policies(tmp))
         for label, extra in (("bare proxy", {"GUARD_CHECKS": "false"}),
-                             ("guard", {"GUARD_POLICY_FILE": str(policies(tmp))})):  # fmt: skip
+                             ("guard", {"GUARD_POLICY_FILE": policy}),
+                             (FLOAT, {"GUARD_POLICY_FILE": policy, "GUARD_FIRST_STAGE": "off"})):  # fmt: skip
             extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
             proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log")
             procs.append(proc)
         register_forget10(urls["guard"], tofu)
+        register_forget10(urls[FLOAT], tofu)
         ms: dict[tuple[str, str], list[float]] = {(k, s): [] for k in urls for s, _ in SENT}
         blocked = dict.fromkeys(urls, 0)
         with httpx.Client(timeout=120) as client:
@@ -165,8 +170,9 @@ def main() -> None:
                 p95 = statistics.quantiles(values, n=20)[18]
                 print(f"| {label} | {seen} | {statistics.median(values):.1f} | {p95:.1f} | "
                       f"{statistics.median(values) - bare:+.1f} |")  # fmt: skip
-        seen_cost = statistics.median(ms[("guard", "seen")]) - statistics.median(ms[("guard", "none")])
-        print(f"\nthe guard, a seen context over the same kind of question without it: {seen_cost:+.1f} ms p50")
+        for label in ("guard", FLOAT):
+            seen_cost = statistics.median(ms[(label, "seen")]) - statistics.median(ms[(label, "none")])
+            print(f"\n{label}: a seen context over the same kind of question without it: {seen_cost:+.1f} ms p50")
         print(f"blocked (none should be): {blocked}")
         refused = dict.fromkeys(urls, 0)
         with httpx.Client(timeout=120) as client:

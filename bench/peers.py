@@ -4,7 +4,10 @@ the guard with all checks on (TOFU forget10 registered through the admin API, pl
 with those, the multilingual model is off: it would embed each of them at start, and English prompts never
 reach it).
 
-    .venv/bin/python -m bench.peers [--requests 300] [--chunks 100000] [--seconds 15]
+    .venv/bin/python -m bench.peers [--requests 300] [--chunks 100000] [--seconds 15] [--float-too]
+
+`--float-too` adds the same guard without its int8 first stage (`GUARD_FIRST_STAGE=off`, every text through the
+float MiniLM; `guard.pipeline.cascade`) as a fifth target.
 
 LiteLLM (`litellm[proxy]`, pinned below) lives in its own virtual environment under `.peers/` (git-ignored),
 created on first use from the package registry. It starts offline: the cost map bundled in the wheel
@@ -29,6 +32,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import subprocess
@@ -53,6 +57,7 @@ LITELLM = "litellm[proxy]==1.106.2"
 LITELLM_VENV = REPO_ROOT / ".peers" / "litellm"
 LITELLM_KEY = "sk-bench-0123456789abcdef"  # LiteLLM refuses to start without a master key of some strength
 CLIENTS = 8
+FLOAT = "guard, float only"
 
 
 def ensure_litellm() -> Path:
@@ -181,6 +186,7 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=0, help="synthetic chunks in the guard's index besides forget10")
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each sustained-throughput run")
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
+    parser.add_argument("--float-too", action="store_true", help="also the guard without its int8 first stage")
     args = parser.parse_args()
     tofu = Tofu(args.tofu)
     tmp = Path(tempfile.mkdtemp())
@@ -206,6 +212,15 @@ def main() -> None:
         procs.append(proc)
         pids["guard"] = proc.pid
         register_forget10(urls["guard"], tofu)
+        if args.float_too:  # the same guard, every text through the float MiniLM (no int8 first stage)
+            float_dir = tmp / "float-index"
+            if index_dir.exists():
+                shutil.copytree(index_dir, float_dir)
+            float_env = guard_env | {"GUARD_INDEX_DIR": str(float_dir), "GUARD_FIRST_STAGE": "off"}
+            proc, urls[FLOAT] = start_guard(float_env, tmp / "float.log", timeout_s=1800)
+            procs.append(proc)
+            pids[FLOAT] = proc.pid
+            register_forget10(urls[FLOAT], tofu)
         rows = []
         cpu_ms: dict[str, float] = {}
         blocked = dict.fromkeys(urls, 0)
