@@ -15,14 +15,17 @@ paraphrased answers, the name parts replaced by "the writer": a passage that sta
 naming its subject).
 
 `--replay N` runs the input check of N such prompts in this process instead (the real MiniLM, the default
-policies, forget10 registered): the time to cut the texts, embed them and decide, first and seen, the verdict and
-its evidence, and a profile of deciding a seen prompt.
+policies, forget10 registered): the time to cut the texts, embed them (as `guard serve` does: the int8 first
+stage, the index searched, the float model for the texts near a threshold) and decide, first and seen, the verdict
+and its evidence, and a profile of deciding a new prompt.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
+import itertools
 import pstats
 import re
 import statistics
@@ -31,18 +34,22 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
 from bench.speculative import policies
 from guard.checks.conversation import Conversation
+from guard.checks.decide import floors
 from guard.checks.evidence import Segment
 from guard.checks.stages import input_checks
 from guard.eval.data import DEFAULT_DIR, Tofu
-from guard.forget.embedder import CachedEmbedder, make_embedder
+from guard.forget.batcher import EmbedBatcher
+from guard.forget.embedder import CachedEmbedder, Vectors, make_embedder
 from guard.forget.registry import Entry
 from guard.forget.view import MemoryIndex
+from guard.pipeline.cascade import Cascade, best_scores
 from guard.policy import PolicySet
 from guard.settings import default_policy_file
 from guard.text import sentences
@@ -78,6 +85,7 @@ def forgotten(tofu: Tofu) -> list[str]:
 def replay(tofu: Tofu, n: int, tokens: int) -> None:
     policies = PolicySet.load(default_policy_file())
     minilm = CachedEmbedder(make_embedder("minilm"), 8192)
+    fast = CachedEmbedder(make_embedder("minilm-fast"), 8192)
     view = MemoryIndex(minilm.dim, ngram_words=12, typo_min_chars=6)
     next_id = 0
     for i, author in enumerate(tofu.authors("forget10")):
@@ -86,8 +94,38 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
         next_id += len(chunks)
         view.add(Entry(str(i), author.name, (), None, 0.0, 1, 1, "enforce"), ids, chunks, minilm.embed(chunks))
     checks = input_checks()
+    lines = floors(policies)
 
-    def check(context: str, question: str) -> str:
+    def embed(texts: list[str], passages: set[str]) -> tuple[Vectors, str]:
+        """As `guard serve` embeds: the int8 first stage, then the float model near a floor (`Cascade`)."""
+        marks: list[float] = [time.perf_counter()]
+
+        async def best(vectors: Vectors) -> Any:
+            marks.append(time.perf_counter())
+            found = best_scores(view, vectors)
+            marks.append(time.perf_counter())
+            return found
+
+        async def run() -> Vectors:
+            cascade = Cascade(EmbedBatcher(minilm), fast)
+            try:
+                found = await cascade.embed(texts, passages, lines, best)
+                marks.append(time.perf_counter())
+                return found
+            finally:
+                cascade.close()
+                cascade.exact.close()
+                counts.update(cascade.texts)
+
+        counts: dict[str, int] = {}
+        vectors = asyncio.run(run())
+        if len(marks) < 4:
+            return vectors, "all cached"
+        ms = [1000 * (b - a) for a, b in itertools.pairwise(marks)]
+        return vectors, (f"int8 {ms[0]:.0f} ms ({counts['fast']}), search {ms[1]:.0f} ms, float {ms[2]:.0f} ms "
+                         f"({counts['exact']})")  # fmt: skip
+
+    def check(context: str, question: str, profile: cProfile.Profile | None = None) -> str:
         started = time.perf_counter()
         turns = (Segment("messages[0].content", f"Answer from this passage only.\n\n{context}", "system"),
                  Segment("messages[1].content", question, "user"))  # fmt: skip
@@ -95,14 +133,19 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
         segments = plan.to_read()
         texts = checks.embed(segments)
         cut = time.perf_counter()
-        vectors = dict(zip(texts, minilm.embed(texts), strict=True))
+        found, stages = embed(texts, checks.passages(segments))
+        vectors = dict(zip(texts, found, strict=True))
         embedded = time.perf_counter()
+        if profile is not None:
+            profile.enable()
         verdict = checks.decide(plan, view, vectors, policies)
+        if profile is not None:
+            profile.disable()
         done = time.perf_counter()
         evidence = sorted({f"{m.kind} {m.score:.2f}" for m in verdict.matches})[:4]
         return (f"{len(segments)} segments, {len(texts)} texts: cut {1000 * (cut - started):.0f} ms, embed "
-                f"{1000 * (embedded - cut):.0f} ms, decide {1000 * (done - embedded):.0f} ms -> {verdict.action.value} "
-                f"{evidence} watched {len(verdict.watched)}")  # fmt: skip
+                f"{1000 * (embedded - cut):.0f} ms [{stages}], decide {1000 * (done - embedded):.0f} ms -> "
+                f"{verdict.action.value} {evidence} watched {len(verdict.watched)}")  # fmt: skip
 
     for i, context in enumerate(contexts(tofu, n, tokens)):
         print(f"prompt {i} first: {check(context, f'Summarise the passage. ({i})')}")
@@ -110,10 +153,8 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
     for i, context in enumerate(forgotten(tofu)[:n]):
         print(f"forgotten {i}: {check(context, 'Summarise the passage.')}")
     profile = cProfile.Profile()
-    profile.enable()
-    check(contexts(tofu, 1, tokens)[0], "Who is it about? (0)")
-    profile.disable()
-    print("\nprofile of deciding prompt 0 seen (cumulative):")
+    check(contexts(tofu, n + 1, tokens)[n], "Summarise the passage.", profile)
+    print(f"\nprofile of deciding prompt {n}, first (cumulative):")
     pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(15)
 
 
