@@ -1,12 +1,14 @@
 """Where an 8-turn chat's input check spends its time at a large index, in process: cutting, embedding, deciding,
 and the garbage collector's pauses.
 
-    .venv/bin/python -u -m bench.chat_replay [--chunks 1e6]
+    .venv/bin/python -u -m bench.chat_replay [--chunks 1e6] [--first-stage]
 
 The synthetic registry of `bench.overhead` (built on first use) is opened as `guard serve` opens it; the chats
 are `bench.overhead.conversation`'s (short TOFU questions, each request re-sending the previous seven user
 turns). 35 chats are checked as the collector runs by default, then 35 after `gc.freeze()` (what `guard serve`
-does once started); `gc.callbacks` times every collection. Last, a cProfile of deciding five more.
+does once started); `gc.callbacks` times every collection. Last, a cProfile of deciding five more. With
+`--first-stage` the texts are embedded as `guard serve` embeds them (int8 first, the float model near a threshold;
+`guard.pipeline.cascade`), and how many each model embedded is printed.
 """
 
 from __future__ import annotations
@@ -20,11 +22,14 @@ import random
 import statistics
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from bench.cascade import staged
 from bench.overhead import WORK, build_index, conversation, load_corpus
 from guard.checks.conversation import Conversation
+from guard.checks.decide import floors
 from guard.checks.evidence import Segment
 from guard.checks.stages import input_checks
 from guard.eval.data import Tofu
@@ -46,7 +51,7 @@ def _timed(phase: str, info: dict[str, Any]) -> None:
         pauses.append((int(info["generation"]), (time.perf_counter() - _started["at"]) * 1000))
 
 
-async def replay(n: int, tofu: Tofu) -> None:
+async def replay(n: int, tofu: Tofu, first_stage: bool) -> None:
     pin_threads(1)
     emb = CachedEmbedder(make_embedder("minilm"), 8192)
     corpus = load_corpus(tofu, emb)
@@ -54,15 +59,24 @@ async def replay(n: int, tofu: Tofu) -> None:
                                    ngram_words=12, typo_min_chars=6)  # fmt: skip
     view, checks = index.memory, input_checks()
     policies = PolicySet.load(default_policy_file())
+    fast = CachedEmbedder(make_embedder("minilm-fast"), 8192) if first_stage else None
+    lines = floors(policies)
+    staged_counts: Counter[str] = Counter()
     chats = conversation(corpus, random.Random(1), False, 8, 40) + conversation(corpus, random.Random(2), False, 8, 40)
 
     def check(messages: list[dict[str, str]], profile: cProfile.Profile | None = None) -> tuple[float, ...]:
         turns = tuple(Segment(f"messages[{i}].content", m["content"], m["role"]) for i, m in enumerate(messages))
         t0 = time.perf_counter()
         plan = checks.plan(Conversation(turns, policies.settings.window_turns).segments(), view.stamp)
-        texts = checks.embed(plan.to_read())
+        to_read = plan.to_read()
+        texts = checks.embed(to_read)
         t1 = time.perf_counter()
-        vectors = dict(zip(texts, emb.embed(texts), strict=True))
+        if fast is None:
+            vectors = dict(zip(texts, emb.embed(texts), strict=True))
+        else:
+            found, counts, _ = staged(view, emb, fast, texts, checks.passages(to_read), lines)
+            staged_counts.update(counts)
+            vectors = dict(zip(texts, found, strict=True))
         t2 = time.perf_counter()
         if profile:
             profile.enable()
@@ -88,6 +102,8 @@ async def replay(n: int, tofu: Tofu) -> None:
               f"{statistics.median(r[0] for r in rows):.1f} | {statistics.median(r[1] for r in rows):.1f} | "
               f"{statistics.median(r[2] for r in rows):.1f} | {max(r[2] for r in rows):.1f} | {len(pauses)} | "
               f"{', '.join(f'{ms:.0f}' for ms in longest) or '–'} |")  # fmt: skip
+    if fast is not None:
+        print(f"\ntexts per model (int8 first stage): {dict(staged_counts)}")
     profile = cProfile.Profile()
     for chat in chats[75:80]:
         check(chat, profile)
@@ -99,11 +115,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chunks", type=float, default=1e6)
     parser.add_argument("--tofu", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "tofu")
+    parser.add_argument("--first-stage", action="store_true", help="embed as the guard does: int8 first")
     args = parser.parse_args()
     n, tofu = int(args.chunks), Tofu(args.tofu)
     emb = make_embedder("minilm")
     build_index(WORK / f"index-{n}", n, load_corpus(tofu, emb), emb.dim)
-    asyncio.run(replay(n, tofu))
+    asyncio.run(replay(n, tofu, args.first_stage))
 
 
 if __name__ == "__main__":

@@ -23,9 +23,7 @@ and its evidence, and a profile of deciding a new prompt.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import cProfile
-import itertools
 import pstats
 import re
 import statistics
@@ -34,10 +32,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 
+from bench.cascade import staged
 from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
 from bench.speculative import policies
 from guard.checks.conversation import Conversation
@@ -45,11 +43,9 @@ from guard.checks.decide import floors
 from guard.checks.evidence import Segment
 from guard.checks.stages import input_checks
 from guard.eval.data import DEFAULT_DIR, Tofu
-from guard.forget.batcher import EmbedBatcher
-from guard.forget.embedder import CachedEmbedder, Vectors, make_embedder
+from guard.forget.embedder import CachedEmbedder, make_embedder
 from guard.forget.registry import Entry
 from guard.forget.view import MemoryIndex
-from guard.pipeline.cascade import Cascade, best_scores
 from guard.policy import PolicySet
 from guard.settings import default_policy_file
 from guard.text import sentences
@@ -96,35 +92,6 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
     checks = input_checks()
     lines = floors(policies)
 
-    def embed(texts: list[str], passages: set[str]) -> tuple[Vectors, str]:
-        """As `guard serve` embeds: the int8 first stage, then the float model near a floor (`Cascade`)."""
-        marks: list[float] = [time.perf_counter()]
-
-        async def best(vectors: Vectors) -> Any:
-            marks.append(time.perf_counter())
-            found = best_scores(view, vectors)
-            marks.append(time.perf_counter())
-            return found
-
-        async def run() -> Vectors:
-            cascade = Cascade(EmbedBatcher(minilm), fast)
-            try:
-                found = await cascade.embed(texts, passages, lines, best)
-                marks.append(time.perf_counter())
-                return found
-            finally:
-                cascade.close()
-                cascade.exact.close()
-                counts.update(cascade.texts)
-
-        counts: dict[str, int] = {}
-        vectors = asyncio.run(run())
-        if len(marks) < 4:
-            return vectors, "all cached"
-        ms = [1000 * (b - a) for a, b in itertools.pairwise(marks)]
-        return vectors, (f"int8 {ms[0]:.0f} ms ({counts['fast']}), search {ms[1]:.0f} ms, float {ms[2]:.0f} ms "
-                         f"({counts['exact']})")  # fmt: skip
-
     def check(context: str, question: str, profile: cProfile.Profile | None = None) -> str:
         started = time.perf_counter()
         turns = (Segment("messages[0].content", f"Answer from this passage only.\n\n{context}", "system"),
@@ -133,7 +100,7 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
         segments = plan.to_read()
         texts = checks.embed(segments)
         cut = time.perf_counter()
-        found, stages = embed(texts, checks.passages(segments))
+        found, _, stages = staged(view, minilm, fast, texts, checks.passages(segments), lines)
         vectors = dict(zip(texts, found, strict=True))
         embedded = time.perf_counter()
         if profile is not None:
