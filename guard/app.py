@@ -145,7 +145,8 @@ def create_app(
                 settings.judge_url, settings.judge_model, settings.judge_timeout_s, judge_key, judge_transport
             )
             log.info("judge on", extra={"timeout_s": settings.judge_timeout_s})
-        stage = fast if fast is not None or embedder is not None else first_stage(settings, emb.space)
+        local = fast is None and embedder is None and settings.checks  # a bare proxy embeds nothing
+        stage = first_stage(settings, emb.space) if local else fast
         guard = Guard(index, policies, router, decisions, checks=settings.checks, judge=judge, fast=stage)
         guard.drain.bind()  # a signal handler starts the drain on this loop (guard/cli.py)
         if not settings.checks:
