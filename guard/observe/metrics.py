@@ -76,6 +76,16 @@ class Metrics:
             "outcome: used, or cancelled because the request was refused, rewritten or watched", ["outcome"],
             registry=r,
         )  # fmt: skip
+        self.first_stage_shortfall = Histogram(
+            "guard_first_stage_shortfall", "Live audit of the int8 first stage: float best score minus int8 best score "
+            "of a settled text (guard/pipeline/cascade.py; the margin is 0.08)",
+            buckets=(-0.04, -0.02, 0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.12), registry=r,
+        )  # fmt: skip
+        self.first_stage_misses = Counter(
+            "guard_first_stage_misses",
+            "Audited texts the first stage settled whose float score reached the floor",
+            registry=r,
+        )
         self.judge_seconds = Histogram(
             "guard_judge_seconds", "Time the judge took per ruling, by stage", ["stage"], buckets=BUCKETS, registry=r
         )

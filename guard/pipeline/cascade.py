@@ -8,14 +8,20 @@ again by the float model, whose vector the checks then read, so every score that
 The others keep the int8 vector: below every threshold either way. A text the float model embedded before (an
 earlier turn, the LRU) is taken from its cache without the first stage.
 
-`MARGIN` is measured, not assumed: `bench/cascade.py` reports, over TOFU's questions, answers, paraphrases and
-perturbations, the other languages' Latin-script questions and every piece the attack suite's requests are cut
-into, by how much an int8 best score fell short of the float one, and the share of texts each stage embedded
-(`bench/RESULTS.md`). The index's own vectors are always the float model's: the first stage writes nothing.
+`MARGIN` is measured, not assumed, offline and live. `bench/cascade.py` reports, over TOFU's questions,
+answers, paraphrases and perturbations, the other languages' Latin-script questions and every piece the attack
+suite's requests are cut into, by how much an int8 best score fell short of the float one, and the share of texts
+each stage embedded (`bench/RESULTS.md`). Live, one text in `audit_every` that the first stage settled is
+embedded again by the float model in the background, off the request's path: how far its int8 score fell short,
+and whether the float score would have reached the floor (a miss: the margin is too small for this traffic), go
+to the metrics (`guard_first_stage_shortfall`, `guard_first_stage_misses`). The index's own vectors are always the
+float model's: the first stage writes nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 
 import numpy as np
@@ -26,9 +32,13 @@ from guard.forget.embedder import CachedEmbedder, Embedder, Vectors
 from guard.forget.view import IndexView
 
 MARGIN = 0.08  # about twice the largest shortfall measured (bench/cascade.py)
+AUDIT_EVERY = 64  # settled texts per live audit (one float embedding in the background)
+
+log = logging.getLogger("guard.pipeline")
 SPACE = "all-MiniLM-L6-v2"  # the first stage approximates this model only
 
 Best = Callable[[Vectors], Awaitable[npt.NDArray[np.float32]]]
+Audited = Callable[[float, bool], None]  # (shortfall, missed)
 
 
 def best_scores(view: IndexView, vectors: Vectors) -> npt.NDArray[np.float32]:
@@ -39,15 +49,32 @@ def best_scores(view: IndexView, vectors: Vectors) -> npt.NDArray[np.float32]:
 
 
 class Cascade:
-    def __init__(self, exact: EmbedBatcher, fast: Embedder | None, margin: float = MARGIN) -> None:
+    def __init__(
+        self,
+        exact: EmbedBatcher,
+        fast: Embedder | None,
+        margin: float = MARGIN,
+        audit_every: int = AUDIT_EVERY,
+        audited: Audited | None = None,
+    ) -> None:
         self.exact = exact
         self.fast = EmbedBatcher(fast) if fast is not None else None
         inner = exact.embedder
         self._cache = inner if isinstance(inner, CachedEmbedder) else None
         self.margin = margin
         self.texts = {"fast": 0, "exact": 0, "cached": 0}  # texts each stage embedded (bench, tests)
+        self.audit_every = audit_every  # 0: no live audit
+        self.audited = audited
+        self._settled = 0  # settled texts since the last audit
+        self._audits: set[asyncio.Task[None]] = set()
+
+    async def audited_all(self) -> None:
+        """Wait for the audits under way (tests, benchmarks)."""
+        await asyncio.gather(*self._audits, return_exceptions=True)
 
     def close(self) -> None:
+        for task in self._audits:
+            task.cancel()
         if self.fast is not None:
             self.fast.close()
 
@@ -76,7 +103,31 @@ class Cascade:
                 near.append(i)
             else:
                 out[i] = first[row]
+                self._audit(texts[i], float(score), floor, best)
         if near:
             out[near] = await self.exact.embed([texts[i] for i in near])
             self.texts["exact"] += len(near)
         return out
+
+    def _audit(self, text: str, score: float, floor: float, best: Best) -> None:
+        """Every `audit_every`-th settled text: its float score, in the background."""
+        self._settled += 1
+        if not self.audit_every or self._settled < self.audit_every:
+            return
+        self._settled = 0
+        task = asyncio.get_running_loop().create_task(self._check(text, score, floor, best))
+        self._audits.add(task)
+        task.add_done_callback(self._audits.discard)
+
+    async def _check(self, text: str, score: float, floor: float, best: Best) -> None:
+        try:
+            exact = float((await best(await self.exact.embed([text])))[0])
+        except Exception as exc:  # an audit never fails a request; the check's own errors are counted there
+            log.warning("first-stage audit failed", extra={"error": type(exc).__name__})
+            return
+        missed = exact >= floor
+        if missed:  # no text: the scores say enough
+            log.warning("first stage settled a text the float model puts at its floor: widen the margin",
+                        extra={"int8": round(score, 3), "float": round(exact, 3), "floor": floor})  # fmt: skip
+        if self.audited is not None:
+            self.audited(exact - score, missed)

@@ -26,7 +26,7 @@ from guard.forget.view import IndexView
 from guard.judge import Judge
 from guard.observe.decisions import Decisions
 from guard.openai.shapes import Fields
-from guard.pipeline.cascade import Cascade, best_scores
+from guard.pipeline.cascade import AUDIT_EVERY, Cascade, best_scores
 from guard.pipeline.speculate import Early
 from guard.pipeline.warm import Warmer
 from guard.policy import InputAction, OnError, Policy, PolicySet
@@ -60,6 +60,7 @@ class Checker:
         enabled: bool = True,
         judge: Judge | None = None,
         fast: Embedder | None = None,
+        audit_every: int = AUDIT_EVERY,
     ) -> None:
         self.index = index
         self.judge = judge  # asked about the uncertain band only (see `guard.judge`)
@@ -68,7 +69,8 @@ class Checker:
         self.metrics = decisions.metrics
         self.enabled = enabled  # False: a bare pass-through proxy (benchmarks), nothing is checked
         self.batcher = EmbedBatcher(index.embedder)
-        self.cascade = Cascade(self.batcher, fast)  # `fast`: the int8 first stage (`guard.pipeline.cascade`)
+        # `fast`: the int8 first stage (`guard.pipeline.cascade`), audited live into the metrics
+        self.cascade = Cascade(self.batcher, fast, audit_every=audit_every, audited=self._audited)
         meaning = index.memory.meaning
         self.meaning_batcher = EmbedBatcher(meaning.embedder) if meaning is not None else None
         self.inputs: CheckSet = input_checks()
@@ -80,8 +82,8 @@ class Checker:
             log.error("coverage reverts not written to the registry at shutdown", extra={"reverts": len(self._reverts)})
         for task in self._reverts:
             task.cancel()
+        self.cascade.close()  # its audits first: they embed through the batcher
         self.batcher.close()
-        self.cascade.close()
         if self.meaning_batcher is not None:
             self.meaning_batcher.close()
 
@@ -247,6 +249,11 @@ class Checker:
             return await self.index.run(best_scores, view, vectors)
 
         return await self.cascade.embed(texts, checks.passages(segments), floors(policies), best)
+
+    def _audited(self, shortfall: float, missed: bool) -> None:
+        self.metrics.first_stage_shortfall.observe(shortfall)
+        if missed:
+            self.metrics.first_stage_misses.inc()
 
     def _failed(self, stage: str, exc: Exception) -> Verdict:
         on_error = self.policies.settings.on_error

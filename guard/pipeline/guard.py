@@ -15,6 +15,7 @@ from guard.judge import Judge
 from guard.observe.decisions import Decisions
 from guard.openai.assemble import streamable, streaming
 from guard.openai.shapes import refusal_completion
+from guard.pipeline.cascade import AUDIT_EVERY
 from guard.pipeline.checker import Checker, Forward
 from guard.pipeline.drain import Drain
 from guard.pipeline.json import JsonResult, complete
@@ -38,12 +39,14 @@ class Guard:
         checks: bool = True,
         judge: Judge | None = None,
         fast: Embedder | None = None,
+        audit_every: int = AUDIT_EVERY,
     ) -> None:
         self.index = index
         self.policies = policies
         self.router = router
         self.metrics = decisions.metrics
-        self.checker = Checker(index, policies, decisions, enabled=checks, judge=judge, fast=fast)
+        self.checker = Checker(index, policies, decisions, enabled=checks, judge=judge, fast=fast,
+                               audit_every=audit_every)  # fmt: skip
         self.meter = Meter(self.metrics)
         self.drain = Drain()  # open streams, ended with an error event at shutdown past the grace period
         self.shadow = Shadow(router.b, self.checker, self.meter) if router.b is not None else None

@@ -4,6 +4,7 @@ float model wherever a score could count. Fakes for the logic; the real models a
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,8 +28,10 @@ class Counting(Embedder):
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         self.calls.append(list(texts))
-        out = self.inner.embed([f"{t} {self.seed}" if self.seed else t for t in texts])
-        return out
+        return self.vectors(texts)
+
+    def vectors(self, texts: Sequence[str]) -> Vectors:
+        return self.inner.embed([f"{t} {self.seed}" if self.seed else t for t in texts])
 
     @property
     def texts(self) -> list[str]:
@@ -91,6 +94,39 @@ def test_a_text_the_float_model_embedded_before_skips_the_first_stage() -> None:
     assert cascade.texts["cached"] == 1
 
 
+def test_a_settled_text_is_audited_live_on_the_float_model() -> None:
+    exact, fast = Counting(), Counting(seed=1)
+    texts = ["far on both", "far on int8 only", "another far one"]
+    # what the index says of each text's vector: int8 vectors all far; the float model puts one at its floor
+    on_int8 = {"far on both": 0.10, "far on int8 only": 0.45, "another far one": 0.20}
+    on_float = {"far on both": 0.12, "far on int8 only": FLOORS[0] + 0.01, "another far one": 0.21}
+    audits: list[tuple[float, bool]] = []
+    cascade = Cascade(EmbedBatcher(exact), fast, audit_every=1, audited=lambda s, m: audits.append((s, m)))
+
+    async def best(vectors: Vectors) -> Any:
+        out = []
+        for v in vectors:
+            found = [on_int8[t] for t in texts if np.array_equal(fast.vectors([t])[0], v)]
+            found += [on_float[t] for t in texts if np.array_equal(exact.vectors([t])[0], v)]
+            out.append(found[0])
+        return np.array(out, dtype=np.float32)
+
+    async def go() -> Vectors:
+        try:
+            vectors = await cascade.embed(texts, set(), FLOORS, best)
+            await cascade.audited_all()
+            return vectors
+        finally:
+            cascade.close()
+            cascade.exact.close()
+
+    vectors = asyncio.run(go())
+    np.testing.assert_array_equal(vectors, fast.vectors(texts))  # the request read the first stage's vectors
+    assert sorted(exact.texts) == sorted(texts)  # each audited, after the answer
+    shortfall = {round(s, 3): missed for s, missed in audits}
+    assert shortfall == {0.02: False, round(FLOORS[0] + 0.01 - 0.45, 3): True, 0.01: False}
+
+
 def test_without_a_first_stage_every_text_goes_to_the_float_model() -> None:
     exact = Counting()
     cascade = Cascade(EmbedBatcher(exact), None)
@@ -138,7 +174,8 @@ async def test_with_the_real_models_what_is_near_an_entry_is_decided_on_float_ve
     fact = minilm.embed([FACT])[0]
     assert float(minilm.embed([near])[0] @ fact) >= threshold > float(minilm_fast.embed([near])[0] @ fact)
     exact, fast = Recording(minilm), Recording(minilm_fast)
-    app = create_app(settings, embedder=exact, fast=fast, transport=upstream_echo().transport)
+    audited = settings.model_copy(update={"first_stage_audit": 1})  # every settled text, to see it in the metrics
+    app = create_app(audited, embedder=exact, fast=fast, transport=upstream_echo().transport)
     async with running(app) as client:
         await add(client)
         r = await client.post("/v1/chat/completions", json=chat(near))
@@ -146,4 +183,14 @@ async def test_with_the_real_models_what_is_near_an_entry_is_decided_on_float_ve
         assert near in fast.texts and near in exact.texts
         r = await client.post("/v1/chat/completions", json=chat(far))
         assert r.status_code == 200 and r.headers["x-guard-action"] == "allow"
-        assert far in fast.texts and far not in exact.texts
+        assert far in fast.texts
+        audits = 0.0
+        for _ in range(100):  # the audit re-embeds it with the float model after the answer
+            metrics = (await client.get("/metrics")).text
+            found = re.search(r"^guard_first_stage_shortfall_count (\S+)$", metrics, re.M)
+            audits = float(found.group(1)) if found else 0.0
+            if audits:
+                break
+            await asyncio.sleep(0.05)
+        assert audits >= 1 and far in exact.texts
+        assert re.search(r"^guard_first_stage_misses_total 0\.0$", metrics, re.M)
