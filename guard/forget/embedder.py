@@ -175,7 +175,7 @@ class OnnxMiniLMEmbedder(Embedder):
         cache_dir: Path | None = None,
         int8: bool = False,
         threads: int | None = None,
-        batch_size: int = 32,
+        batch_size: int = 8,
         variant: str | None = None,
     ) -> None:
         import onnxruntime as ort
@@ -203,7 +203,9 @@ class OnnxMiniLMEmbedder(Embedder):
         if not texts:
             return out
         encodings = self._tokenizer.encode_batch(list(texts))
-        # batches of similar length: little padding, and memory bounded by the batch (attention is n² per text)
+        # batches of similar length: little padding, and memory bounded by the batch (attention is n² per text);
+        # 8 a batch was the fastest on 2 cores for 80 passage sentences (int8 168 ms, against 187 at 32 and 215 at
+        # 64; float 358 against 394 and 461)
         order = sorted(range(len(texts)), key=lambda i: sum(encodings[i].attention_mask))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
