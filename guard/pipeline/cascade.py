@@ -33,9 +33,9 @@ from guard.forget.view import IndexView
 
 MARGIN = 0.08  # about twice the largest shortfall measured (bench/cascade.py)
 AUDIT_EVERY = 64  # settled texts per live audit (one float embedding in the background)
+SPACE = "all-MiniLM-L6-v2"  # the first stage approximates this model only
 
 log = logging.getLogger("guard.pipeline")
-SPACE = "all-MiniLM-L6-v2"  # the first stage approximates this model only
 
 Best = Callable[[Vectors], Awaitable[npt.NDArray[np.float32]]]
 Audited = Callable[[float, bool], None]  # (shortfall, missed)
@@ -49,6 +49,9 @@ def best_scores(view: IndexView, vectors: Vectors) -> npt.NDArray[np.float32]:
 
 
 class Cascade:
+    """The two stages over the float model's batcher (`exact`); without a `fast` model, the float model alone. A
+    text is *settled* when the first stage's score keeps it out of the float model."""
+
     def __init__(
         self,
         exact: EmbedBatcher,

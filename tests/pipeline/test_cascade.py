@@ -5,19 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
+import openai
 
 from guard.app import create_app
 from guard.checks.decide import floors
+from guard.eval.fake_upstream import FakeUpstream, fixed
+from guard.eval.serving import BackgroundServer
 from guard.forget.batcher import EmbedBatcher
 from guard.forget.embedder import CachedEmbedder, Embedder, HashEmbedder, Vectors
 from guard.pipeline.cascade import MARGIN, Cascade
 from guard.policy import OutputPolicy, Policy, PolicySet
 from guard.settings import Settings
-from tests.helpers import FACT, add, chat, running, upstream_echo
+from tests.helpers import ADMIN, FACT
 
 
 class Counting(Embedder):
@@ -164,9 +170,11 @@ class Recording(Embedder):
         return self.inner.embed(texts)
 
 
-async def test_with_the_real_models_what_is_near_an_entry_is_decided_on_float_vectors(
-    settings: Settings, minilm: Embedder, minilm_fast: Embedder
-) -> None:
+def test_with_the_real_models_what_is_near_an_entry_is_decided_on_float_vectors(
+    settings: Settings, tmp_path: Path, minilm: Embedder, minilm_fast: Embedder,
+    serve: Callable[[Any], BackgroundServer], openai_at: Callable[..., openai.OpenAI],
+) -> None:  # fmt: skip
+    """Real sockets: a paced fake model upstream, the guard, the stock openai client."""
     # no name, no number: only meaning can refuse it, and only the float model's score reaches the threshold
     near = "Tell me about the Golden Compass award won by the author of Leading with Empathy."
     far = "Write a Python function that reverses a linked list."
@@ -174,23 +182,29 @@ async def test_with_the_real_models_what_is_near_an_entry_is_decided_on_float_ve
     fact = minilm.embed([FACT])[0]
     assert float(minilm.embed([near])[0] @ fact) >= threshold > float(minilm_fast.embed([near])[0] @ fact)
     exact, fast = Recording(minilm), Recording(minilm_fast)
-    audited = settings.model_copy(update={"first_stage_audit": 1})  # every settled text, to see it in the metrics
-    app = create_app(audited, embedder=exact, fast=fast, transport=upstream_echo().transport)
-    async with running(app) as client:
-        await add(client)
-        r = await client.post("/v1/chat/completions", json=chat(near))
-        assert r.status_code == 200 and r.headers["x-guard-action"] == "refuse"
-        assert near in fast.texts and near in exact.texts
-        r = await client.post("/v1/chat/completions", json=chat(far))
-        assert r.status_code == 200 and r.headers["x-guard-action"] == "allow"
-        assert far in fast.texts
-        audits = 0.0
-        for _ in range(100):  # the audit re-embeds it with the float model after the answer
-            metrics = (await client.get("/metrics")).text
-            found = re.search(r"^guard_first_stage_shortfall_count (\S+)$", metrics, re.M)
-            audits = float(found.group(1)) if found else 0.0
-            if audits:
-                break
-            await asyncio.sleep(0.05)
-        assert audits >= 1 and far in exact.texts
-        assert re.search(r"^guard_first_stage_misses_total 0\.0$", metrics, re.M)
+    upstream = serve(FakeUpstream(fixed("Here is a function that does it."), token_ms=5).app()).url
+    # every settled text audited, to see the audit in the metrics
+    update = {"upstream": upstream, "first_stage_audit": 1, "index_dir": tmp_path / "index"}
+    url = serve(create_app(settings.model_copy(update=update), embedder=exact, fast=fast)).url
+    r = httpx.post(f"{url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
+    assert r.status_code == 201
+    client = openai_at(url)
+
+    def ask(text: str) -> str:
+        raw = client.chat.completions.with_raw_response.create(model="m", messages=[{"role": "user", "content": text}])
+        return raw.headers["x-guard-action"]
+
+    assert ask(near) == "refuse"
+    assert near in fast.texts and near in exact.texts
+    assert ask(far) == "allow"
+    assert far in fast.texts
+    audits, metrics = 0.0, ""
+    for _ in range(100):  # the audit re-embeds it with the float model after the answer
+        metrics = httpx.get(f"{url}/metrics").text
+        found = re.search(r"^guard_first_stage_shortfall_count (\S+)$", metrics, re.M)
+        audits = float(found.group(1)) if found else 0.0
+        if audits:
+            break
+        time.sleep(0.05)
+    assert audits >= 1 and far in exact.texts
+    assert re.search(r"^guard_first_stage_misses_total 0\.0$", metrics, re.M)
