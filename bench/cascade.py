@@ -1,6 +1,7 @@
 """The two-stage embedding of the request path (`guard.pipeline.cascade`): is its margin safe, what does it save?
 
     .venv/bin/python -u -m bench.cascade [--retain 800] [--repeat 60]
+    .venv/bin/python -u -m bench.cascade --batches      # only: texts per model call, each model
 
 forget10's 20 authors are registered in a real `ForgetIndex` (float MiniLM vectors, as `guard serve` builds it).
 Every text below is cut into the pieces the guard's checks embed (its sentences, the window, every normalised view)
@@ -43,7 +44,7 @@ from guard.eval.attacks.cases import build
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.eval.multilingual import Translated
 from guard.forget.batcher import EmbedBatcher
-from guard.forget.embedder import Embedder, Vectors, make_embedder
+from guard.forget.embedder import Embedder, OnnxMiniLMEmbedder, Vectors, make_embedder
 from guard.forget.index import ForgetIndex
 from guard.forget.sqlite import REGISTRY_FILE, SqliteRegistry
 from guard.forget.view import IndexView
@@ -219,13 +220,36 @@ async def main_async(args: argparse.Namespace) -> None:
         Path(args.out).write_text(json.dumps(report, indent=1))
 
 
+def batches(tofu: Tofu) -> None:
+    """Texts per model call: 80 passage sentences through each model at each batch size, three times."""
+    passage = [s for r in tofu.rows("retain90")[1000:1100] for s in sentences(r["answer"])][:80]
+    print(f"| batch | int8 first stage, ms ({len(passage)} sentences, 3 times) | float, ms |\n|---|---|---|")
+    for size in (8, 16, 32, 64):
+        row = []
+        for name in ("minilm-fast", "minilm"):
+            model = OnnxMiniLMEmbedder(variant="fast" if name == "minilm-fast" else None, batch_size=size)
+            model.embed(passage[:4])
+            times = []
+            for k in range(3):  # new texts each time: nothing is cached below the model
+                started = time.perf_counter()
+                model.embed([f"{s} ({k})" for s in passage])
+                times.append(f"{(time.perf_counter() - started) * 1000:.0f}")
+            row.append(" / ".join(times))
+        print(f"| {size} | {row[0]} | {row[1]} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--retain", type=int, default=800, help="retain90 rows read")
     parser.add_argument("--repeat", type=int, default=60, help="short texts timed per model")
     parser.add_argument("--out", help="write the figures as JSON")
-    asyncio.run(main_async(parser.parse_args()))
+    parser.add_argument("--batches", action="store_true", help="only: the time per batch size (texts per call)")
+    args = parser.parse_args()
+    if args.batches:
+        batches(Tofu(args.tofu))
+        return
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -204,8 +204,8 @@ class OnnxMiniLMEmbedder(Embedder):
             return out
         encodings = self._tokenizer.encode_batch(list(texts))
         # batches of similar length: little padding, and memory bounded by the batch (attention is n² per text);
-        # 8 a batch was the fastest on 2 cores for 80 passage sentences (int8 ~170 ms, against ~187 at 32 and ~215
-        # at 64; float ~360 against ~395 and ~460: bench/RESULTS.md)
+        # 8 a batch was the fastest on 2 cores for 80 passage sentences (int8 ~178 ms, against ~199 at 32 and ~253
+        # at 64; float ~393 against ~433 and ~526: `bench.cascade --batches`)
         order = sorted(range(len(texts)), key=lambda i: sum(encodings[i].attention_mask))
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
