@@ -2,7 +2,7 @@
 (forget10 registered) and the same guard without its int8 first stage (`GUARD_FIRST_STAGE=off`: every text
 through the float MiniLM), in front of one fast fake upstream.
 
-    .venv/bin/python -m bench.context [--prompts 30] [--tokens 2000]
+    .venv/bin/python -m bench.context [--prompts 30] [--tokens 2000] [--before REV]
     .venv/bin/python -m bench.context --replay 8      # in process: where the time goes, and what each verdict was
 
 Each prompt is a ~2k-token context (TOFU retain90 answers of authors not in forget10, as a RAG passage in a system
@@ -12,7 +12,7 @@ context, as a chat or a RAG deployment re-sends it); and a new question of the s
 proxy, first, seen and none; what a seen context adds over none; how many were blocked (none should be); and,
 as the other side of it, how many of 20 passages about the forgotten authors were refused (each author's TOFU
 paraphrased answers, the name parts replaced by "the writer": a passage that states forgotten facts without
-naming its subject).
+naming its subject). `--before REV` adds the guard as it was at a git revision (a worktree), side by side.
 
 `--replay N` runs the input check of N such prompts in this process instead (the real MiniLM, the default
 policies, forget10 registered): the time to cut the texts, embed them (as `guard serve` does: the int8 first
@@ -47,7 +47,7 @@ from guard.forget.embedder import CachedEmbedder, make_embedder
 from guard.forget.registry import Entry
 from guard.forget.view import MemoryIndex
 from guard.policy import PolicySet
-from guard.settings import default_policy_file
+from guard.settings import REPO_ROOT, default_policy_file
 from guard.text import sentences
 
 FLOAT = "guard, float only"
@@ -131,6 +131,7 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=2000)
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--replay", type=int, default=0, help="replay N prompts' input check in process")
+    parser.add_argument("--before", help="also the guard at this git revision")
     args = parser.parse_args()
     tofu = Tofu(args.tofu)
     if args.replay:
@@ -138,19 +139,27 @@ def main() -> None:
         return
     tmp = Path(tempfile.mkdtemp())
     procs: list[subprocess.Popen[bytes]] = []
+    before = tmp / "before"
+    if args.before:
+        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=REPO_ROOT, check=True,
+                       capture_output=True)  # fmt: skip
     try:
         proc, upstream = start_fake_upstream()
         procs.append(proc)
         urls: dict[str, str] = {}
         policy = str(policies(tmp))
-        for label, extra in (("bare proxy", {"GUARD_CHECKS": "false"}),
-                             ("guard", {"GUARD_POLICY_FILE": policy}),
-                             (FLOAT, {"GUARD_POLICY_FILE": policy, "GUARD_FIRST_STAGE": "off"})):  # fmt: skip
+        targets = [("bare proxy", {"GUARD_CHECKS": "false"}, REPO_ROOT),
+                   ("guard", {"GUARD_POLICY_FILE": policy}, REPO_ROOT),
+                   (FLOAT, {"GUARD_POLICY_FILE": policy, "GUARD_FIRST_STAGE": "off"}, REPO_ROOT)]  # fmt: skip
+        if args.before:
+            targets.insert(1, (f"guard at {args.before}", {"GUARD_POLICY_FILE": policy}, before))
+        for label, extra, tree in targets:
             extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
-            proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log")
+            proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log", tree)
             procs.append(proc)
-        register_forget10(urls["guard"], tofu)
-        register_forget10(urls[FLOAT], tofu)
+        guards = [label for label in urls if label != "bare proxy"]
+        for label in guards:
+            register_forget10(urls[label], tofu)
         ms: dict[tuple[str, str], list[float]] = {(k, s): [] for k in urls for s, _ in SENT}
         blocked = dict.fromkeys(urls, 0)
         with httpx.Client(timeout=120) as client:
@@ -178,7 +187,7 @@ def main() -> None:
                 p95 = statistics.quantiles(values, n=20)[18]
                 print(f"| {label} | {seen} | {statistics.median(values):.1f} | {p95:.1f} | "
                       f"{statistics.median(values) - bare:+.1f} |")  # fmt: skip
-        for label in ("guard", FLOAT):
+        for label in guards:
             seen_cost = statistics.median(ms[(label, "seen")]) - statistics.median(ms[(label, "none")])
             print(f"\n{label}: a seen context over the same kind of question without it: {seen_cost:+.1f} ms p50")
         print(f"blocked (none should be): {blocked}")
@@ -195,6 +204,8 @@ def main() -> None:
         print(f"passages about a forgotten author, name removed, refused at input (of 20): {refused}")
     finally:
         stop(procs)
+        if args.before:
+            subprocess.run(["git", "worktree", "remove", "--force", str(before)], cwd=REPO_ROOT, capture_output=True)
 
 
 if __name__ == "__main__":

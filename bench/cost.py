@@ -5,7 +5,7 @@ and this tree (after), each with TOFU forget10's 20 authors registered, in front
 
 Requests are short plain prompts that touch no entry, sent alternately to both guards (so both share the
 machine's state), one at a time. Reported: client-side latency p50/p95 and the guard's own
-`x-guard-overhead-ms` p50, and their difference.
+`x-guard-overhead-ms` p50, the CPU time each guard's process spent per request, and their difference.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
+from bench.procs import cpu_seconds, register_forget10, start_fake_upstream, start_guard, stop
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.settings import REPO_ROOT
 
@@ -66,8 +66,12 @@ def main() -> None:
         latency: dict[str, list[float]] = {k: [] for k in urls}
         overhead: dict[str, list[float]] = {k: [] for k in urls}
         blocked: dict[str, list[str]] = {k: [] for k in urls}
+        pids = {"before": procs[1].pid, "after": procs[2].pid}
+        cpu: dict[str, float] = dict.fromkeys(urls, 0.0)
         with httpx.Client(timeout=30) as client:
             for i in range(args.requests + 20):
+                if i == 20:  # warm-up done
+                    cpu_started = {k: cpu_seconds(p) for k, p in pids.items()}
                 for label, url in urls.items():
                     prompt = f"{prompts[i % len(prompts)]} ({i})"
                     body = {"model": "m", "messages": [{"role": "user", "content": prompt}]}
@@ -80,16 +84,18 @@ def main() -> None:
                     if i >= 20:  # warm-up done
                         latency[label].append(ms)
                         overhead[label].append(float(r.headers["x-guard-overhead-ms"]))
+            for label, pid in pids.items():
+                cpu[label] = (cpu_seconds(pid) - cpu_started[label]) * 1000 / args.requests
         print(
             f"{args.requests} short plain prompts ({args.prompts}) per guard, alternating; forget10 registered; "
             f"before = {args.before}"
         )
-        print("| guard | latency p50 ms | latency p95 ms | x-guard-overhead-ms p50 |")
-        print("|---|---|---|---|")
+        print("| guard | latency p50 ms | latency p95 ms | x-guard-overhead-ms p50 | CPU ms per request |")
+        print("|---|---|---|---|---|")
         for label in urls:
             q = statistics.quantiles(latency[label], n=20)
             print(f"| {label} | {statistics.median(latency[label]):.2f} | {q[18]:.2f} | "
-                  f"{statistics.median(overhead[label]):.2f} |")  # fmt: skip
+                  f"{statistics.median(overhead[label]):.2f} | {cpu[label]:.2f} |")  # fmt: skip
         print("\nadmin adds (forget10's 20 authors, 20 answers each, one at a time): POST -> 201 ms")
         for label in urls:
             print(f"- {label}: p50 {statistics.median(adds[label]):.0f} ms, max {max(adds[label]):.0f} ms")

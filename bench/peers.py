@@ -45,7 +45,7 @@ import httpx
 
 from bench.cost import PROMPTS
 from bench.overhead import WORK, build_index, load_corpus
-from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
+from bench.procs import cpu_seconds, register_forget10, start_fake_upstream, start_guard, stop
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.eval.serving import free_port
 from guard.forget.embedder import make_embedder
@@ -102,23 +102,6 @@ def start_litellm(upstream: str, tmp: Path) -> tuple[subprocess.Popen[bytes], st
             pass
         time.sleep(0.3)
     raise RuntimeError(f"LiteLLM did not start; see {tmp / 'litellm.log'}")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its descendants so far."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    todo = [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{p}/task").iterdir():
-                todo += [int(c) for c in (task / "children").read_text().split()]
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
 
 
 def prompts(kind: str, n: int, tofu: Tofu) -> list[str]:

@@ -69,3 +69,20 @@ def stop(procs: Iterable[subprocess.Popen[bytes]]) -> None:
         proc.terminate()
     for proc in procs:
         proc.wait(10)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its descendants so far."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
