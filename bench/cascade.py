@@ -2,6 +2,7 @@
 
     .venv/bin/python -u -m bench.cascade [--retain 800] [--repeat 60]
     .venv/bin/python -u -m bench.cascade --batches      # only: texts per model call, each model
+    .venv/bin/python -u -m bench.cascade --threads      # only: threads inside a model call, or calls side by side
 
 forget10's 20 authors are registered in a real `ForgetIndex` (float MiniLM vectors, as `guard serve` builds it).
 Every text below is cut into the pieces the guard's checks embed (its sentences, the window, every normalised view)
@@ -238,6 +239,39 @@ def batches(tofu: Tofu) -> None:
         print(f"| {size} | {row[0]} | {row[1]} |")
 
 
+def threads(tofu: Tofu, repeat: int) -> None:
+    """Threads inside a model call, or calls side by side: wall and CPU time (this process's, every thread) of
+    one call of 1, 2 and 4 short texts (`repeat` calls each, a 2 ms pause before each, as a proxy's bursts), and
+    of a 2k-token passage's 80 sentences (5 calls), per model and layout, the layouts in turn."""
+    short = [r["question"] for r in tofu.rows("retain90")[-200:]]
+    passage = [s for r in tofu.rows("retain90")[1000:1100] for s in sentences(r["answer"])][:80]
+    layouts = ((2, 1), (1, 2))  # (threads in a call, calls side by side)
+    print("| model | threads x calls | 1 text: wall / CPU ms | 2 texts | 4 texts | 80 sentences |")
+    print("|---|---|---|---|---|---|")
+    for variant in ("fast", None):
+        models = {lay: OnnxMiniLMEmbedder(variant=variant, threads=lay[0], workers=lay[1]) for lay in layouts}
+        times: dict[tuple[int, int], list[str]] = {lay: [] for lay in layouts}
+        for n, calls in ((1, repeat), (2, repeat), (4, repeat), (len(passage), 5)):
+            for lay, model in models.items():
+                model.embed(short[:n])
+                wall, cpu = [], []
+                for k in range(calls):
+                    texts = [f"{t} ({k})" for t in (passage if n == len(passage) else short[k % 50 : k % 50 + n])]
+                    time.sleep(0.002)
+                    started, cpu_started = time.perf_counter(), time.process_time()
+                    model.embed(texts)
+                    wall.append((time.perf_counter() - started) * 1000)
+                    cpu.append((time.process_time() - cpu_started) * 1000)
+                times[lay].append(f"{statistics.median(wall):.1f} / {statistics.median(cpu):.1f}")
+        for lay, model in models.items():
+            print(
+                f"| {'int8 first stage' if variant else 'float'} | {lay[0]} x {lay[1]} | "
+                + " | ".join(times[lay])
+                + " |"
+            )
+            model.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
@@ -245,7 +279,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=60, help="short texts timed per model")
     parser.add_argument("--out", help="write the figures as JSON")
     parser.add_argument("--batches", action="store_true", help="only: the time per batch size (texts per call)")
+    parser.add_argument("--threads", action="store_true", help="only: threads in a call, or calls side by side")
     args = parser.parse_args()
+    if args.threads:
+        threads(Tofu(args.tofu), args.repeat)
+        return
     if args.batches:
         batches(Tofu(args.tofu))
         return

@@ -25,6 +25,7 @@ import warnings
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -177,7 +178,13 @@ class OnnxMiniLMEmbedder(Embedder):
         threads: int | None = None,
         batch_size: int = 8,
         variant: str | None = None,
+        workers: int | None = None,
     ) -> None:
+        """`workers` model calls run side by side, each on a part of the texts, with `threads` threads inside
+        each (one session: onnxruntime runs concurrent calls safely). By default one call with a thread per core
+        (up to 4). The first stage (`minilm-fast`) runs a one-thread call per core instead: on 2 cores that embeds
+        one short text as fast, with a quarter less CPU, and two texts or a passage faster; the float model's
+        single texts are faster with both threads in one call (`bench.cascade --threads`, bench/RESULTS.md)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -194,9 +201,17 @@ class OnnxMiniLMEmbedder(Embedder):
         # per short text (bench/RESULTS.md, issue 15) that the event loop and the upstream needed
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.workers = workers or 1
+        self._pool = (
+            ThreadPoolExecutor(self.workers, thread_name_prefix=f"guard-{self.name}") if self.workers > 1 else None
+        )
         self._tokenizer = Tokenizer.from_file(str(minilm_path() / "tokenizer.json"))
         self._tokenizer.enable_truncation(MAX_TOKENS)
         self._tokenizer.enable_padding(pad_id=0, pad_token="[PAD]")
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -205,11 +220,16 @@ class OnnxMiniLMEmbedder(Embedder):
         encodings = self._tokenizer.encode_batch(list(texts))
         # batches of similar length: little padding, and memory bounded by the batch (attention is n² per text);
         # 8 a batch was the fastest on 2 cores for 80 passage sentences (int8 ~178 ms, against ~199 at 32 and ~253
-        # at 64; float ~393 against ~433 and ~526: `bench.cascade --batches`)
-        order = sorted(range(len(texts)), key=lambda i: sum(encodings[i].attention_mask))
-        for start in range(0, len(order), self.batch_size):
-            rows = order[start : start + self.batch_size]
-            width = max(sum(encodings[i].attention_mask) for i in rows)
+        # at 64; float ~393 against ~433 and ~526: `bench.cascade --batches`). With workers, a call of a few texts
+        # is still cut in one part per worker, so that a two-text request uses both.
+        lengths = [sum(e.attention_mask) for e in encodings]
+        order = sorted(range(len(texts)), key=lambda i: lengths[i])
+        parts = max(-(-len(order) // self.batch_size), min(len(order), self.workers))
+        size = -(-len(order) // parts)
+        batches = [order[start : start + size] for start in range(0, len(order), size)]
+
+        def run(rows: list[int]) -> None:
+            width = max(lengths[i] for i in rows)
             ids = np.array([encodings[i].ids[:width] for i in rows], dtype=np.int64)
             mask = np.array([encodings[i].attention_mask[:width] for i in rows], dtype=np.int64)
             types = np.zeros_like(ids)
@@ -219,6 +239,12 @@ class OnnxMiniLMEmbedder(Embedder):
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             norms[norms == 0] = 1.0
             out[rows] = pooled / norms
+
+        if self._pool is None or len(batches) < 2:
+            for rows in batches:
+                run(rows)
+        else:
+            list(self._pool.map(run, batches))
         return out
 
 
@@ -331,7 +357,7 @@ def make_embedder(name: str, cache_dir: Path | None = None) -> Embedder:
     if name == "minilm-int8":
         return OnnxMiniLMEmbedder(cache_dir, int8=True)
     if name == "minilm-fast":
-        return OnnxMiniLMEmbedder(cache_dir, variant="fast")
+        return OnnxMiniLMEmbedder(cache_dir, variant="fast", threads=1, workers=min(4, os.cpu_count() or 1))
     if name == "minilm-torch":
         return MiniLMEmbedder()
     if name == "hash":

@@ -48,6 +48,25 @@ def test_the_first_stage_is_closer_to_the_float_model_than_int8_everywhere(
     assert minilm_fast.space != minilm.space  # never an index's embedder in its place
 
 
+def test_calls_side_by_side_give_the_same_vectors(minilm: Embedder) -> None:
+    """With workers, a call's texts are cut in parts embedded side by side on one session: each part is a model
+    call of its own, so the float vectors are the same, and the int8 ones differ only as batching makes them
+    (their activations are quantised per call)."""
+    texts = [f"{t} ({i})" for i, t in enumerate(TEXTS * 5)]
+    one = OnnxMiniLMEmbedder(threads=2, workers=1)
+    two = OnnxMiniLMEmbedder(threads=1, workers=2)
+    try:
+        np.testing.assert_allclose(two.embed(texts), one.embed(texts), atol=1e-5)
+        np.testing.assert_allclose(two.embed(texts[:2]), minilm.embed(texts[:2]), atol=1e-5)  # one text a worker
+        fast = OnnxMiniLMEmbedder(variant="fast", threads=1, workers=2)
+        cos = (fast.embed(texts) * minilm.embed(texts)).sum(axis=1)
+        assert np.all(cos > 0.97), cos
+        fast.close()
+    finally:
+        one.close()
+        two.close()
+
+
 class Counting(Embedder):
     def __init__(self) -> None:
         self.inner = HashEmbedder()
