@@ -139,7 +139,8 @@ class WordIndex:
         found: dict[str, set[str]] = defaultdict(set)
         most = max(self.min_shared, min(int(SHARED_SHARE * len(self._slots)), MAX_OWNERS))
         words = list(set(tokens(text)) | numbers(text))
-        for w, slots in zip(words, self.postings.lookup(string_keys(words)), strict=True):
+        for row, slots in self.postings.hits(string_keys(words)).items():
+            w = words[row]
             if len(slots) <= most:
                 for slot in slots:
                     entry_id = self._slots.key(slot)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections import Counter, OrderedDict, defaultdict
 from collections.abc import Iterable
-from itertools import accumulate
+from itertools import accumulate, repeat
 
 import numpy as np
 import numpy.typing as npt
@@ -172,7 +172,10 @@ class NameMatcher:
         # only windows within two letters of a name's length can be one (counted before a window is joined)
         near = {n for length in self._key_lengths for n in range(length - 2, length + 3)}
         ends = list(accumulate((len(t) for t in toks), initial=0))
-        anchored = [t in self._anchors for t in toks]
+        # anchors before each token: a window holds one when the count grows across it
+        anchors = list(accumulate((t in self._anchors for t in toks), initial=0))
+        typos_from = self.typo_min_chars - 2  # a window this long or longer may hold a typo (allowed_typos)
+        exact = self._exact
         # A name of w tokens may be written as w-1 or w+1 tokens ("Yun-Hwa" vs "YunHwa"); try those widths too.
         max_width = max(self._widths) + 1
         for width in range(1, max_width + 1):
@@ -180,11 +183,11 @@ class NameMatcher:
                 length = ends[i + width] - ends[i]
                 if length not in near:
                     continue
-                window = "".join(toks[i : i + width])
-                hit = self._exact.get(window)
+                window = toks[i] if width == 1 else "".join(toks[i : i + width])
+                hit = exact.get(window)
                 if hit:
                     found |= hit
-                elif (width == 1 or any(anchored[i : i + width])) and self.allowed_typos(length + 2):
+                elif length >= typos_from and (width == 1 or anchors[i + width] > anchors[i]):
                     fuzzy.append(window)
         return found | self._fuzzy_lookup(fuzzy)
 
@@ -201,11 +204,15 @@ class NameMatcher:
         answers: dict[str, set[str]] = {w: set() for w in unique}
         for start in range(0, len(unique), FUZZY_BATCH):  # bounded memory for very long texts
             batch = unique[start : start + FUZZY_BATCH]
-            variants = [(w, v) for w in batch for v in _deletes(w, self.allowed_typos(len(w) + 2))]
+            variants: list[str] = []
+            of: list[int] = []  # the window of each variant (an index into batch)
+            for n, w in enumerate(batch):
+                deleted = _deletes(w, self.allowed_typos(len(w) + 2))
+                variants.extend(deleted)
+                of.extend(repeat(n, len(deleted)))
             checked: set[tuple[str, int]] = set()
-            for (window, _), slots in zip(
-                variants, self.fuzzy.lookup(string_keys(v for _, v in variants)), strict=True
-            ):
+            for row, slots in self.fuzzy.hits(string_keys(variants)).items():
+                window = batch[of[row]]
                 for slot in slots:
                     key = self._name.get(slot)
                     if key is None or (window, slot) in checked:

@@ -63,7 +63,7 @@ class NgramIndex:
     def find(self, text: str) -> dict[str, int]:
         """Entry id -> how many of the text's n-grams appear in that entry's documents."""
         hits: Counter[str] = Counter()
-        for owners in self.postings.lookup(gram_hashes(text, self.n)):
+        for owners in self.postings.hits(gram_hashes(text, self.n)).values():
             for slot in owners:
                 entry_id = self._slots.key(slot)
                 if entry_id is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import compress
 
 import numpy as np
 import numpy.typing as npt
@@ -79,19 +80,30 @@ class Postings:
 
     def lookup(self, keys: Keys) -> list[set[int]]:
         """The live owners of each key."""
-        out: list[set[int]] = [set() for _ in range(len(keys))]
+        found = self.hits(keys)
+        return [found.get(row, set()) for row in range(len(keys))]
+
+    def hits(self, keys: Keys) -> dict[int, set[int]]:
+        """The live owners of the keys that have any, by row. A text's words and typo variants mostly have none,
+        so only those that do cost Python work: the arrays are searched in numpy, the recent additions probed
+        with the dict's own `__contains__` (thousands of keys a call for a passage's typo variants)."""
+        out: dict[int, set[int]] = {}
         if len(self._keys) and len(keys):
             lo = np.searchsorted(self._keys, keys, side="left")
             hi = np.searchsorted(self._keys, keys, side="right")
             for row in np.flatnonzero(hi > lo).tolist():
-                out[row].update(self._owners[lo[row] : hi[row]].tolist())
-        if self._recent or self._frozen:
-            for row, key in enumerate(keys.tolist()):
-                out[row].update(self._recent.get(key, ()))
-                out[row].update(self._frozen.get(key, ()))
+                out[row] = set(self._owners[lo[row] : hi[row]].tolist())
+        listed: list[int] | None = None
+        for table in (self._recent, self._frozen):
+            if table and len(keys):
+                listed = keys.tolist() if listed is None else listed
+                for row in compress(range(len(listed)), map(table.__contains__, listed)):
+                    out.setdefault(row, set()).update(table[listed[row]])
         if self._dead:
-            for owners in out:
-                owners.difference_update(self._dead)
+            for row in list(out):
+                out[row] -= self._dead
+                if not out[row]:
+                    del out[row]
         return out
 
     @property

@@ -66,3 +66,24 @@ def test_bulk_in_batches_builds_the_arrays_one_sort_would() -> None:
     all_owners = np.concatenate([o for _, o in batches])
     expected = [{int(o) for k, o in zip(all_keys, all_owners, strict=True) if k == key} for key in probe]
     assert batched.lookup(probe) == expected
+
+
+def test_hits_are_the_keys_with_live_owners_only() -> None:
+    """The sparse look-up (a passage's typo variants: thousands of keys, a handful with owners) agrees with
+    `lookup` wherever keys are: the arrays, recent additions, a frozen set-aside, tombstones."""
+    rng = np.random.default_rng(3)
+    p = Postings()
+    p.bulk(rng.integers(0, 40, 60).astype(np.uint64), rng.integers(0, 6, 60).astype(np.int32))
+    p.add(keys(3, 41, 42), 7)
+    frozen = p.freeze()  # set aside, as while a compaction builds
+    p.add(keys(42, 43), 8)
+    p.remove(2)
+    probe = np.arange(50, dtype=np.uint64)
+    listed = p.lookup(probe)
+    hits = p.hits(probe)
+    assert hits == {row: owners for row, owners in enumerate(listed) if owners}
+    assert hits[42] == {7, 8} and hits[43] == {8} and 44 not in hits
+    assert all(2 not in owners for owners in hits.values())
+    p.install(frozen, Postings.build(frozen))
+    assert p.hits(probe) == hits
+    assert p.hits(keys()) == {} and Postings().hits(probe) == {}
