@@ -17,7 +17,7 @@ import pytest
 from guard.app import create_app
 from guard.eval.fake_upstream import FakeUpstream, fixed
 from guard.eval.serving import BackgroundServer
-from guard.forget.embedder import Embedder
+from guard.forget.embedder import Embedder, HashEmbedder
 from guard.settings import Settings
 from tests.helpers import ADMIN
 
@@ -73,3 +73,49 @@ def test_blocked_span_never_reaches_the_client(
     while not fake.streams[0]["cancelled"] and time.monotonic() < deadline:
         time.sleep(0.05)
     assert fake.streams[0]["cancelled"] and not fake.streams[0]["completed"]
+
+
+SLOW = ["A first", " sentence that", " takes its", " time to end.", " Then another", " one."]
+
+
+def _first_content_s(url: str) -> tuple[float, str]:
+    """Seconds to the first chunk with content, and the whole answer."""
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "Say something."}]}
+    started, first, text = time.monotonic(), None, ""
+    with (
+        httpx.Client(base_url=url, timeout=30) as client,
+        client.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: {"):
+                piece = json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+                if piece and first is None:
+                    first = time.monotonic() - started
+                text += piece
+    assert first is not None
+    return first, text
+
+
+def test_with_nothing_to_forget_the_stream_is_not_held_to_sentence_ends(
+    settings: Settings, serve: Callable[[Any], BackgroundServer]
+) -> None:
+    """No entry, or the checks off: no check could hold a sentence back, so chunks leave as they come (a real
+    model's first sentence takes a second or so to write). Once an entry exists, the next request is held to
+    sentence ends again."""
+    fake = FakeUpstream(fixed("".join(SLOW)), token_ms=250)
+    fake.pieces = lambda text: SLOW
+    upstream = serve(fake.app())
+    on = settings.model_copy(update={"upstream": upstream.url})
+    guard = serve(create_app(on, embedder=HashEmbedder()))
+    bare = serve(create_app(on.model_copy(update={"checks": False}), embedder=HashEmbedder()))
+    sentence_s = 0.25 * 4  # the fourth chunk ends the first sentence
+    for url in (guard.url, bare.url):
+        first, text = _first_content_s(url)
+        assert first < sentence_s / 2, (url, first)
+        assert text == "".join(SLOW)
+    r = httpx.post(f"{guard.url}/admin/forget", headers=ADMIN,
+                   json={"subject": "Hsiao Yun-Hwa", "documents": [SECRET]})  # fmt: skip
+    assert r.status_code == 201
+    first, text = _first_content_s(guard.url)
+    assert first >= sentence_s * 0.9 and text == "".join(SLOW)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from guard.errors import UpstreamError
@@ -15,7 +15,7 @@ def encode(chunk: dict[str, Any]) -> bytes:
     return b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
 
 
-async def parse(lines: AsyncIterator[str]) -> AsyncIterator[dict[str, Any]]:
+async def parse(lines: AsyncIterator[str]) -> AsyncGenerator[dict[str, Any]]:
     """Yield each `data:` event as a dict; stop at `[DONE]`.
 
     A malformed event, an in-stream error event or a stream cut before `[DONE]` raises UpstreamError.

@@ -134,13 +134,17 @@ class Checker:
 
         return check
 
+    def checking(self) -> bool:
+        """Can a check find anything now? Not with the checks off (a bare proxy) or an empty index."""
+        return self.enabled and bool(len(self.index))
+
     def warmer(self, growing: bool = False) -> Warmer:
         """Embeds the pieces the output check will read of an answer's complete sentences while the rest is
         generated (`guard.pipeline.warm`)."""
         return Warmer(self._warm, growing)
 
     async def _warm(self, fields: Fields) -> None:
-        if not self.enabled or not len(self.index):
+        if not self.checking():
             return
         segments = [Segment(f"output.{field}", t, "assistant") for field, t in _merged(fields)]
         to_read = self.outputs.plan(segments).to_read()
@@ -208,7 +212,7 @@ class Checker:
         policies: PolicySet,
         watch: Watch | None = None,
     ) -> Verdict:
-        if not self.enabled or not len(self.index):
+        if not self.checking():
             return ALLOW
         started = time.perf_counter()
         try:

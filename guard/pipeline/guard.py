@@ -65,13 +65,13 @@ class Guard:
     def _assembled(self, ctx: RequestContext) -> bool:
         """Is this non-streamed request streamed from the upstream and assembled (policy `stream_upstream`)? Not
         when nothing is checked (checks off, or no entry): then there is nothing to embed while it is generated."""
-        if not ctx.policy.stream_upstream or ctx.stream or not self.checker.enabled or not len(self.index):
+        if not ctx.policy.stream_upstream or ctx.stream or not self.checker.checking():
             return False
         return streamable(ctx.body)
 
     def _speculate(self, ctx: RequestContext, upstream: Upstream, assembled: bool) -> Early | None:
         """The request sent upstream now, before its input check, when its policy allows (see `speculate`)."""
-        if not ctx.policy.speculative or not self.checker.enabled or not len(self.index):
+        if not ctx.policy.speculative or not self.checker.checking():
             return None
         if assembled:
             return Early(upstream.open_stream(PATHS[ctx.endpoint], streaming(ctx.body)))
