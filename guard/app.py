@@ -188,6 +188,8 @@ def create_app(
             guard.close()
             await index.aclose()
             emb.close()
+            if local and stage is not None:  # made here (a test's or an eval's stage is its owner's to close)
+                stage.close()
             audit.close()
 
     app = FastAPI(title="forget-guard", version=__version__, lifespan=lifespan)

@@ -93,6 +93,8 @@ class Targets:
             self.meaning = make_embedder(settings.multilingual)
         if self.fast is None:
             self.fast = first_stage(settings, self.embedder.space)
+            if self.fast is not None:
+                self._stack.callback(self.fast.close)
         app = create_app(settings, embedder=self.embedder, meaning=self.meaning, fast=self.fast)
         server = self._stack.enter_context(BackgroundServer(app))
         return Target(name, server.url, model_of(upstream), guarded=True, admin_token=token)

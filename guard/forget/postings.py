@@ -79,7 +79,7 @@ class Postings:
         self._dead.add(owner)
 
     def lookup(self, keys: Keys) -> list[set[int]]:
-        """The live owners of each key."""
+        """The live owners of each key, an empty set where none (a dense view of `hits`, which the look-ups use)."""
         found = self.hits(keys)
         return [found.get(row, set()) for row in range(len(keys))]
 
