@@ -84,13 +84,17 @@ def shot(driver: Any, name: str) -> None:
 def submit(driver: Any, button: Any) -> None:
     """Click a form's button and wait for the page it leads to: a click returns before the navigation has
     finished, and the old page's elements (an earlier "done" message) would be read otherwise."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
     button.click()
-    WebDriverWait(driver, 30).until(expected_conditions.staleness_of(old))
+    # While the old page is torn down, chromedriver sometimes answers the probe of its element with "unhandled
+    # inspector error: Node with given id does not belong to the document" instead of "stale element"
+    # (SeleniumHQ/selenium#15401; a CI run failed so). That is the navigation under way: poll again.
+    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(expected_conditions.staleness_of(old))
 
 
 def count(driver: Any, entry: str, action: str) -> int:
