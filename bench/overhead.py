@@ -12,7 +12,8 @@ through the admin API) it measures, with the real MiniLM, faiss and SQLite:
 - sustained requests/s, 8 closed-loop clients, bare proxy vs guard;
 - the index itself, in this process: load time, search p50 for one query, recall of the real forget entries
   among the synthetic ones (the guard's best score vs the exact best), add → enforced, guard RSS.
-With --append the tables go to bench/RESULTS.md with the command and the machine.
+With --append the tables go to bench/RESULTS.md with the command and the machine. `--policy-fields
+speculative,stream_upstream` runs the guard with those fields of its default policy on (the bare proxy as it is).
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import httpx
 import numpy as np
 
 from bench.load import pct, rss_mb, wait_ready
+from bench.speculative import policies
 from guard.eval.data import Tofu
 from guard.eval.serving import free_port
 from guard.forget.embedder import Embedder, make_embedder
@@ -270,7 +272,9 @@ async def concurrent(
 # -- one index size ---------------------------------------------------------------------------------------
 
 
-def start_stack(index_dir: Path, bare_dir: Path, log_dir: Path) -> tuple[list[subprocess.Popen[bytes]], dict[str, str]]:
+def start_stack(
+    index_dir: Path, bare_dir: Path, log_dir: Path, policy_fields: str = ""
+) -> tuple[list[subprocess.Popen[bytes]], dict[str, str]]:
     python = sys.executable
     up_port, bare_port, guard_port = free_port(), free_port(), free_port()
     env = {**os.environ, "FAKE_TOKEN_MS": str(TOKEN_MS), "FAKE_TOKENS": str(STREAM_TOKENS)}
@@ -307,6 +311,9 @@ def start_stack(index_dir: Path, bare_dir: Path, log_dir: Path) -> tuple[list[su
             # 1e6); this bench's prompts are English, which never reach it (the peer comparison does the same)
             "GUARD_MULTILINGUAL": os.environ.get("GUARD_MULTILINGUAL", "off"),
         }
+        if policy_fields and checks == "true":  # e.g. "speculative,stream_upstream": set true in the default policy
+            fields = dict.fromkeys(policy_fields.split(","), True)
+            genv["GUARD_POLICY_FILE"] = str(policies(log_dir, None, **fields))
         log = (log_dir / f"{label}.log").open("wb")
         command = [python, "-m", "guard", "serve"]
         procs.append(subprocess.Popen(command, cwd=REPO_ROOT, env=genv, stdout=log, stderr=log))
@@ -330,7 +337,7 @@ async def measure_size(n: int, corpus: Corpus, args: argparse.Namespace, emb: Em
     log_dir = WORK / f"logs-{n}"
     log_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    procs, urls = start_stack(index_dir, bare_dir, log_dir)
+    procs, urls = start_stack(index_dir, bare_dir, log_dir, args.policy_fields)
     load_s = time.perf_counter() - started
     result: dict[str, Any] = {"n": n, "guard_start_s": load_s}
     try:
@@ -521,6 +528,11 @@ def main() -> None:
     parser.add_argument("--append", action="store_true", help="append the tables to bench/RESULTS.md")
     parser.add_argument("--index-only", action="store_true", help="only the in-process index figures (prints them)")
     parser.add_argument("--tofu", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "tofu")
+    parser.add_argument(
+        "--policy-fields",
+        default="",
+        help="policy fields set true in the guard's default policy, e.g. speculative,stream_upstream",
+    )
     args = parser.parse_args()
     os.environ["GUARD_EMBEDDER"] = args.embedder
     emb = make_embedder(args.embedder)
