@@ -13,6 +13,8 @@ proxy, first, seen and none; what a seen context adds over none; how many were b
 as the other side of it, how many of 20 passages about the forgotten authors were refused (each author's TOFU
 paraphrased answers, the name parts replaced by "the writer": a passage that states forgotten facts without
 naming its subject). `--before REV` adds the guard as it was at a git revision (a worktree), side by side.
+`--speculative` adds the guard with `speculative` and `stream_upstream` on; `--first-ms 100 --token-ms 15` paces
+the fake upstream as a model serves (the first token after 100 ms, then a word every 15 ms, 30 words).
 
 `--replay N` runs the input check of N such prompts in this process instead (the real MiniLM, the default
 policies, forget10 registered): the time to cut the texts, embed them (as `guard serve` does: the int8 first
@@ -51,6 +53,7 @@ from guard.settings import REPO_ROOT, default_policy_file
 from guard.text import sentences
 
 FLOAT = "guard, float only"
+SPECULATIVE = "guard, speculative + stream_upstream"
 # each context is sent first, then seen again with another question; "none": a new question without any context
 SENT = (("first", "Summarise the passage."), ("seen", "Who is it about?"), ("none", "Who is it about, in short?"))
 
@@ -132,6 +135,12 @@ def main() -> None:
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--replay", type=int, default=0, help="replay N prompts' input check in process")
     parser.add_argument("--before", help="also the guard at this git revision")
+    parser.add_argument("--first-ms", type=float, default=0.0, help="the fake upstream's time to the first token")
+    parser.add_argument("--token-ms", type=float, default=0.0, help="... and to each next word (0: all at once)")
+    parser.add_argument("--answer-tokens", type=int, default=30, help="... in an answer of this many words")
+    parser.add_argument(
+        "--speculative", action="store_true", help="also the guard with speculative and stream_upstream on"
+    )
     args = parser.parse_args()
     tofu = Tofu(args.tofu)
     if args.replay:
@@ -144,7 +153,8 @@ def main() -> None:
         subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=REPO_ROOT, check=True,
                        capture_output=True)  # fmt: skip
     try:
-        proc, upstream = start_fake_upstream()
+        paced = {"FAKE_TOKEN_MS": str(args.token_ms), "FAKE_TOKENS": str(args.answer_tokens)} if args.token_ms else {}
+        proc, upstream = start_fake_upstream({"FAKE_FIRST_MS": str(args.first_ms), **paced})
         procs.append(proc)
         urls: dict[str, str] = {}
         policy = str(policies(tmp))
@@ -153,6 +163,9 @@ def main() -> None:
                    (FLOAT, {"GUARD_POLICY_FILE": policy, "GUARD_FIRST_STAGE": "off"}, REPO_ROOT)]  # fmt: skip
         if args.before:
             targets.insert(1, (f"guard at {args.before}", {"GUARD_POLICY_FILE": policy}, before))
+        if args.speculative:
+            spec = str(policies(tmp, speculative=True, stream_upstream=True))
+            targets.insert(2, (SPECULATIVE, {"GUARD_POLICY_FILE": spec}, REPO_ROOT))
         for label, extra, tree in targets:
             extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
             proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log", tree)
@@ -178,6 +191,9 @@ def main() -> None:
                             ms[(label, seen)].append(elapsed)
         print(f"{args.prompts} prompts of ~{args.tokens} tokens (a system passage and a question), each sent first "
               "and then again with another question; forget10 registered")  # fmt: skip
+        if args.token_ms or args.first_ms:
+            print(f"the upstream: first token after {args.first_ms:.0f} ms, then a word every {args.token_ms:.0f} ms, "
+                  f"{args.answer_tokens} words (a non-streamed answer comes whole at the end)")  # fmt: skip
         print("\n| target | context | p50 ms | p95 ms | guard added p50 over bare |")
         print("|---|---|---|---|---|")
         for seen, _ in SENT:
