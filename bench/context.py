@@ -38,8 +38,7 @@ from pathlib import Path
 import httpx
 
 from bench.cascade import staged
-from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
-from bench.speculative import policies
+from bench.procs import policies, register_forget10, start_fake_upstream, start_guard, stop
 from guard.checks.conversation import Conversation
 from guard.checks.decide import floors
 from guard.checks.evidence import Segment
@@ -165,7 +164,8 @@ def main() -> None:
             targets.insert(1, (f"guard at {args.before}", {"GUARD_POLICY_FILE": policy}, before))
         if args.speculative:
             spec = str(policies(tmp, speculative=True, stream_upstream=True))
-            targets.insert(2, (SPECULATIVE, {"GUARD_POLICY_FILE": spec}, REPO_ROOT))
+            after = [label for label, _, _ in targets].index("guard") + 1
+            targets.insert(after, (SPECULATIVE, {"GUARD_POLICY_FILE": spec}, REPO_ROOT))
         for label, extra, tree in targets:
             extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
             proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log", tree)

@@ -38,7 +38,7 @@ import httpx
 import numpy as np
 
 from bench.load import pct, rss_mb, wait_ready
-from bench.speculative import policies
+from bench.procs import policies
 from guard.eval.data import Tofu
 from guard.eval.serving import free_port
 from guard.forget.embedder import Embedder, make_embedder

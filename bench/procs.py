@@ -1,5 +1,6 @@
-"""The processes the side-by-side benches start: guards (`guard serve`, from this tree or another) and the fake
-upstream (`guard.eval.fake_upstream`), and forget10 registered through the admin API."""
+"""The processes the side-by-side benches start: guards (`guard serve`, from this tree or another, with the shipped
+policies or a variant of them) and the fake upstream (`guard.eval.fake_upstream`), and forget10 registered through
+the admin API."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import httpx
+import yaml
 
 from guard.eval.data import Tofu
 from guard.eval.serving import free_port
-from guard.settings import REPO_ROOT
+from guard.settings import REPO_ROOT, default_policy_file
 
 TOKEN = "bench-admin"
 
@@ -86,3 +88,15 @@ def cpu_seconds(pid: int) -> float:
         except (FileNotFoundError, ProcessLookupError):
             continue
     return total
+
+
+def policies(tmp: Path, shipped: Path | None = None, **fields: bool) -> Path:
+    """The shipped policies (of this tree, or those in `shipped`), with these fields set in the default one."""
+    d = tmp / f"policies-{len(list(tmp.glob('policies-*')))}"
+    d.mkdir()
+    for f in (shipped or default_policy_file().parent).glob("*.yaml"):
+        raw = yaml.safe_load(f.read_text("utf-8"))
+        if f.name == "default.yaml":
+            raw.update(fields)
+        (d / f.name).write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
+    return d / "default.yaml"

@@ -28,24 +28,11 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import httpx
-import yaml
 
 from bench.cost import OTHER, PROMPTS
-from bench.procs import register_forget10, start_fake_upstream, start_guard, stop
+from bench.procs import policies, register_forget10, start_fake_upstream, start_guard, stop
 from guard.eval.data import DEFAULT_DIR, Tofu
-from guard.settings import REPO_ROOT, default_policy_file
-
-
-def policies(tmp: Path, shipped: Path | None = None, **fields: bool) -> Path:
-    """The shipped policies (of this tree, or those in `shipped`), with these fields set in the default one."""
-    d = tmp / f"policies-{len(list(tmp.glob('policies-*')))}"
-    d.mkdir()
-    for f in (shipped or default_policy_file().parent).glob("*.yaml"):
-        raw = yaml.safe_load(f.read_text("utf-8"))
-        if f.name == "default.yaml":
-            raw.update(fields)
-        (d / f.name).write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
-    return d / "default.yaml"
+from guard.settings import REPO_ROOT
 
 
 def timed(client: httpx.Client, url: str, body: Mapping[str, object], stream: bool) -> tuple[float, str]:
