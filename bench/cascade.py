@@ -183,8 +183,10 @@ async def main_async(args: argparse.Namespace) -> None:
     tofu = Tofu(args.tofu)
     exact, fast = make_embedder("minilm"), make_embedder("minilm-fast")
     piece_floor, passage_floor = floors(PolicySet.load(default_policy_file()))
-    print(f"floors (default policies): question/sentence {piece_floor:.2f}, passage statement {passage_floor:.2f}; "
-          f"margin {MARGIN}")  # fmt: skip
+    print(
+        f"floors (default policies): question/sentence {piece_floor:.2f}, passage statement {passage_floor:.2f}; "
+        f"margin {MARGIN}"
+    )
     sets = texts_of(tofu, args.retain)
     report: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -212,8 +214,12 @@ async def main_async(args: argparse.Namespace) -> None:
     passage = [s for r in tofu.rows("retain90")[-400:-300] for s in sentences(r["answer"])][:80]
     print(f"\nspeed, one process, side by side ({args.repeat} short texts one at a time; {len(passage)} sentences)")
     print("| model | short text p50 ms | passage ms |\n|---|---|---|")
-    for label, model in (("float (minilm)", exact), ("int8 first stage (minilm-fast)", fast), ("float", exact),
-                         ("int8", fast)):  # fmt: skip
+    for label, model in (
+        ("float (minilm)", exact),
+        ("int8 first stage (minilm-fast)", fast),
+        ("float", exact),
+        ("int8", fast),
+    ):
         s, p = speed(model, short, passage, args.repeat)
         report.setdefault("speed", []).append([label, s, p])
         print(f"| {label} | {s:.2f} | {p:.1f} |")

@@ -55,8 +55,9 @@ async def replay(n: int, tofu: Tofu, first_stage: bool) -> None:
     pin_threads(1)
     emb = CachedEmbedder(make_embedder("minilm"), 8192)
     corpus = load_corpus(tofu, emb)
-    index = await ForgetIndex.open(SqliteRegistry(WORK / f"index-{n}" / REGISTRY_FILE, emb.dim), emb,
-                                   ngram_words=12, typo_min_chars=6)  # fmt: skip
+    index = await ForgetIndex.open(
+        SqliteRegistry(WORK / f"index-{n}" / REGISTRY_FILE, emb.dim), emb, ngram_words=12, typo_min_chars=6
+    )
     view, checks = index.memory, input_checks()
     policies = PolicySet.load(default_policy_file())
     fast = CachedEmbedder(make_embedder("minilm-fast"), 8192) if first_stage else None
@@ -89,8 +90,10 @@ async def replay(n: int, tofu: Tofu, first_stage: bool) -> None:
     for chat in chats[:5]:  # warm-up
         check(chat)
     gc.callbacks.append(_timed)
-    print("| collector | input check p50 ms | p95 | cut p50 | embed p50 | decide p50 | decide max | "
-          "collections | longest gen-2 pauses, ms |\n|---|---|---|---|---|---|---|---|---|")  # fmt: skip
+    print(
+        "| collector | input check p50 ms | p95 | cut p50 | embed p50 | decide p50 | decide max | "
+        "collections | longest gen-2 pauses, ms |\n|---|---|---|---|---|---|---|---|---|"
+    )
     for label, part in (("as by default", chats[5:40]), ("after gc.freeze()", chats[40:75])):
         if label != "as by default":
             gc.freeze()
@@ -98,10 +101,12 @@ async def replay(n: int, tofu: Tofu, first_stage: bool) -> None:
         rows = [check(chat) for chat in part]
         total = [sum(r) for r in rows]
         longest = sorted((ms for g, ms in pauses if g == 2), reverse=True)[:3]
-        print(f"| {label} | {statistics.median(total):.1f} | {statistics.quantiles(total, n=20)[18]:.1f} | "
-              f"{statistics.median(r[0] for r in rows):.1f} | {statistics.median(r[1] for r in rows):.1f} | "
-              f"{statistics.median(r[2] for r in rows):.1f} | {max(r[2] for r in rows):.1f} | {len(pauses)} | "
-              f"{', '.join(f'{ms:.0f}' for ms in longest) or '–'} |")  # fmt: skip
+        print(
+            f"| {label} | {statistics.median(total):.1f} | {statistics.quantiles(total, n=20)[18]:.1f} | "
+            f"{statistics.median(r[0] for r in rows):.1f} | {statistics.median(r[1] for r in rows):.1f} | "
+            f"{statistics.median(r[2] for r in rows):.1f} | {max(r[2] for r in rows):.1f} | {len(pauses)} | "
+            f"{', '.join(f'{ms:.0f}' for ms in longest) or '–'} |"
+        )
     if fast is not None:
         print(f"\ntexts per model (int8 first stage): {dict(staged_counts)}")
     profile = cProfile.Profile()

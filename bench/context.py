@@ -96,8 +96,10 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
 
     def check(context: str, question: str, profile: cProfile.Profile | None = None) -> str:
         started = time.perf_counter()
-        turns = (Segment("messages[0].content", f"Answer from this passage only.\n\n{context}", "system"),
-                 Segment("messages[1].content", question, "user"))  # fmt: skip
+        turns = (
+            Segment("messages[0].content", f"Answer from this passage only.\n\n{context}", "system"),
+            Segment("messages[1].content", question, "user"),
+        )
         plan = checks.plan(Conversation(turns, policies.settings.window_turns).segments(), view.stamp)
         segments = plan.to_read()
         texts = checks.embed(segments)
@@ -112,9 +114,11 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
             profile.disable()
         done = time.perf_counter()
         evidence = sorted({f"{m.kind} {m.score:.2f}" for m in verdict.matches})[:4]
-        return (f"{len(segments)} segments, {len(texts)} texts: cut {1000 * (cut - started):.0f} ms, embed "
-                f"{1000 * (embedded - cut):.0f} ms [{stages}], decide {1000 * (done - embedded):.0f} ms -> "
-                f"{verdict.action.value} {evidence} watched {len(verdict.watched)}")  # fmt: skip
+        return (
+            f"{len(segments)} segments, {len(texts)} texts: cut {1000 * (cut - started):.0f} ms, embed "
+            f"{1000 * (embedded - cut):.0f} ms [{stages}], decide {1000 * (done - embedded):.0f} ms -> "
+            f"{verdict.action.value} {evidence} watched {len(verdict.watched)}"
+        )
 
     for i, context in enumerate(contexts(tofu, n, tokens)):
         print(f"prompt {i} first: {check(context, f'Summarise the passage. ({i})')}")
@@ -149,17 +153,23 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     before = tmp / "before"
     if args.before:
-        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=REPO_ROOT, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(before), args.before],
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+        )
     try:
         paced = {"FAKE_TOKEN_MS": str(args.token_ms), "FAKE_TOKENS": str(args.answer_tokens)} if args.token_ms else {}
         proc, upstream = start_fake_upstream({"FAKE_FIRST_MS": str(args.first_ms), **paced})
         procs.append(proc)
         urls: dict[str, str] = {}
         policy = str(policies(tmp))
-        targets = [("bare proxy", {"GUARD_CHECKS": "false"}, REPO_ROOT),
-                   ("guard", {"GUARD_POLICY_FILE": policy}, REPO_ROOT),
-                   (FLOAT, {"GUARD_POLICY_FILE": policy, "GUARD_FIRST_STAGE": "off"}, REPO_ROOT)]  # fmt: skip
+        targets = [
+            ("bare proxy", {"GUARD_CHECKS": "false"}, REPO_ROOT),
+            ("guard", {"GUARD_POLICY_FILE": policy}, REPO_ROOT),
+            (FLOAT, {"GUARD_POLICY_FILE": policy, "GUARD_FIRST_STAGE": "off"}, REPO_ROOT),
+        ]
         if args.before:
             targets.insert(1, (f"guard at {args.before}", {"GUARD_POLICY_FILE": policy}, before))
         if args.speculative:
@@ -189,11 +199,15 @@ def main() -> None:
                         blocked[label] += r.headers.get("x-guard-action", "allow") != "allow"
                         if i >= 2:  # warm-up
                             ms[(label, seen)].append(elapsed)
-        print(f"{args.prompts} prompts of ~{args.tokens} tokens (a system passage and a question), each sent first "
-              "and then again with another question; forget10 registered")  # fmt: skip
+        print(
+            f"{args.prompts} prompts of ~{args.tokens} tokens (a system passage and a question), each sent first "
+            "and then again with another question; forget10 registered"
+        )
         if args.token_ms or args.first_ms:
-            print(f"the upstream: first token after {args.first_ms:.0f} ms, then a word every {args.token_ms:.0f} ms, "
-                  f"{args.answer_tokens} words (a non-streamed answer comes whole at the end)")  # fmt: skip
+            print(
+                f"the upstream: first token after {args.first_ms:.0f} ms, then a word every {args.token_ms:.0f} ms, "
+                f"{args.answer_tokens} words (a non-streamed answer comes whole at the end)"
+            )
         print("\n| target | context | p50 ms | p95 ms | guard added p50 over bare |")
         print("|---|---|---|---|---|")
         for seen, _ in SENT:
@@ -201,8 +215,10 @@ def main() -> None:
             for label in urls:
                 values = ms[(label, seen)]
                 p95 = statistics.quantiles(values, n=20)[18]
-                print(f"| {label} | {seen} | {statistics.median(values):.1f} | {p95:.1f} | "
-                      f"{statistics.median(values) - bare:+.1f} |")  # fmt: skip
+                print(
+                    f"| {label} | {seen} | {statistics.median(values):.1f} | {p95:.1f} | "
+                    f"{statistics.median(values) - bare:+.1f} |"
+                )
         for label in guards:
             seen_cost = statistics.median(ms[(label, "seen")]) - statistics.median(ms[(label, "none")])
             print(f"\n{label}: a seen context over the same kind of question without it: {seen_cost:+.1f} ms p50")
@@ -211,9 +227,13 @@ def main() -> None:
         with httpx.Client(timeout=120) as client:
             for context in forgotten(tofu):
                 for label, url in urls.items():
-                    body = {"model": "m", "messages": [
-                        {"role": "system", "content": f"Answer from this passage only.\n\n{context}"},
-                        {"role": "user", "content": "Summarise the passage."}]}  # fmt: skip
+                    body = {
+                        "model": "m",
+                        "messages": [
+                            {"role": "system", "content": f"Answer from this passage only.\n\n{context}"},
+                            {"role": "user", "content": "Summarise the passage."},
+                        ],
+                    }
                     r = client.post(f"{url}/v1/chat/completions", json=body)
                     assert r.status_code == 200, r.text
                     refused[label] += r.headers.get("x-guard-action", "allow") == "refuse"

@@ -51,8 +51,9 @@ def main() -> None:
     prompts = PROMPTS if args.prompts == "en" else OTHER
     tmp = Path(tempfile.mkdtemp())
     before = tmp / "before"
-    subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=REPO_ROOT, check=True,
-                   capture_output=True)  # fmt: skip
+    subprocess.run(
+        ["git", "worktree", "add", "--detach", str(before), args.before], cwd=REPO_ROOT, check=True, capture_output=True
+    )
     procs: list[subprocess.Popen[bytes]] = []
     try:
         proc, upstream = start_fake_upstream()
@@ -94,8 +95,10 @@ def main() -> None:
         print("|---|---|---|---|---|")
         for label in urls:
             q = statistics.quantiles(latency[label], n=20)
-            print(f"| {label} | {statistics.median(latency[label]):.2f} | {q[18]:.2f} | "
-                  f"{statistics.median(overhead[label]):.2f} | {cpu[label]:.2f} |")  # fmt: skip
+            print(
+                f"| {label} | {statistics.median(latency[label]):.2f} | {q[18]:.2f} | "
+                f"{statistics.median(overhead[label]):.2f} | {cpu[label]:.2f} |"
+            )
         print("\nadmin adds (forget10's 20 authors, 20 answers each, one at a time): POST -> 201 ms")
         for label in urls:
             print(f"- {label}: p50 {statistics.median(adds[label]):.0f} ms, max {max(adds[label]):.0f} ms")

@@ -38,8 +38,11 @@ CONTROLS = {"en": 1000, "other": 500}
 def questions(tofu: Tofu, lang: str, seed: int) -> tuple[list[tuple[str, int]], list[str]]:
     if lang == "en":
         rows = tofu.rows("forget10")[: AUTHORS * 20]
-        forget = [(r[k], i // 20) for k in ("question", "paraphrased_question", "perturbed_question")
-                  for i, r in enumerate(rows)]  # fmt: skip
+        forget = [
+            (r[k], i // 20)
+            for k in ("question", "paraphrased_question", "perturbed_question")
+            for i, r in enumerate(rows)
+        ]
         controls = [r["question"] for r in random.Random(seed).sample(tofu.rows("retain90"), CONTROLS["en"])]
         return forget, controls
     rows = json.loads((tofu.root.parent / "tofu-multilingual" / f"retain99_{lang}.json").read_text("utf-8"))

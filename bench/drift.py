@@ -77,8 +77,9 @@ def main() -> None:
     for domain, turn in (("same domain", np.eye(base.shape[1], dtype=np.float32)), ("new domain", rotation)):
         new = np.vstack([vectors, filler]).astype(np.float32) @ turn
         queries = (questions @ turn).astype(np.float32)
-        exact = np.array([float((new[: len(vectors)][owner_of_new == asker[q]] @ queries[q]).max())
-                          for q in range(len(queries))])  # fmt: skip
+        exact = np.array(
+            [float((new[: len(vectors)][owner_of_new == asker[q]] @ queries[q]).max()) for q in range(len(queries))]
+        )
         ids_base = np.arange(args.chunks, dtype=np.int64)
         ids_new = np.arange(args.chunks, args.chunks + len(new), dtype=np.int64)
         owner = np.full(args.chunks + len(new), -1, dtype=np.int64)
@@ -91,16 +92,23 @@ def main() -> None:
         index.add(ids_new, new)
         index.merge_recent()
         share = index.outliers / max(index.merged, 1)
-        print(f"| {domain} | built before, merged into | {index.drifted} | {share:.1%} | "
-              f"{found_share(index, owner, asker, queries, exact):.1%} | {took:.0f} |", flush=True)  # fmt: skip
+        print(
+            f"| {domain} | built before, merged into | {index.drifted} | {share:.1%} | "
+            f"{found_share(index, owner, asker, queries, exact):.1%} | {took:.0f} |",
+            flush=True,
+        )
         everything = np.vstack([synthetic, new])
         started = time.perf_counter()
         sample = everything[gen.choice(len(everything), plan.nlist * TRAIN_PER_LIST, replace=False)]
-        rebuilt = VectorIndex.build(base.shape[1], len(everything), sample,
-                                    [(np.concatenate([ids_base, ids_new]), everything)])  # fmt: skip
+        rebuilt = VectorIndex.build(
+            base.shape[1], len(everything), sample, [(np.concatenate([ids_base, ids_new]), everything)]
+        )
         took = time.perf_counter() - started
-        print(f"| {domain} | rebuilt (what drift starts) | {rebuilt.drifted} | – | "
-              f"{found_share(rebuilt, owner, asker, queries, exact):.1%} | {took:.0f} |", flush=True)  # fmt: skip
+        print(
+            f"| {domain} | rebuilt (what drift starts) | {rebuilt.drifted} | – | "
+            f"{found_share(rebuilt, owner, asker, queries, exact):.1%} | {took:.0f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

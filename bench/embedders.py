@@ -37,8 +37,13 @@ BUDGET = 0.01  # the false-block share a threshold is chosen for
 def load(lang: str, name: str) -> list[dict[str, str]]:
     if lang == "en":
         tofu = Tofu()
-        base = {"forget01": "forget01", "forget01_perturbed": "forget01", "retain99": "retain90",
-                "real_authors_perturbed": "real_authors", "world_facts_perturbed": "world_facts"}[name]  # fmt: skip
+        base = {
+            "forget01": "forget01",
+            "forget01_perturbed": "forget01",
+            "retain99": "retain90",
+            "real_authors_perturbed": "real_authors",
+            "world_facts_perturbed": "world_facts",
+        }[name]
         return tofu.rows(base)
     rows: list[dict[str, str]] = json.loads((ML_DIR / f"{name}_{lang}.json").read_text(encoding="utf-8"))
     return rows

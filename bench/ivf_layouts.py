@@ -58,8 +58,11 @@ def main() -> None:
     exact = np.array([float((own[a] @ q).max()) for (a, _), q in zip(questions, queries, strict=True)])
     threshold = PolicySet.load(default_policy_file()).default.input.semantic_threshold
     reach = exact >= threshold
-    print(f"{n:,} chunks + {len(added)} of 20 authors; {int(reach.sum())} of {len(questions)} questions reach "
-          f"{threshold}; RSS {rss_mb(os.getpid()):.0f} MB", flush=True)  # fmt: skip
+    print(
+        f"{n:,} chunks + {len(added)} of 20 authors; {int(reach.sum())} of {len(questions)} questions reach "
+        f"{threshold}; RSS {rss_mb(os.getpid()):.0f} MB",
+        flush=True,
+    )
     sample = x[np.random.default_rng(0).choice(n, TRAIN, replace=False)]
 
     print("| layout | nprobe | found (reaching the threshold) | found (all) | search p50 ms | p99 ms |")
@@ -68,8 +71,17 @@ def main() -> None:
     built = fill(sq8, sample, x, added)
     for nprobe in (16, 32, 64):
         sq8.nprobe = nprobe
-        report(f"IVF{NLIST}, SQ8 (the guard's until 8699f39; {built:.0f} s to build)", nprobe, sq8, queries, questions,
-               exact, reach, n, owner_of)  # fmt: skip
+        report(
+            f"IVF{NLIST}, SQ8 (the guard's until 8699f39; {built:.0f} s to build)",
+            nprobe,
+            sq8,
+            queries,
+            questions,
+            exact,
+            reach,
+            n,
+            owner_of,
+        )
     del sq8
 
     fast = faiss.index_factory(DIM, f"IVF{NLIST},PQ96x4fs", IP)
@@ -80,8 +92,17 @@ def main() -> None:
         refine.k_factor = k_factor
         for nprobe in (32, 64, 128):
             ivf.nprobe = nprobe
-            report(f"IVF{NLIST}, PQ96x4 fast-scan, re-rank top {8 * k_factor} on SQ8 ({built:.0f} s)", nprobe,
-                   refine, queries, questions, exact, reach, n, owner_of)  # fmt: skip
+            report(
+                f"IVF{NLIST}, PQ96x4 fast-scan, re-rank top {8 * k_factor} on SQ8 ({built:.0f} s)",
+                nprobe,
+                refine,
+                queries,
+                questions,
+                exact,
+                reach,
+                n,
+                owner_of,
+            )
     print(f"RSS at the end: {rss_mb(os.getpid()):.0f} MB")
 
 
@@ -114,8 +135,11 @@ def report(
         hits = [s for s, i in zip(scores[0], ids[0], strict=True) if i >= n and owner_of[i - n] == author]
         found.append(bool(hits) and max(hits) >= best - 0.01)
     hit = np.array(found)
-    print(f"| {label} | {nprobe} | {hit[reach].mean():.1%} | {hit.mean():.1%} | {statistics.median(times):.3f} | "
-          f"{pct(times, 0.99):.3f} |", flush=True)  # fmt: skip
+    print(
+        f"| {label} | {nprobe} | {hit[reach].mean():.1%} | {hit.mean():.1%} | {statistics.median(times):.3f} | "
+        f"{pct(times, 0.99):.3f} |",
+        flush=True,
+    )
     faiss.omp_set_num_threads(2)
 
 

@@ -89,8 +89,11 @@ def report(label: str, index: faiss.IndexIVF, queries: np.ndarray, truth: np.nda
             _, ids = index.search(q[None, :], 8)
             times.append((time.perf_counter() - started) * 1000)
             recall.append(len(set(ids[0].tolist()) & set(best.tolist())) / 8)
-        print(f"| {label} | {nprobe} | {statistics.median(times):.3f} | {np.percentile(times, 99):.3f} | "
-              f"{np.mean(recall):.3f} |", flush=True)  # fmt: skip
+        print(
+            f"| {label} | {nprobe} | {statistics.median(times):.3f} | {np.percentile(times, 99):.3f} | "
+            f"{np.mean(recall):.3f} |",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

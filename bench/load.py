@@ -204,8 +204,10 @@ def main() -> None:
                 admin.post("/admin/forget", json={"subject": a.name, "documents": a.answers}).raise_for_status()
             health = admin.get("/healthz").json()
         print(f"index: {health['entries']} entries, {health['chunks']} chunks; guard RSS {rss_mb(guard.pid):.0f} MB")
-        print(f"load: {args.rate:g} req/s for {args.seconds:g} s, {args.stream_share:.0%} streamed, "
-              f"{args.forget_share:.0%} forget questions")  # fmt: skip
+        print(
+            f"load: {args.rate:g} req/s for {args.seconds:g} s, {args.stream_share:.0%} streamed, "
+            f"{args.forget_share:.0%} forget questions"
+        )
         churned = [(a.name, a.answers) for a in tofu.authors("forget01")]
         stats = asyncio.run(drive(url, guard.pid, args, allowed, forget, churned))
         metrics = httpx.get(url + "/metrics").text
@@ -223,13 +225,17 @@ def report(stats: Stats, args: argparse.Namespace, metrics: str) -> None:
     print(f"\nrequests: {sent} sent, {done} answered, errors: {stats.errors or 'none'}")
     print(f"actions: {dict(sorted(stats.actions.items()))}")
     lat, over = stats.latency_ms, [x for x in stats.overhead_ms if x == x]
-    print(f"client latency ms  p50 {pct(lat, .5):.1f}  p95 {pct(lat, .95):.1f}  p99 {pct(lat, .99):.1f}  "
-          f"max {max(lat):.1f}")  # fmt: skip
+    print(
+        f"client latency ms  p50 {pct(lat, 0.5):.1f}  p95 {pct(lat, 0.95):.1f}  p99 {pct(lat, 0.99):.1f}  "
+        f"max {max(lat):.1f}"
+    )
     print(f"guard overhead ms  p50 {pct(over, 0.5):.1f}  p95 {pct(over, 0.95):.1f}  p99 {pct(over, 0.99):.1f}")
     minute = [m for t, m in stats.rss_mb if t <= 60]
     last = [m for t, m in stats.rss_mb if t >= stats.rss_mb[-1][0] - 60]
-    print(f"guard RSS MB: start {stats.rss_mb[0][1]:.0f}, first-minute mean {statistics.mean(minute):.0f}, "
-          f"last-minute mean {statistics.mean(last):.0f}, max {max(m for _, m in stats.rss_mb):.0f}")  # fmt: skip
+    print(
+        f"guard RSS MB: start {stats.rss_mb[0][1]:.0f}, first-minute mean {statistics.mean(minute):.0f}, "
+        f"last-minute mean {statistics.mean(last):.0f}, max {max(m for _, m in stats.rss_mb):.0f}"
+    )
     print(
         "RSS samples (s, MB): "
         + ", ".join(f"{t:.0f}:{m:.0f}" for t, m in stats.rss_mb[:: max(1, len(stats.rss_mb) // 12)])
@@ -252,8 +258,10 @@ def per_minute(stats: Stats) -> None:
         rows = [(lat, err) for t, lat, err in stats.done if m * 60 <= t < (m + 1) * 60]
         lat = [x for x, _ in rows]
         rss = [mb for t, mb in stats.rss_mb if t < (m + 1) * 60]
-        print(f"| {m + 1} | {len(rows)} | {sum(e for _, e in rows)} | {pct(lat, .5):.1f} | {pct(lat, .99):.1f} | "
-              f"{max(lat, default=float('nan')):.1f} | {rss[-1] if rss else float('nan'):.0f} |")  # fmt: skip
+        print(
+            f"| {m + 1} | {len(rows)} | {sum(e for _, e in rows)} | {pct(lat, 0.5):.1f} | {pct(lat, 0.99):.1f} | "
+            f"{max(lat, default=float('nan')):.1f} | {rss[-1] if rss else float('nan'):.0f} |"
+        )
 
 
 if __name__ == "__main__":

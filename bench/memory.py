@@ -37,8 +37,9 @@ def trimmed_rss() -> float:
 async def breakdown(directory: Path, emb: Embedder) -> None:
     before = trimmed_rss()
     started = time.perf_counter()
-    index = await ForgetIndex.open(SqliteRegistry(directory / REGISTRY_FILE, emb.dim), emb, ngram_words=12,
-                                   typo_min_chars=6)  # fmt: skip
+    index = await ForgetIndex.open(
+        SqliteRegistry(directory / REGISTRY_FILE, emb.dim), emb, ngram_words=12, typo_min_chars=6
+    )
     loaded = trimmed_rss()
     print(f"loaded in {time.perf_counter() - started:.0f} s; RSS {before:.0f} MB before, {loaded:.0f} MB after\n")
     print("| structure | MB |\n|---|---|")

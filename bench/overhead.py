@@ -356,8 +356,11 @@ async def measure_size(n: int, corpus: Corpus, args: argparse.Namespace, emb: Em
             enforced += action == "refuse"
         result["add_ms_p50"] = statistics.median(add_ms)
         result["enforced_next"] = f"{enforced}/{len(add_ms)}"
-        print(f"adds: p50 {result['add_ms_p50']:.0f} ms (POST → 201, enforced when acknowledged); "
-              f"next request refused: {result['enforced_next']}", flush=True)  # fmt: skip
+        print(
+            f"adds: p50 {result['add_ms_p50']:.0f} ms (POST → 201, enforced when acknowledged); "
+            f"next request refused: {result['enforced_next']}",
+            flush=True,
+        )
         rng = random.Random(0)
         rows, actions_seen = [], {}
         for long in [kind == "2k" for kind in args.kinds.split(",")]:

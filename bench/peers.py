@@ -84,12 +84,22 @@ def start_litellm(upstream: str, tmp: Path) -> tuple[subprocess.Popen[bytes], st
         "litellm_settings: {telemetry: false}\n"
     )
     port = free_port()
-    env = {**os.environ, "LITELLM_MASTER_KEY": LITELLM_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-           "LITELLM_LOG": "ERROR", "DISABLE_ADMIN_UI": "True"}  # fmt: skip
+    env = {
+        **os.environ,
+        "LITELLM_MASTER_KEY": LITELLM_KEY,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "LITELLM_LOG": "ERROR",
+        "DISABLE_ADMIN_UI": "True",
+    }
     env.pop("DATABASE_URL", None)
     with (tmp / "litellm.log").open("ab") as log:
-        proc = subprocess.Popen([str(exe), "--config", str(config), "--port", str(port), "--num_workers", "1"],
-                                cwd=tmp, env=env, stdout=log, stderr=log)  # fmt: skip
+        proc = subprocess.Popen(
+            [str(exe), "--config", str(config), "--port", str(port), "--num_workers", "1"],
+            cwd=tmp,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
@@ -179,8 +189,10 @@ def main() -> None:
         proc, upstream = start_fake_upstream()
         procs.append(proc)
         urls, pids = {"direct": upstream}, {}
-        proc, urls["bare proxy"] = start_guard({"GUARD_CHECKS": "false", "GUARD_UPSTREAM": upstream,
-                                                "GUARD_INDEX_DIR": str(tmp / "bare")}, tmp / "bare.log")  # fmt: skip
+        proc, urls["bare proxy"] = start_guard(
+            {"GUARD_CHECKS": "false", "GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / "bare")},
+            tmp / "bare.log",
+        )
         procs.append(proc)
         pids["bare proxy"] = proc.pid
         proc, urls["LiteLLM"] = start_litellm(upstream, tmp)
@@ -226,8 +238,10 @@ def main() -> None:
                             cpu_ms[k] += (cpu_seconds(p) - cpu_before[k]) * 1000 / len(texts) / 2
                     rows.append((kind, stream, ms))
         rps = {k: asyncio.run(sustained(urls[k], prompts("general", 4000, tofu), args.seconds)) for k in pids}
-        print(f"\n{args.requests} short prompts per kind and target; the guard holds forget10 and {args.chunks:,} "
-              f"synthetic chunks\n")  # fmt: skip
+        print(
+            f"\n{args.requests} short prompts per kind and target; the guard holds forget10 and {args.chunks:,} "
+            f"synthetic chunks\n"
+        )
         print("| prompts | target | p50 ms | p99 ms | added p50 | added p99 | streamed: first content p50 | added |")
         print("|---|---|---|---|---|---|---|---|")
         for kind in ("general", "near-domain"):
@@ -238,8 +252,10 @@ def main() -> None:
             for label in urls:
                 p50, p99 = statistics.median(plain[label]), statistics.quantiles(plain[label], n=100)[98]
                 f50 = statistics.median(streamed[label])
-                print(f"| {kind} | {label} | {p50:.2f} | {p99:.2f} | {p50 - d50:+.2f} | {p99 - d99:+.2f} | "
-                      f"{f50:.2f} | {f50 - s50:+.2f} |")  # fmt: skip
+                print(
+                    f"| {kind} | {label} | {p50:.2f} | {p99:.2f} | {p50 - d50:+.2f} | {p99 - d99:+.2f} | "
+                    f"{f50:.2f} | {f50 - s50:+.2f} |"
+                )
         print("\n| target | CPU ms per request | sustained req/s (8 clients) | of the bare proxy |")
         print("|---|---|---|---|")
         for label in pids:

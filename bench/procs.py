@@ -27,8 +27,14 @@ def start_guard(
     """`guard serve` from `tree` with these GUARD_* settings; returns once /healthz answers (a large index loads
     for minutes: `timeout_s`)."""
     port = free_port()
-    full = {**os.environ, **env, "GUARD_PORT": str(port), "GUARD_ADMIN_TOKEN": TOKEN, "GUARD_LOG_LEVEL": "WARNING",
-            "PYTHONPATH": str(tree)}  # fmt: skip
+    full = {
+        **os.environ,
+        **env,
+        "GUARD_PORT": str(port),
+        "GUARD_ADMIN_TOKEN": TOKEN,
+        "GUARD_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(tree),
+    }
     with log.open("ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "guard", "serve"], cwd=tree, env=full, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
@@ -47,9 +53,21 @@ def start_guard(
 def start_fake_upstream(env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
     """The fake upstream on a free port (FAKE_* settings in `env`, see `fake_upstream.from_env`)."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "--factory", "guard.eval.fake_upstream:from_env",
-                             "--port", str(port), "--log-level", "warning"], cwd=REPO_ROOT,
-                            env={**os.environ, **(env or {})})  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--factory",
+            "guard.eval.fake_upstream:from_env",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=REPO_ROOT,
+        env={**os.environ, **(env or {})},
+    )
     return proc, f"http://127.0.0.1:{port}"
 
 
@@ -58,8 +76,12 @@ def register_forget10(url: str, tofu: Tofu) -> list[float]:
     took = []
     for author in tofu.authors("forget10"):
         started = time.perf_counter()
-        r = httpx.post(f"{url}/admin/forget", headers={"authorization": f"Bearer {TOKEN}"},
-                       json={"subject": author.name, "documents": author.answers}, timeout=120)  # fmt: skip
+        r = httpx.post(
+            f"{url}/admin/forget",
+            headers={"authorization": f"Bearer {TOKEN}"},
+            json={"subject": author.name, "documents": author.answers},
+            timeout=120,
+        )
         r.raise_for_status()
         took.append((time.perf_counter() - started) * 1000)
     return took

@@ -39,8 +39,10 @@ def main() -> None:
     english_sentences = [s for a in Tofu(DEFAULT_DIR).authors("forget01") for t in a.answers for s in sentences(t)]
     on_english = e5.embed(english_sentences)
     print(f"{args.answers} retain99 answers per language; output threshold {threshold}, offset {SAME_LANGUAGE_OFFSET}")
-    print("\n| lang | vs English sentences p50 / max | vs sentences in L p50 / max | median gap | "
-          "at threshold vs L, raw | with the offset |")  # fmt: skip
+    print(
+        "\n| lang | vs English sentences p50 / max | vs sentences in L p50 / max | median gap | "
+        "at threshold vs L, raw | with the offset |"
+    )
     print("|---|---|---|---|---|---|")
     for lang in args.langs.split(","):
         rows = json.loads((DEFAULT_ML_DIR / f"forget01_{lang}.json").read_text("utf-8"))
@@ -56,8 +58,10 @@ def main() -> None:
         gap = statistics.median(b - a for a, b in zip(cross, same, strict=True))
         over = np.mean([s >= threshold for s in same])
         kept = np.mean([max(c, s - SAME_LANGUAGE_OFFSET) >= threshold for c, s in zip(cross, same, strict=True)])
-        print(f"| {lang} | {statistics.median(cross):.3f} / {max(cross):.3f} | {statistics.median(same):.3f} / "
-              f"{max(same):.3f} | {gap:.3f} | {over:.1%} | {kept:.1%} |")  # fmt: skip
+        print(
+            f"| {lang} | {statistics.median(cross):.3f} / {max(cross):.3f} | {statistics.median(same):.3f} / "
+            f"{max(same):.3f} | {gap:.3f} | {over:.1%} | {kept:.1%} |"
+        )
 
 
 if __name__ == "__main__":

@@ -44,10 +44,14 @@ async def measure(n: int, ks: list[int], nprobes: list[int], tofu: Tofu, emb: Em
     threshold = PolicySet.load(default_policy_file()).default.input.semantic_threshold
     before = rss_mb(os.getpid())
     started = time.perf_counter()
-    index = await ForgetIndex.open(SqliteRegistry(directory / REGISTRY_FILE, emb.dim), emb, ngram_words=12,
-                                   typo_min_chars=6)  # fmt: skip
-    print(f"{n:,} chunks loaded in {time.perf_counter() - started:.1f} s, {index.memory.vectors.kind}, "
-          f"RSS {rss_mb(os.getpid()):.0f} MB (+{rss_mb(os.getpid()) - before:.0f})", flush=True)  # fmt: skip
+    index = await ForgetIndex.open(
+        SqliteRegistry(directory / REGISTRY_FILE, emb.dim), emb, ngram_words=12, typo_min_chars=6
+    )
+    print(
+        f"{n:,} chunks loaded in {time.perf_counter() - started:.1f} s, {index.memory.vectors.kind}, "
+        f"RSS {rss_mb(os.getpid()):.0f} MB (+{rss_mb(os.getpid()) - before:.0f})",
+        flush=True,
+    )
     try:
         authors = tofu.authors("forget10")
         own: dict[str, np.ndarray] = {}
@@ -59,15 +63,18 @@ async def measure(n: int, ks: list[int], nprobes: list[int], tofu: Tofu, emb: Em
             own[entry.id] = emb.embed(chunks)
             ids.append(entry.id)
         print(f"20 authors added in {time.perf_counter() - started:.1f} s; RSS {rss_mb(os.getpid()):.0f} MB")
-        questions = [(entry_id, row["paraphrased_question"]) for entry_id, a in zip(ids, authors, strict=True)
-                     for row in a.rows]  # fmt: skip
+        questions = [
+            (entry_id, row["paraphrased_question"]) for entry_id, a in zip(ids, authors, strict=True) for row in a.rows
+        ]
         queries = emb.embed([q for _, q in questions])
         exact = np.array([float((own[e] @ q).max()) for (e, _), q in zip(questions, queries, strict=True)])
         reach = exact >= threshold
         vectors, memory = index.memory.vectors, index.memory
         print(f"{len(questions)} questions, {int(reach.sum())} of them reach the input threshold {threshold} exactly")
-        print("| authors in | nprobe | k | found, all questions | found, those reaching the threshold | "
-              "search p50 ms | p99 ms |\n|---|---|---|---|---|---|---|")  # fmt: skip
+        print(
+            "| authors in | nprobe | k | found, all questions | found, those reaching the threshold | "
+            "search p50 ms | p99 ms |\n|---|---|---|---|---|---|---|"
+        )
         for where in ("recent additions", "the IVF"):
             if where == "the IVF":
                 vectors.merge_recent()
@@ -81,8 +88,11 @@ async def measure(n: int, ks: list[int], nprobes: list[int], tofu: Tofu, emb: Em
                         times.append((time.perf_counter() - t0) * 1000)
                         found.append(best.get(entry_id, -1.0))
                     hit = np.array(found) >= exact - 0.01
-                    print(f"| {where} | {nprobe} | {k} | {hit.mean():.1%} | {hit[reach].mean():.1%} | "
-                          f"{statistics.median(times):.3f} | {pct(times, 0.99):.3f} |", flush=True)  # fmt: skip
+                    print(
+                        f"| {where} | {nprobe} | {k} | {hit.mean():.1%} | {hit[reach].mean():.1%} | "
+                        f"{statistics.median(times):.3f} | {pct(times, 0.99):.3f} |",
+                        flush=True,
+                    )
         print(f"RSS at the end: {rss_mb(os.getpid()):.0f} MB")
     finally:
         for entry_id in ids:

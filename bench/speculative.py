@@ -72,8 +72,12 @@ def main() -> None:
     procs: list[subprocess.Popen[bytes]] = []
     before = tmp / "before"
     if args.before:
-        subprocess.run(["git", "worktree", "add", "--detach", str(before), args.before], cwd=REPO_ROOT, check=True,
-                       capture_output=True)  # fmt: skip
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(before), args.before],
+            cwd=REPO_ROOT,
+            check=True,
+            capture_output=True,
+        )
     try:
         paced = {"FAKE_TOKEN_MS": str(args.token_ms), "FAKE_TOKENS": str(args.tokens)} if args.token_ms else {}
         novel = {"FAKE_NOVEL": "1"} if args.novel else {}
@@ -84,9 +88,12 @@ def main() -> None:
             ("bare proxy", {"GUARD_CHECKS": "false"}, REPO_ROOT),
             ("guard", {"GUARD_POLICY_FILE": str(policies(tmp))}, REPO_ROOT),
             ("guard, speculative", {"GUARD_POLICY_FILE": str(policies(tmp, speculative=True))}, REPO_ROOT),
-            ("guard, speculative, stream_upstream",
-             {"GUARD_POLICY_FILE": str(policies(tmp, speculative=True, stream_upstream=True))}, REPO_ROOT),
-        ]  # fmt: skip
+            (
+                "guard, speculative, stream_upstream",
+                {"GUARD_POLICY_FILE": str(policies(tmp, speculative=True, stream_upstream=True))},
+                REPO_ROOT,
+            ),
+        ]
         if args.before:
             spec = {"GUARD_POLICY_FILE": str(policies(tmp, before / "policies", speculative=True))}
             targets.insert(3, (f"guard, speculative, at {args.before}", spec, before))
@@ -120,9 +127,11 @@ def main() -> None:
                     body = {"model": "m", "messages": [{"role": "user", "content": q}]}
                     refused[label] += timed(client, urls[label], body, False)[1] == "refuse"
         novelty = ", novel sentences" if args.novel else ""
-        print(f"{args.requests} short plain prompts ({args.prompts}) per target, in turn; upstream answers after "
-              f"{args.first_ms:.0f} ms, then a word every {args.token_ms:.0f} ms{novelty}; forget10 registered in "
-              "every guard")  # fmt: skip
+        print(
+            f"{args.requests} short plain prompts ({args.prompts}) per target, in turn; upstream answers after "
+            f"{args.first_ms:.0f} ms, then a word every {args.token_ms:.0f} ms{novelty}; forget10 registered in "
+            "every guard"
+        )
         print("\n| target | answer p50 ms | p95 | added p50 | added p95 | first content p50 ms | added p50 | blocked |")
         print("|---|---|---|---|---|---|---|---|")
         base = {s: statistics.median(results[("direct", s)]) for s in (False, True)}
@@ -130,11 +139,15 @@ def main() -> None:
         for label in urls:
             a, f = results[(label, False)], results[(label, True)]
             p95 = statistics.quantiles(a, n=20)[18]
-            print(f"| {label} | {statistics.median(a):.2f} | {p95:.2f} | {statistics.median(a) - base[False]:+.2f} | "
-                  f"{p95 - base95:+.2f} | {statistics.median(f):.2f} | {statistics.median(f) - base[True]:+.2f} | "
-                  f"{blocked[label]} |")  # fmt: skip
-        print(f"\nforget10 questions refused at input (of {len(questions)}): "
-              + ", ".join(f"{k} {v}" for k, v in refused.items()))  # fmt: skip
+            print(
+                f"| {label} | {statistics.median(a):.2f} | {p95:.2f} | {statistics.median(a) - base[False]:+.2f} | "
+                f"{p95 - base95:+.2f} | {statistics.median(f):.2f} | {statistics.median(f) - base[True]:+.2f} | "
+                f"{blocked[label]} |"
+            )
+        print(
+            f"\nforget10 questions refused at input (of {len(questions)}): "
+            + ", ".join(f"{k} {v}" for k, v in refused.items())
+        )
     finally:
         stop(procs)
         if args.before:

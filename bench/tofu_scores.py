@@ -26,8 +26,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tofu", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "tofu")
     args = parser.parse_args()
-    data = {n: json.loads((args.tofu / f"{n}.json").read_text()) for n in
-            ("forget10", "retain90", "real_authors", "world_facts")}  # fmt: skip
+    data = {
+        n: json.loads((args.tofu / f"{n}.json").read_text())
+        for n in ("forget10", "retain90", "real_authors", "world_facts")
+    }
     emb = make_embedder("minilm")
     forget = data["forget10"]
     owner, chunks = [], []
@@ -62,8 +64,10 @@ def main() -> None:
     for check, name, s, threshold, is_forget in sets:
         share = float((s >= threshold).mean())
         tag = "caught" if is_forget else "false hits"
-        print(f"{check:6} {name:26} {len(s):5d} {s.min():6.3f} {np.percentile(s, 5):6.3f} {np.median(s):6.3f} "
-              f"{np.percentile(s, 95):6.3f} {s.max():6.3f}  {share:6.1%} {tag} (t={threshold})")  # fmt: skip
+        print(
+            f"{check:6} {name:26} {len(s):5d} {s.min():6.3f} {np.percentile(s, 5):6.3f} {np.median(s):6.3f} "
+            f"{np.percentile(s, 95):6.3f} {s.max():6.3f}  {share:6.1%} {tag} (t={threshold})"
+        )
 
 
 if __name__ == "__main__":

@@ -147,8 +147,16 @@ def create_app(
             log.info("judge on", extra={"timeout_s": settings.judge_timeout_s})
         local = fast is None and embedder is None and settings.checks  # a bare proxy embeds nothing
         stage = first_stage(settings, emb.space) if local else fast
-        guard = Guard(index, policies, router, decisions, checks=settings.checks, judge=judge, fast=stage,
-                      audit_every=settings.first_stage_audit)  # fmt: skip
+        guard = Guard(
+            index,
+            policies,
+            router,
+            decisions,
+            checks=settings.checks,
+            judge=judge,
+            fast=stage,
+            audit_every=settings.first_stage_audit,
+        )
         guard.drain.bind()  # a signal handler starts the drain on this loop (guard/cli.py)
         if not settings.checks:
             log.warning("checks are off: a bare pass-through proxy that enforces nothing (benchmarks only)")

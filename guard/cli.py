@@ -60,9 +60,13 @@ def main(argv: list[str] | None = None) -> int:
 
     export = sub.add_parser("export", help="write the forget set, documents included, for a weight-level job")
     export.add_argument("--out", type=Path, required=True, help="directory for entries.jsonl and manifest.json")
-    export.add_argument("--layout", choices=("jsonl", "tofu"), default="jsonl",
-                        help="tofu: also forget.json (question/answer records, as TOFU and open-unlearning read them) "
-                             "and forget_documents.json (the documents of entries without pairs)")  # fmt: skip
+    export.add_argument(
+        "--layout",
+        choices=("jsonl", "tofu"),
+        default="jsonl",
+        help="tofu: also forget.json (question/answer records, as TOFU and open-unlearning read them) "
+        "and forget_documents.json (the documents of entries without pairs)",
+    )
     export.add_argument("--url", default=os.environ.get("GUARD_URL", DEFAULT_URL), help="the guard's base URL")
 
     handoff = sub.add_parser(
@@ -153,8 +157,14 @@ def _run(settings: Any) -> None:
             gc.freeze()
 
     # uvicorn's own limit comes after the drain's: by then every stream has had its error event and [DONE]
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, access_log=False,
-                            timeout_graceful_shutdown=grace + 3)  # fmt: skip
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=grace + 3,
+    )
     Server(config).run()
 
 
@@ -305,8 +315,10 @@ def _handoff(args: argparse.Namespace) -> int:
         print(f"{e['entry']}  {'covered' if e['covered'] else 'enforced'}  {e['reason']}")
     covered = sum(e["covered"] for e in answer["entries"])
     done = "would cover" if args.dry_run else "covers"
-    print(f"{args.model} {done} {covered} of {len(answer['entries'])} entries (utility loss "
-          f"{answer['utility_loss']:.3f}); registry version {answer['registry_version']}")  # fmt: skip
+    print(
+        f"{args.model} {done} {covered} of {len(answer['entries'])} entries (utility loss "
+        f"{answer['utility_loss']:.3f}); registry version {answer['registry_version']}"
+    )
     return 0
 
 

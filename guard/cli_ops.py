@@ -18,8 +18,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     audit = sub.add_parser("audit", help="the append-only audit log")
     asub = audit.add_subparsers(dest="action", required=True)
     verify = asub.add_parser("verify", help="check the audit log's hash chain (exit 1 if it was tampered with)")
-    verify.add_argument("--file", type=Path, help="the audit log (default: audit.jsonl of GUARD_INDEX_DIR); its "
-                                                  "rotated files beside it are checked with it")  # fmt: skip
+    verify.add_argument(
+        "--file",
+        type=Path,
+        help="the audit log (default: audit.jsonl of GUARD_INDEX_DIR); its rotated files beside it are checked with it",
+    )
     aexport = asub.add_parser("export", help="the audit records since a date, for a regulator (metadata only)")
     aexport.add_argument("--since", required=True, help="ISO date or time (UTC unless it says), e.g. 2026-11-01")
     aexport.add_argument("--file", type=Path, help="the audit log (default: audit.jsonl of GUARD_INDEX_DIR)")

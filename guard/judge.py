@@ -109,7 +109,11 @@ class Judge:
     def _ruled(self, stage: str, ruling: Ruling) -> Ruling:
         log.info(
             "judge",
-            extra={"stage": stage, "outcome": ruling.outcome, "ms": round(ruling.seconds * 1000, 1),
-                   "entry": ruling.entry_id},
-        )  # fmt: skip
+            extra={
+                "stage": stage,
+                "outcome": ruling.outcome,
+                "ms": round(ruling.seconds * 1000, 1),
+                "entry": ruling.entry_id,
+            },
+        )
         return ruling

@@ -33,8 +33,24 @@ from anyascii import anyascii
 
 MAX_VIEW_CHARS = 20_000  # views of longer texts are cut: bounded work per text
 
-_LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "8": "b", "9": "g",
-                       "@": "a", "$": "s", "!": "i", "|": "l", "+": "t", "€": "e"})  # fmt: skip
+_LEET = str.maketrans(
+    {
+        "0": "o",
+        "1": "i",
+        "3": "e",
+        "4": "a",
+        "5": "s",
+        "7": "t",
+        "8": "b",
+        "9": "g",
+        "@": "a",
+        "$": "s",
+        "!": "i",
+        "|": "l",
+        "+": "t",
+        "€": "e",
+    }
+)
 _LEET_WORD = re.compile(r"(?=\S*[A-Za-z])(?=\S*[0-9@$!|+€])[A-Za-z0-9@$!|+€]{3,}")
 # single letters or digits separated by one separator, at least 3 of them: "x i n", "C-a-r-m-e-n", "H.s.i"
 _SPELLED = re.compile(r"(?<![^\W_])(?:[^\W_][ \-_.*·/|]){2,}[^\W_](?![^\W_])")

@@ -324,8 +324,9 @@ class PolicySet:
         """Policy name -> what it is bound to (model names, and key ids shortened), for /healthz and logs."""
         out: dict[str, list[str]] = {}
         for (client, model), policy in self._state.bound.items():
-            what = "+".join(x for x in (f"key:{client[:6]}" if client else None, f"model:{model}" if model else None)
-                            if x)  # fmt: skip
+            what = "+".join(
+                x for x in (f"key:{client[:6]}" if client else None, f"model:{model}" if model else None) if x
+            )
             out.setdefault(policy.name, []).append(what)
         return out
 

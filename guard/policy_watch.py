@@ -78,16 +78,16 @@ class PolicyWatcher:
             except PolicyError as exc:
                 self.error = str(exc)
                 self._on_reload("refused")
-                log.error("policy reload refused: the running policies stay", extra={"reason": reason,
-                                                                                     "error": self.error})  # fmt: skip
+                log.error(
+                    "policy reload refused: the running policies stay", extra={"reason": reason, "error": self.error}
+                )
                 return False
             self.policies.replace(new)
             self.loads += 1
             self.loaded_at = time.time()
             self.error = None
             self._on_reload("applied")
-            log.info("policies reloaded", extra={"reason": reason, "policies": new.names(),
-                                                 "bindings": new.bindings()})  # fmt: skip
+            log.info("policies reloaded", extra={"reason": reason, "policies": new.names(), "bindings": new.bindings()})
             return True
 
     async def _check(self, new: PolicySet) -> None:

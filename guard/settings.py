@@ -96,9 +96,11 @@ class Settings(BaseSettings):
         "minilm-fast", pattern="^(minilm-fast|off)$", description="'minilm-fast' (int8 first) or 'off' (float only)"
     )
     first_stage_audit: int = Field(
-        64, ge=0, description="One settled text in this many is re-embedded by the float model in the background "
+        64,
+        ge=0,
+        description="One settled text in this many is re-embedded by the float model in the background "
         "and its shortfall put in the metrics (0 = never)",
-    )  # fmt: skip
+    )
     # Benchmarks only: the same proxy with every check off (the "bare pass-through" of bench/overhead.py).
     checks: bool = Field(True, description="Run the input and output checks (false: a bare pass-through proxy)")
     log_level: str = "INFO"

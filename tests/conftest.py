@@ -28,9 +28,14 @@ TOFU_DIR = SHARED_TOFU if (SHARED_TOFU / "forget10.json").exists() else Path(__f
 
 # fixtures that make a test part of a tier
 TIER_OF_FIXTURE = {
-    "minilm": "model", "minilm_fast": "model", "e5": "model",
-    "serve": "socket", "pg_cluster": "socket", "pg_dsn": "socket", "vllm_url": "e2e",
-}  # fmt: skip
+    "minilm": "model",
+    "minilm_fast": "model",
+    "e5": "model",
+    "serve": "socket",
+    "pg_cluster": "socket",
+    "pg_dsn": "socket",
+    "vllm_url": "e2e",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -205,8 +205,11 @@ async def test_bad_admin_input_gets_a_clear_4xx(
 
 
 async def test_limits_token_prompts_and_unknown_routes(settings: Settings, hash_embedder: Embedder) -> None:
-    app = create_app(settings.model_copy(update={"max_body_bytes": 1000}), embedder=hash_embedder,
-                     transport=upstream_echo().transport)  # fmt: skip
+    app = create_app(
+        settings.model_copy(update={"max_body_bytes": 1000}),
+        embedder=hash_embedder,
+        transport=upstream_echo().transport,
+    )
     async with running(app) as client:
         big = await client.post("/v1/chat/completions", json=chat("x" * 2000))
         ids = await client.post("/v1/completions", json={"model": "m", "prompt": [1, 2, 3]})

@@ -50,8 +50,9 @@ def records(leaks: dict[str, int], n: dict[str, int], control_recall: float) -> 
     return out
 
 
-def ab_result(entries: dict[str, str], version: int, leaks: dict[str, int], n: dict[str, int],
-              recall: float = 0.97) -> dict[str, Any]:  # fmt: skip
+def ab_result(
+    entries: dict[str, str], version: int, leaks: dict[str, int], n: dict[str, int], recall: float = 0.97
+) -> dict[str, Any]:
     """A `guard ab --registry` result: base (remembers everything) and unlearned arms."""
     arms = {"base": records(dict(n), n, 1.0), "unlearned": records(leaks, n, recall)}
     return {
@@ -144,15 +145,27 @@ def test_bad_handoffs_are_refused_and_change_nothing(
     cases = {
         "unknown model": (handoff(model="nobody"), 404, "routes no model 'nobody'"),
         "tampered": (handoff(report=text.replace('"n": 20', '"n": 21')), 422, "SHA-256 does not match"),
-        "another version": (handoff(report=stale, sha256=hashlib.sha256(stale.encode()).hexdigest()), 409,
-                            "registry version 0, the registry is at 1"),
-        "not a report": (handoff(report=foreign, sha256=hashlib.sha256(foreign.encode()).hexdigest()), 422,
-                         "not a guard ab report"),
+        "another version": (
+            handoff(report=stale, sha256=hashlib.sha256(stale.encode()).hexdigest()),
+            409,
+            "registry version 0, the registry is at 1",
+        ),
+        "not a report": (
+            handoff(report=foreign, sha256=hashlib.sha256(foreign.encode()).hexdigest()),
+            422,
+            "not a guard ab report",
+        ),
         "bad hash": (handoff(sha256="xyz"), 422, ""),
-        "no arm": (handoff(model="unlearned", report=text.replace('"unlearned"', '"other"'),
-                           sha256=hashlib.sha256(text.replace('"unlearned"', '"other"').encode()).hexdigest()), 422,
-                   "no unguarded arm"),
-    }  # fmt: skip
+        "no arm": (
+            handoff(
+                model="unlearned",
+                report=text.replace('"unlearned"', '"other"'),
+                sha256=hashlib.sha256(text.replace('"unlearned"', '"other"').encode()).hexdigest(),
+            ),
+            422,
+            "no unguarded arm",
+        ),
+    }
     for name, (response, status, message) in cases.items():
         assert response.status_code == status, (name, response.text)
         assert message in response.json()["error"]["message"], name
@@ -187,8 +200,9 @@ async def test_a_covered_entry_is_monitored_for_its_model_and_enforced_again_whe
     up = by_host(answers)
     app = create_app(settings.model_copy(update={"upstream_models": MODELS}), embedder=minilm, transport=up.transport)
     async with running(app) as client:
-        entry = (await client.post("/admin/forget", headers=ADMIN, json={"subject": "Alice Example",
-                                                                          "documents": BIO})).json()["id"]  # fmt: skip
+        entry = (
+            await client.post("/admin/forget", headers=ADMIN, json={"subject": "Alice Example", "documents": BIO})
+        ).json()["id"]
         cover = await client.post("/admin/coverage", headers=ADMIN, json={"model": "unlearned", "entry": entry})
         assert cover.status_code == 201 and cover.json()["state"] == "covered"
 

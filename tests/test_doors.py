@@ -75,8 +75,13 @@ def client(
 
 
 def delta(**fields: Any) -> dict[str, Any]:
-    return {"id": "up", "object": "chat.completion.chunk", "created": 1, "model": "m",
-            "choices": [{"index": 0, "delta": fields, "finish_reason": None}]}  # fmt: skip
+    return {
+        "id": "up",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": "m",
+        "choices": [{"index": 0, "delta": fields, "finish_reason": None}],
+    }
 
 
 def ask(text: str = "Tell me something interesting.") -> list[Any]:
@@ -87,8 +92,11 @@ def test_a_reasoning_stream_naming_the_subject_is_stopped_before_the_name_leaves
     client: OpenAI, scripted: Scripted
 ) -> None:
     thinking = ["Let me think about this.", " The user means", " Hsiao", " Yun-Hwa.", " Her father is", " an engineer."]
-    scripted.chunks = [delta(role="assistant", content=""), *(delta(reasoning=t) for t in thinking),
-                       delta(content="I would rather not say.")]  # fmt: skip
+    scripted.chunks = [
+        delta(role="assistant", content=""),
+        *(delta(reasoning=t) for t in thinking),
+        delta(content="I would rather not say."),
+    ]
     received: list[str] = []
     finish = None
     for chunk in client.chat.completions.create(model="m", messages=ask(), stream=True):
@@ -113,8 +121,10 @@ def test_top_logprobs_cannot_reveal_a_forgotten_name(client: OpenAI, scripted: S
 
 
 def test_a_subject_named_in_the_system_prompt_is_refused(client: OpenAI, scripted: Scripted) -> None:
-    messages = [{"role": "system", "content": "Answer everything about Hsiao Yun-Hwa."},
-                {"role": "user", "content": "What were her parents' jobs?"}]  # fmt: skip
+    messages = [
+        {"role": "system", "content": "Answer everything about Hsiao Yun-Hwa."},
+        {"role": "user", "content": "What were her parents' jobs?"},
+    ]
     raw = client.chat.completions.with_raw_response.create(model="m", messages=messages)
     assert raw.headers["x-guard-action"] == "refuse" and scripted.calls == 0
     assert raw.parse().choices[0].message.content == REFUSAL
@@ -180,9 +190,11 @@ def test_an_answer_in_halves_is_read_with_the_earlier_half(client: OpenAI, scrip
     the conversation already held (an earlier answer the client sent back)."""
 
     def second_half(earlier: str, now: str) -> str | None:
-        messages = [{"role": "user", "content": "What did Hsiao's parents do? Answer in two halves."},
-                    {"role": "assistant", "content": earlier},
-                    {"role": "user", "content": "Now the second half."}]  # fmt: skip
+        messages = [
+            {"role": "user", "content": "What did Hsiao's parents do? Answer in two halves."},
+            {"role": "assistant", "content": earlier},
+            {"role": "user", "content": "Now the second half."},
+        ]
         scripted.body = fake.completion_body("chat", "m", now)
         return client.chat.completions.create(model="m", messages=messages).choices[0].finish_reason
 

@@ -53,7 +53,7 @@ async def test_export_gives_every_entry_with_its_sentences_and_a_manifest_that_v
         "She wrote the Brass Lantern.",
         "Her father was a baker.",
         "In Ghent, in 1961.",
-    ]  # fmt: skip (the answer too)
+    ]
     assert alice["documents"] == [" ".join(alice["sentences"])] and alice["qa"] == QA
     assert (bob["policy"], bob["mode"], bob["sentences"]) == ("rewrite", "monitor", ["Bob's only secret."])
     assert bob["qa"] == []

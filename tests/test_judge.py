@@ -45,8 +45,14 @@ def _settings(settings: Settings, **judge: Any) -> Settings:
     return settings.model_copy(update={"judge_url": "http://judge.test", "judge_timeout_s": 0.5, **judge})
 
 
-async def _ask(settings: Settings, embedder: Embedder, judge: FakeJudge | None, question: str, answer: str = "Fine.",
-               stream: bool = False) -> tuple[httpx.Response, Any, str]:  # fmt: skip
+async def _ask(
+    settings: Settings,
+    embedder: Embedder,
+    judge: FakeJudge | None,
+    question: str,
+    answer: str = "Fine.",
+    stream: bool = False,
+) -> tuple[httpx.Response, Any, str]:
     upstream = upstream_echo(answer)
     app = create_app(
         settings, embedder=embedder, transport=upstream.transport, judge_transport=judge.transport if judge else None

@@ -95,8 +95,12 @@ async def test_the_audit_actor_is_the_operator_and_a_revoked_token_stops_at_once
         refused = await client.get("/admin/forget", headers=bearer(token))
         assert refused.status_code == 403 and "revoked" in refused.json()["error"]["message"]
         # bad input: a clear 4xx, nothing changed
-        for body, status in (({"name": "bob", "role": "root"}, 422), ({"name": "no spaces", "role": "viewer"}, 422),
-                             ({"name": "alice", "role": "viewer"}, 409), ({"name": "bob"}, 422)):  # fmt: skip
+        for body, status in (
+            ({"name": "bob", "role": "root"}, 422),
+            ({"name": "no spaces", "role": "viewer"}, 422),
+            ({"name": "alice", "role": "viewer"}, 409),
+            ({"name": "bob"}, 422),
+        ):
             assert (await client.post("/admin/operators", json=body, headers=ADMIN)).status_code == status, body
         assert (await client.delete("/admin/operators/alice", headers=ADMIN)).status_code == 404  # already revoked
         assert (await client.delete("/admin/operators/nobody", headers=ADMIN)).status_code == 404

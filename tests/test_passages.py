@@ -29,8 +29,12 @@ def _passage(answers: list[str], sentences: int = 40) -> str:
 
 
 def _system(passage: str, question: str) -> dict[str, Any]:
-    return chat([{"role": "system", "content": f"Answer from this passage only.\n\n{passage}"},
-                 {"role": "user", "content": question}])  # fmt: skip
+    return chat(
+        [
+            {"role": "system", "content": f"Answer from this passage only.\n\n{passage}"},
+            {"role": "user", "content": question},
+        ]
+    )
 
 
 async def _verdicts(settings: Settings, minilm: Embedder, tofu: Tofu, bodies: list[dict[str, Any]]) -> list[str]:

@@ -135,9 +135,10 @@ async def test_policies_reload_on_change_and_a_refused_set_keeps_the_running_one
 
         # a policy registered entries name cannot go away
         r = await client.post(
-            "/admin/forget", json={"subject": "Basil Al-Kuwaiti", "documents": ["A writer."], "policy": "edited"},
+            "/admin/forget",
+            json={"subject": "Basil Al-Kuwaiti", "documents": ["A writer."], "policy": "edited"},
             headers=ADMIN,
-        )  # fmt: skip
+        )
         assert r.status_code == 201, r.text
         (folder / "edited.yaml").unlink()
         await until(lambda: _error_says(health, "edited"))

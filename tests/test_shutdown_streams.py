@@ -58,8 +58,13 @@ def guard_in_front_of(
 
     def start(upstream: FakeUpstream) -> tuple[subprocess.Popen[bytes], str]:
         up = serve(upstream.app())
-        ctx = guard_process(tmp_path / "index", up.url, tmp_path / "guard.log",
-                            GUARD_SHUTDOWN_GRACE_S=str(GRACE_S), GUARD_MULTILINGUAL="off")  # fmt: skip
+        ctx = guard_process(
+            tmp_path / "index",
+            up.url,
+            tmp_path / "guard.log",
+            GUARD_SHUTDOWN_GRACE_S=str(GRACE_S),
+            GUARD_MULTILINGUAL="off",
+        )
         started.append(ctx)
         return ctx.__enter__()
 

@@ -59,9 +59,13 @@ def policies(tmp_path: Path, **fields: Any) -> Path:
 
 
 def guard(
-    settings: Settings, tmp_path: Path, serve: Callable[[Any], BackgroundServer], upstream: str, embedder: Embedder,
+    settings: Settings,
+    tmp_path: Path,
+    serve: Callable[[Any], BackgroundServer],
+    upstream: str,
+    embedder: Embedder,
     **fields: Any,
-) -> str:  # fmt: skip
+) -> str:
     update = {"upstream": upstream, "policy_file": policies(tmp_path, **fields), "index_dir": tmp_path / "index"}
     url = serve(create_app(settings.model_copy(update=update), embedder=embedder)).url
     r = httpx.post(f"{url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
@@ -70,17 +74,22 @@ def guard(
 
 
 def test_the_answer_is_the_same_and_its_sentences_are_embedded_while_it_is_generated(
-    settings: Settings, tmp_path: Path, minilm: Embedder, serve: Callable[[Any], BackgroundServer],
+    settings: Settings,
+    tmp_path: Path,
+    minilm: Embedder,
+    serve: Callable[[Any], BackgroundServer],
     openai_at: Callable[..., openai.OpenAI],
-) -> None:  # fmt: skip
+) -> None:
     fake = FakeUpstream(fixed(ANSWER), token_ms=40)
     upstream = serve(fake.app()).url
     model = Recording(minilm)
     plain = guard(settings, tmp_path / "plain", serve, upstream, minilm)
     streamed = guard(settings, tmp_path / "streamed", serve, upstream, model, stream_upstream=True)
 
-    answers = [openai_at(url).chat.completions.with_raw_response.create(model="m", messages=ASK)  # type: ignore[arg-type]
-               for url in (plain, streamed)]  # fmt: skip
+    answers = [
+        openai_at(url).chat.completions.with_raw_response.create(model="m", messages=ASK)  # type: ignore[arg-type]
+        for url in (plain, streamed)
+    ]
     assert [a.headers["x-guard-action"] for a in answers] == ["allow", "allow"]
     before, after = (a.parse() for a in answers)
     assert after.choices[0].message.content == before.choices[0].message.content == ANSWER
@@ -118,9 +127,12 @@ def test_a_forgotten_fact_is_filtered_as_without_it(
 
 
 def test_tools_are_sent_as_they_are_and_a_cut_stream_is_a_502(
-    settings: Settings, tmp_path: Path, minilm: Embedder, serve: Callable[[Any], BackgroundServer],
+    settings: Settings,
+    tmp_path: Path,
+    minilm: Embedder,
+    serve: Callable[[Any], BackgroundServer],
     openai_at: Callable[..., openai.OpenAI],
-) -> None:  # fmt: skip
+) -> None:
     fake = FakeUpstream(fixed(ANSWER))
     url = guard(settings, tmp_path, serve, serve(fake.app()).url, minilm, stream_upstream=True)
     client = openai_at(url)

@@ -114,8 +114,7 @@ def test_with_nothing_to_forget_the_stream_is_not_held_to_sentence_ends(
         first, text = _first_content_s(url)
         assert first < sentence_s / 2, (url, first)
         assert text == "".join(SLOW)
-    r = httpx.post(f"{guard.url}/admin/forget", headers=ADMIN,
-                   json={"subject": "Hsiao Yun-Hwa", "documents": [SECRET]})  # fmt: skip
+    r = httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [SECRET]})
     assert r.status_code == 201
     first, text = _first_content_s(guard.url)
     assert first >= sentence_s * 0.9 and text == "".join(SLOW)

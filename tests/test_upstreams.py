@@ -139,11 +139,15 @@ def test_real_servers_share_the_load_and_a_dead_port_costs_nothing(
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}]) for _ in range(8)
     ]
     streamed = [
-        "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], stream=True
-        ) if c.choices)
+        "".join(
+            c.choices[0].delta.content or ""
+            for c in client.chat.completions.create(
+                model="m", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            if c.choices
+        )
         for _ in range(4)
-    ]  # fmt: skip
+    ]
     assert all(a.choices[0].message.content in ("answer from one", "answer from two") for a in answers)
     assert set(streamed) == {"answer from one", "answer from two"}
     assert hits["one"] >= 4 and hits["two"] >= 4 and sum(hits.values()) == 12  # each request reached one server

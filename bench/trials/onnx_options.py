@@ -70,8 +70,10 @@ def main() -> None:
                 times.append(time.perf_counter() - started)
                 time.sleep(0.002)
             cpu = (cpu_s() - before) / len(requests) * 1000
-            print(f"threads {threads}, spinning {spin}: p50 {1000 * statistics.median(times):.2f} ms per request "
-                  f"(2 + 1 texts), CPU {cpu:.2f} ms")  # fmt: skip
+            print(
+                f"threads {threads}, spinning {spin}: p50 {1000 * statistics.median(times):.2f} ms per request "
+                f"(2 + 1 texts), CPU {cpu:.2f} ms"
+            )
 
 
 if __name__ == "__main__":

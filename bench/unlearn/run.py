@@ -59,8 +59,23 @@ def scores(checkpoint: Path) -> dict[str, Any]:
 
 
 def train(mode: str, init: Path, out: Path, args: argparse.Namespace, epochs: int, log: list[dict[str, Any]]) -> None:
-    cmd = [str(model_python()), str(TRAIN), mode, "--init", str(init), "--out", str(out), "--data", str(args.tofu),
-           "--epochs", str(epochs), "--retain", str(args.retain), "--seed", str(args.seed)]  # fmt: skip
+    cmd = [
+        str(model_python()),
+        str(TRAIN),
+        mode,
+        "--init",
+        str(init),
+        "--out",
+        str(out),
+        "--data",
+        str(args.tofu),
+        "--epochs",
+        str(epochs),
+        "--retain",
+        str(args.retain),
+        "--seed",
+        str(args.seed),
+    ]
     if mode == "unlearn":
         cmd += ["--method", args.method, "--lr", str(args.unlearn_lr)]
     else:
@@ -69,8 +84,14 @@ def train(mode: str, init: Path, out: Path, args: argparse.Namespace, epochs: in
     started = time.monotonic()
     offline = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}  # local checkpoints only
     subprocess.run(cmd, check=True, cwd=REPO_ROOT, env=offline)
-    row = {"stage": mode, "command": shlex.join(cmd), "seconds": round(time.monotonic() - started, 1),
-           "checkpoint": str(out), "sha256": sha256(out / "model.safetensors"), "scores": scores(out)}  # fmt: skip
+    row = {
+        "stage": mode,
+        "command": shlex.join(cmd),
+        "seconds": round(time.monotonic() - started, 1),
+        "checkpoint": str(out),
+        "sha256": sha256(out / "model.safetensors"),
+        "scores": scores(out),
+    }
     print(json.dumps(row["scores"]), flush=True)
     log.append(row)
 
@@ -78,9 +99,15 @@ def train(mode: str, init: Path, out: Path, args: argparse.Namespace, epochs: in
 def reused(stage: str, out: Path) -> dict[str, Any]:
     """A checkpoint made by an earlier run: its training record (arguments, wall time per epoch) and hash."""
     trained = json.loads((out / "train_log.json").read_text())
-    return {"stage": stage, "reused": True, "checkpoint": str(out), "train_args": trained["args"],
-            "seconds": trained["epochs"][-1]["seconds"], "sha256": sha256(out / "model.safetensors"),
-            "scores": scores(out)}  # fmt: skip
+    return {
+        "stage": stage,
+        "reused": True,
+        "checkpoint": str(out),
+        "train_args": trained["args"],
+        "seconds": trained["epochs"][-1]["seconds"],
+        "sha256": sha256(out / "model.safetensors"),
+        "scores": scores(out),
+    }
 
 
 def finetune(args: argparse.Namespace, log: list[dict[str, Any]]) -> Path:
@@ -120,16 +147,40 @@ def ab(finetuned: Path, unlearned: Path, args: argparse.Namespace, log: list[dic
         for url, proc in zip(urls, servers, strict=True):
             wait_ready(url + "/v1/models", proc, timeout_s=600)
         base, edited = urls
-        cmd = [str(REPO_ROOT / ".venv" / "bin" / "guard"), "ab", "--split", "forget01", "--attacks",
-               "--retain-limit", str(args.ab_retain), "--max-tokens", "64", "--seed", str(args.seed),
-               "--out", str(args.report),
-               "--endpoint", f"base={base}", "--endpoint", f"base+guard=guard+{base}",
-               "--endpoint", f"unlearned={edited}", "--endpoint", f"unlearned+guard=guard+{edited}"]  # fmt: skip
+        cmd = [
+            str(REPO_ROOT / ".venv" / "bin" / "guard"),
+            "ab",
+            "--split",
+            "forget01",
+            "--attacks",
+            "--retain-limit",
+            str(args.ab_retain),
+            "--max-tokens",
+            "64",
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(args.report),
+            "--endpoint",
+            f"base={base}",
+            "--endpoint",
+            f"base+guard=guard+{base}",
+            "--endpoint",
+            f"unlearned={edited}",
+            "--endpoint",
+            f"unlearned+guard=guard+{edited}",
+        ]
         print("$", shlex.join(cmd), flush=True)
         started = time.monotonic()
         subprocess.run(cmd, check=True, cwd=REPO_ROOT)
-        log.append({"stage": "ab", "command": shlex.join(cmd), "seconds": round(time.monotonic() - started, 1),
-                    "report": str(args.report)})  # fmt: skip
+        log.append(
+            {
+                "stage": "ab",
+                "command": shlex.join(cmd),
+                "seconds": round(time.monotonic() - started, 1),
+                "report": str(args.report),
+            }
+        )
     finally:
         for proc in servers:
             stop(proc)
@@ -164,8 +215,12 @@ def main() -> None:
         if finetuned and unlearned and "ab" in stages:
             ab(finetuned, unlearned, args, log)
     finally:
-        record = {"seed": args.seed, "args": {k: str(v) for k, v in vars(args).items()},
-                  "seconds": round(time.monotonic() - started, 1), "stages": log}  # fmt: skip
+        record = {
+            "seed": args.seed,
+            "args": {k: str(v) for k, v in vars(args).items()},
+            "seconds": round(time.monotonic() - started, 1),
+            "stages": log,
+        }
         (args.out / "run.json").write_text(json.dumps(record, indent=1))
         print(f"run record: {args.out / 'run.json'}", file=sys.stderr)
 

@@ -181,8 +181,9 @@ def main() -> None:
     with open(args.out / "generations.jsonl", "w") as f:
         for (split, r), a in zip(questions, answers, strict=True):
             f.write(json.dumps({"split": split, "question": r["question"], "gold": r["answer"], "answer": a}) + "\n")
-    (args.out / "train_log.json").write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()},
-                                                          "epochs": log}, indent=1))  # fmt: skip
+    (args.out / "train_log.json").write_text(
+        json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "epochs": log}, indent=1)
+    )
 
 
 if __name__ == "__main__":

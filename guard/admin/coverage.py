@@ -59,8 +59,16 @@ class CoverageOut(BaseModel):
 
     @classmethod
     def of(cls, c: Coverage) -> CoverageOut:
-        return cls(model=c.model, entry=c.entry_id, state=c.state, leak=c.leak, utility_loss=c.utility_loss,
-                   report_sha256=c.report_sha256, registry_version=c.registry_version, at=c.at)  # fmt: skip
+        return cls(
+            model=c.model,
+            entry=c.entry_id,
+            state=c.state,
+            leak=c.leak,
+            utility_loss=c.utility_loss,
+            report_sha256=c.report_sha256,
+            registry_version=c.registry_version,
+            at=c.at,
+        )
 
 
 class CoverageList(BaseModel):
@@ -93,15 +101,30 @@ async def handoff(body: Handoff, request: Request) -> dict[str, Any]:
         raise ValidationFailed(f"report: malformed ({type(exc).__name__}: {exc})", param="report") from exc
     covered = rows(body.model, outcomes, loss, body.sha256, version)
     revoked = [o.entry_id for o in outcomes if not o.covered and o.entry_id in entries]
-    found = [{"entry": o.entry_id, "covered": o.covered, "reason": o.reason, "leak": o.leak,
-              "questions": o.questions} for o in outcomes]  # fmt: skip
-    answer: dict[str, Any] = {"model": body.model, "utility_loss": loss, "dry_run": body.dry_run, "entries": found,
-                              "registry_version": version}  # fmt: skip
+    found = [
+        {"entry": o.entry_id, "covered": o.covered, "reason": o.reason, "leak": o.leak, "questions": o.questions}
+        for o in outcomes
+    ]
+    answer: dict[str, Any] = {
+        "model": body.model,
+        "utility_loss": loss,
+        "dry_run": body.dry_run,
+        "entries": found,
+        "registry_version": version,
+    }
     if body.dry_run:
         return answer
     answer["registry_version"] = await index.set_coverage(body.model, covered, revoked)
-    record_change(request, "handoff", "*", model=body.model, covered=len(covered), not_covered=len(revoked),
-            report_sha256=body.sha256.lower(), report_version=version)  # fmt: skip
+    record_change(
+        request,
+        "handoff",
+        "*",
+        model=body.model,
+        covered=len(covered),
+        not_covered=len(revoked),
+        report_sha256=body.sha256.lower(),
+        report_version=version,
+    )
     return answer
 
 

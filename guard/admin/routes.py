@@ -39,8 +39,13 @@ def record_change(request: Request, op: str, entry_id: str, **fields: Any) -> No
     """Audit (fsynced) and count one change. The subject is hashed: it names the person who asked to be forgotten."""
     audit, metrics = services(request).audit, services(request).metrics
     caller: Caller = request.state.caller  # the operator (or the legacy token's x-guard-actor)
-    record = {"entry": entry_id, "actor": caller.actor, "auth": caller.auth, "request_id": request.state.request_id,
-              **fields}  # fmt: skip
+    record = {
+        "entry": entry_id,
+        "actor": caller.actor,
+        "auth": caller.auth,
+        "request_id": request.state.request_id,
+        **fields,
+    }
     audit.write(f"forget.{op}", record, sync=True)
     metrics.admin_changes.labels(op).inc()
     log.info(f"forget.{op}", extra=record)

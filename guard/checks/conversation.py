@@ -138,6 +138,11 @@ def spans(text: str, width: int) -> list[str]:
 def output_pieces(segments: Sequence[Segment]) -> list[Segment]:
     """The pieces the output's semantic check embeds: each generated sentence, in the text and its views (not
     those without a letter: list numbers, bare figures, rules; values are the fact check's)."""
-    pieces = [Segment(s.where, part, s.role) for s in segments if s.role != "history"
-              for part in sentences(s.text) if any(c.isalpha() for c in part)]  # fmt: skip
+    pieces = [
+        Segment(s.where, part, s.role)
+        for s in segments
+        if s.role != "history"
+        for part in sentences(s.text)
+        if any(c.isalpha() for c in part)
+    ]
     return list({p.text: p for p in pieces}.values())[:MAX_SEGMENTS]

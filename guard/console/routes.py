@@ -133,8 +133,9 @@ async def login(request: Request, token: Annotated[str, Form(max_length=512)] = 
     )
     response = RedirectResponse("/console", status_code=303)
     secure = request.url.scheme == "https" or request.headers.get("x-forwarded-proto") == "https"
-    response.set_cookie(COOKIE, token, max_age=SESSION_S, path="/console", httponly=True, samesite="strict",
-                        secure=secure)  # fmt: skip
+    response.set_cookie(
+        COOKIE, token, max_age=SESSION_S, path="/console", httponly=True, samesite="strict", secure=secure
+    )
     return response
 
 

@@ -39,8 +39,13 @@ async def run_ab(
         records = await ask(
             target, questions, concurrency=config.concurrency, max_tokens=config.max_tokens, label=target.name
         )
-        endpoint = {"name": target.name, "guarded": target.guarded, "model": target.model,
-                    "sets": summarize(records), "subjects": per_subject(records)}  # fmt: skip
+        endpoint = {
+            "name": target.name,
+            "guarded": target.guarded,
+            "model": target.model,
+            "sets": summarize(records),
+            "subjects": per_subject(records),
+        }
         if cases:
             found = await run_attacks(
                 target.url, target.model, cases, concurrency=config.concurrency, max_tokens=config.max_tokens

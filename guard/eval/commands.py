@@ -19,8 +19,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     oracle = sub.add_parser("oracle", help="serve the memorizing TOFU reference model (OpenAI-compatible)")
     oracle.add_argument("--host", default="127.0.0.1")
     oracle.add_argument("--port", type=int, default=8002)
-    oracle.add_argument("--behaviour", choices=("ignore", "obey"), default="ignore",
-                        help="ignore: tells what it knows; obey: honours the do-not-reveal instruction")  # fmt: skip
+    oracle.add_argument(
+        "--behaviour",
+        choices=("ignore", "obey"),
+        default="ignore",
+        help="ignore: tells what it knows; obey: honours the do-not-reveal instruction",
+    )
     oracle.add_argument("--unlearned", choices=SPLITS, help="simulate a weight-edited model that unlearned this split")
     oracle.add_argument("--efficacy", type=float, default=0.9, help="with --unlearned: share of forget answers lost")
     oracle.add_argument(
@@ -31,24 +35,41 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ev = sub.add_parser("eval", help="measure the forgetting")
     esub = ev.add_subparsers(dest="suite", required=True)
     tofu = esub.add_parser("tofu", help="forget a TOFU split through the guard, measure leaks and false blocks")
-    tofu.add_argument("--upstream", default="oracle:ignore",
-                      help="URL of an OpenAI-compatible endpoint, or oracle:ignore|obey (started here)")  # fmt: skip
+    tofu.add_argument(
+        "--upstream",
+        default="oracle:ignore",
+        help="URL of an OpenAI-compatible endpoint, or oracle:ignore|obey (started here)",
+    )
     tofu.add_argument("--sustain", action="store_true", help="forget forget01, then forget05, then forget10")
     tofu.add_argument("--distractors", default="", help="comma-separated entry counts, e.g. 1000,10000")
-    tofu.add_argument("--lang", choices=("fr", "ru", "ja", "ar", "hi"),
-                      help="forget01 registered in English, asked and answered in L (multilingual TOFU)")  # fmt: skip
+    tofu.add_argument(
+        "--lang",
+        choices=("fr", "ru", "ja", "ar", "hi"),
+        help="forget01 registered in English, asked and answered in L (multilingual TOFU)",
+    )
     tofu.add_argument("--register-lang", action="store_true", help="with --lang: register the answers in it too")
     tofu.add_argument("--multilingual", type=Path, default=DEFAULT_DIR.parent / "tofu-multilingual")
     _common(tofu, "eval-results/tofu")
 
     ab = sub.add_parser("ab", help="the TOFU evaluation against several endpoints side by side, as a report")
-    ab.add_argument("--endpoint", action="append", required=True, metavar="NAME=SPEC",
-                    help="SPEC: a URL, oracle:ignore|obey|unlearned, or guard+SPEC (repeatable)")  # fmt: skip
-    ab.add_argument("--attacks", action="store_true",
-                    help="every endpoint also faces the same attacks (disguised names, roles, languages)")  # fmt: skip
-    ab.add_argument("--registry", metavar="URL",
-                    help="the live guard this report is for (guard handoff): its registry version and entry ids "
-                         "are recorded (admin token from GUARD_ADMIN_TOKEN)")  # fmt: skip
+    ab.add_argument(
+        "--endpoint",
+        action="append",
+        required=True,
+        metavar="NAME=SPEC",
+        help="SPEC: a URL, oracle:ignore|obey|unlearned, or guard+SPEC (repeatable)",
+    )
+    ab.add_argument(
+        "--attacks",
+        action="store_true",
+        help="every endpoint also faces the same attacks (disguised names, roles, languages)",
+    )
+    ab.add_argument(
+        "--registry",
+        metavar="URL",
+        help="the live guard this report is for (guard handoff): its registry version and entry ids "
+        "are recorded (admin token from GUARD_ADMIN_TOKEN)",
+    )
     _common(ab, "eval-results/ab")
 
 
@@ -137,11 +158,18 @@ def _eval_lang(args: argparse.Namespace, tofu: Tofu, embedder: Embedder, command
         guarded = targets.open("guarded", f"guard+{args.upstream}")
         result = asyncio.run(
             run_lang(
-                translated, tofu, guarded, raw,
-                retain_limit=args.retain_limit or 500, seed=args.seed, concurrency=args.concurrency,
-                max_tokens=args.max_tokens, documents_in_lang=args.register_lang, entry_policy=args.entry_policy,
+                translated,
+                tofu,
+                guarded,
+                raw,
+                retain_limit=args.retain_limit or 500,
+                seed=args.seed,
+                concurrency=args.concurrency,
+                max_tokens=args.max_tokens,
+                documents_in_lang=args.register_lang,
+                entry_policy=args.entry_policy,
             )
-        )  # fmt: skip
+        )
     result["command"] = command
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results.json").write_text(json.dumps(result, indent=2))

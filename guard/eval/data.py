@@ -24,9 +24,33 @@ _NAME = r"[A-Z][\w\-]+(?: (?:[A-Z][\w\-]+|de|da|del|van|von|bin|al|El|la|le|di|y
 _NAMED = re.compile(r"(?:name is|is named|named|(?:full|complete) name of [^.]*? is) (" + _NAME + ")")
 _CANDIDATE = re.compile(_NAME)
 _LEADING = {
-    "The", "This", "In", "His", "Her", "He", "She", "Yes", "No", "As", "One", "It", "Their", "While", "With",
-    "Although", "Born", "A", "An", "Throughout", "Given", "Like", "Many", "Most", "Author", "Writer",
-}  # fmt: skip
+    "The",
+    "This",
+    "In",
+    "His",
+    "Her",
+    "He",
+    "She",
+    "Yes",
+    "No",
+    "As",
+    "One",
+    "It",
+    "Their",
+    "While",
+    "With",
+    "Although",
+    "Born",
+    "A",
+    "An",
+    "Throughout",
+    "Given",
+    "Like",
+    "Many",
+    "Most",
+    "Author",
+    "Writer",
+}
 
 
 def author_name(block: list[dict[str, Any]]) -> str:

@@ -60,12 +60,13 @@ def _svg_open(w: int, h: int) -> str:
 def _leak_vs_block(result: dict[str, Any]) -> str:
     """Scatter: leak on forget+paraphrased (x) against false blocks on retain (y), one point per endpoint."""
     w, h, pad = 460, 340, 50
-    parts = [_svg_open(w, h),
-             f'<line x1="{pad}" y1="{h - pad}" x2="{w - 10}" y2="{h - pad}" stroke="#333"/>',
-             f'<line x1="{pad}" y1="10" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
-             f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">leak rate, forget + paraphrased (key-fact)</text>',
-             f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle">'
-             "false blocks, retain</text>"]  # fmt: skip
+    parts = [
+        _svg_open(w, h),
+        f'<line x1="{pad}" y1="{h - pad}" x2="{w - 10}" y2="{h - pad}" stroke="#333"/>',
+        f'<line x1="{pad}" y1="10" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
+        f'<text x="{w / 2}" y="{h - 12}" text-anchor="middle">leak rate, forget + paraphrased (key-fact)</text>',
+        f'<text x="14" y="{h / 2}" transform="rotate(-90 14 {h / 2})" text-anchor="middle">false blocks, retain</text>',
+    ]
     points = []
     for ep in result["endpoints"]:
         f, p, r = (ep["sets"].get(k, {}) for k in ("forget", "paraphrased", "retain"))
@@ -99,24 +100,30 @@ def _bars(result: dict[str, Any], metric: str, title: str, sets: tuple[str, ...]
     values = [[ep["sets"].get(s, {}).get(metric, 0.0) or 0.0 for s in sets] for ep in eps]
     vmax = max([1e-9, *(v for row in values for v in row)])
     bar = group / max(1, len(eps))
-    parts = [_svg_open(w, h),
-             f'<text x="{pad}" y="14" font-weight="bold">{html.escape(title)}</text>',
-             f'<line x1="{pad}" y1="{h - pad}" x2="{w - 170}" y2="{h - pad}" stroke="#333"/>',
-             f'<line x1="{pad}" y1="30" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
-             f'<text x="{pad - 4}" y="34" text-anchor="end">{fmt.format(vmax)}</text>',
-             f'<text x="{pad - 4}" y="{h - pad}" text-anchor="end">{fmt.format(0)}</text>']  # fmt: skip
+    parts = [
+        _svg_open(w, h),
+        f'<text x="{pad}" y="14" font-weight="bold">{html.escape(title)}</text>',
+        f'<line x1="{pad}" y1="{h - pad}" x2="{w - 170}" y2="{h - pad}" stroke="#333"/>',
+        f'<line x1="{pad}" y1="30" x2="{pad}" y2="{h - pad}" stroke="#333"/>',
+        f'<text x="{pad - 4}" y="34" text-anchor="end">{fmt.format(vmax)}</text>',
+        f'<text x="{pad - 4}" y="{h - pad}" text-anchor="end">{fmt.format(0)}</text>',
+    ]
     for j, s in enumerate(sets):
         gx = pad + 10 + j * 110
         parts.append(f'<text x="{gx + group / 2}" y="{h - pad + 14}" text-anchor="middle">{s}</text>')
         for i, row in enumerate(values):
             bh = row[j] / vmax * (h - pad - 30)  # the y axis runs from y=30 down to the baseline
             x, y = gx + i * bar, h - pad - bh
-            parts.append(f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar - 2:.1f}" height="{bh:.1f}" '
-                         f'fill="{COLORS[i % len(COLORS)]}"><title>{html.escape(eps[i]["name"])}: '
-                         f"{fmt.format(row[j])}</title></rect>")  # fmt: skip
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{bar - 2:.1f}" height="{bh:.1f}" '
+                f'fill="{COLORS[i % len(COLORS)]}"><title>{html.escape(eps[i]["name"])}: '
+                f"{fmt.format(row[j])}</title></rect>"
+            )
     for i, ep in enumerate(eps):
-        parts.append(f'<rect x="{w - 160}" y="{34 + i * 14}" width="10" height="10" fill="{COLORS[i % len(COLORS)]}"/>'
-                     f'<text x="{w - 146}" y="{43 + i * 14}">{html.escape(ep["name"])}</text>')  # fmt: skip
+        parts.append(
+            f'<rect x="{w - 160}" y="{34 + i * 14}" width="10" height="10" fill="{COLORS[i % len(COLORS)]}"/>'
+            f'<text x="{w - 146}" y="{43 + i * 14}">{html.escape(ep["name"])}</text>'
+        )
     return "".join(parts) + "</svg>"
 
 
@@ -124,8 +131,11 @@ def write_ab_report(result: dict[str, Any], out: Path, command: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = json.dumps(result, indent=2).encode()
     (out / "results.json").write_bytes(data)
-    manifest = {"format": result.get("format"), "sha256": hashlib.sha256(data).hexdigest(),
-                "registry_version": result.get("registry", {}).get("version")}  # fmt: skip
+    manifest = {
+        "format": result.get("format"),
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "registry_version": result.get("registry", {}).get("version"),
+    }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2))
     cfg = result["config"]
     intro = (

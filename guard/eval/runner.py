@@ -57,8 +57,12 @@ async def ask(
     bar = tqdm(total=len(questions), desc=label or target.name, unit="q", leave=False, mininterval=1.0)
 
     async def one(client: httpx.AsyncClient, q: Question) -> Record:
-        body = {"model": target.model, "messages": [{"role": "user", "content": q.text}],
-                "temperature": 0, "max_tokens": max_tokens}  # fmt: skip
+        body = {
+            "model": target.model,
+            "messages": [{"role": "user", "content": q.text}],
+            "temperature": 0,
+            "max_tokens": max_tokens,
+        }
         async with semaphore:
             started = time.perf_counter()
             response = await client.post("/v1/chat/completions", json=body)
@@ -127,10 +131,13 @@ def per_subject(records: Sequence[Record]) -> dict[str, dict[str, Any]]:
         if r.forget and r.subject:
             by_subject[r.subject].append(r)
     return {
-        subject: {"n": len(rs), "leak_keyfact": sum(r.leak_keyfact for r in rs) / len(rs),
-                  "leak_rouge": sum(r.leak_rouge for r in rs) / len(rs)}
+        subject: {
+            "n": len(rs),
+            "leak_keyfact": sum(r.leak_keyfact for r in rs) / len(rs),
+            "leak_rouge": sum(r.leak_rouge for r in rs) / len(rs),
+        }
         for subject, rs in sorted(by_subject.items())
-    }  # fmt: skip
+    }
 
 
 def records_json(records: Sequence[Record]) -> list[dict[str, Any]]:

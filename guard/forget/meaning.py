@@ -40,8 +40,10 @@ class VectorCache:
     def __init__(self, path: Path | None, embedder: str) -> None:
         self.embedder = embedder
         self._db = sqlite3.connect(str(path) if path else ":memory:", check_same_thread=False)
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (embedder TEXT, digest BLOB, vector BLOB, "
-                         "PRIMARY KEY (embedder, digest))")  # fmt: skip
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS vectors (embedder TEXT, digest BLOB, vector BLOB, "
+            "PRIMARY KEY (embedder, digest))"
+        )
         self._lock = threading.Lock()
 
     def get(self, digests: Sequence[bytes]) -> dict[bytes, Vectors]:

@@ -257,9 +257,8 @@ class PostgresRegistry:
                         "ON CONFLICT (model, entry_id) DO UPDATE SET state = EXCLUDED.state, leak = EXCLUDED.leak, "
                         "utility_loss = EXCLUDED.utility_loss, report_sha256 = EXCLUDED.report_sha256, "
                         "registry_version = EXCLUDED.registry_version, at = EXCLUDED.at",
-                        [(model, c.entry_id, c.state, c.leak, c.utility_loss, c.report_sha256, c.registry_version,
-                          c.at) for c in put],
-                    )  # fmt: skip
+                        [c.row(model) for c in put],
+                    )
             return await _coverage(conn)
 
         done = await self._write("coverage", model, write)

@@ -60,14 +60,35 @@ class Coverage:
     registry_version: int  # the registry version the report was made at (or the change was made at)
     at: float
 
+    def row(self, model: str) -> tuple[object, ...]:
+        """The values of `COVERAGE_COLUMNS`, for `model`."""
+        return (
+            model,
+            self.entry_id,
+            self.state,
+            self.leak,
+            self.utility_loss,
+            self.report_sha256,
+            self.registry_version,
+            self.at,
+        )
+
 
 COVERAGE_COLUMNS = "model, entry_id, state, leak, utility_loss, report_sha256, registry_version, at"
 
 
 def coverage_from_row(row: Sequence[Any]) -> Coverage:
     leak, loss = row[3], row[4]
-    return Coverage(row[0], row[1], row[2], None if leak is None else float(leak), None if loss is None else
-                    float(loss), row[5], int(row[6]), float(row[7]))  # fmt: skip
+    return Coverage(
+        row[0],
+        row[1],
+        row[2],
+        None if leak is None else float(leak),
+        None if loss is None else float(loss),
+        row[5],
+        int(row[6]),
+        float(row[7]),
+    )
 
 
 @dataclass(frozen=True)

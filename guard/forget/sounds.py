@@ -27,8 +27,19 @@ MIN_KEY = 6
 TYPO_MIN_KEY = 8
 
 # digraphs first: how romanisations spell one sound with two letters
-_DIGRAPHS = [("kh", "h"), ("gh", "g"), ("ph", "f"), ("dh", "z"), ("th", "t"), ("sh", "s"), ("ch", "s"),
-             ("ts", "s"), ("tz", "s"), ("ck", "k"), ("qu", "k")]  # fmt: skip
+_DIGRAPHS = [
+    ("kh", "h"),
+    ("gh", "g"),
+    ("ph", "f"),
+    ("dh", "z"),
+    ("th", "t"),
+    ("sh", "s"),
+    ("ch", "s"),
+    ("ts", "s"),
+    ("tz", "s"),
+    ("ck", "k"),
+    ("qu", "k"),
+]
 _CLASSES = str.maketrans(
     {
         **dict.fromkeys("aeiouyhw'", ""),  # vowels, glides, h: written by some scripts only

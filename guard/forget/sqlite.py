@@ -252,9 +252,8 @@ class SqliteRegistry:
             db.executemany("DELETE FROM coverage WHERE model=? AND entry_id=?", [(model, e) for e in drop])
             db.executemany(
                 f"INSERT OR REPLACE INTO coverage ({COVERAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [(model, c.entry_id, c.state, c.leak, c.utility_loss, c.report_sha256, c.registry_version, c.at)
-                 for c in put],
-            )  # fmt: skip
+                [c.row(model) for c in put],
+            )
             _log_change(db, version, "coverage", model)
             return _sqlite_coverage(db), version
 

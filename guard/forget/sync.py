@@ -105,8 +105,11 @@ class Sync:
             applied = await self.catch_up()
         except Exception as exc:  # the registry is down: keep enforcing what we have, retry on the next tick
             if self.reachable:
-                log.warning("registry unreachable; enforcing version %d until it is back", self.memory.version,
-                            extra={"error": type(exc).__name__})  # fmt: skip
+                log.warning(
+                    "registry unreachable; enforcing version %d until it is back",
+                    self.memory.version,
+                    extra={"error": type(exc).__name__},
+                )
             self.reachable = False
             return
         if applied:

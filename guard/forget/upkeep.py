@@ -96,8 +96,10 @@ class Upkeep:
         memory = self.memory
         if not self.rebuilding and (not memory.vectors.plan.fits(len(memory.vectors)) or memory.vectors.drifted):
             if memory.vectors.drifted:
-                log.info("vector index drifted: rebuilding", extra={"merged": memory.vectors.merged,
-                                                                    "outliers": memory.vectors.outliers})  # fmt: skip
+                log.info(
+                    "vector index drifted: rebuilding",
+                    extra={"merged": memory.vectors.merged, "outliers": memory.vectors.outliers},
+                )
             self.rebuilding = True
             self._journal = []
             self.workers.upkeep.submit(self._rebuild_vectors, memory.known_chunks())

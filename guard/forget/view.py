@@ -134,8 +134,10 @@ class MemoryIndex:
         if stamp != self._searched:
             self._searches.clear()
             self._searched = stamp
-        keys = [hashlib.blake2b(row.tobytes(), digest_size=16, salt=k.to_bytes(2, "little")).digest() for row in
-                np.ascontiguousarray(queries, dtype=np.float32)]  # fmt: skip
+        keys = [
+            hashlib.blake2b(row.tobytes(), digest_size=16, salt=k.to_bytes(2, "little")).digest()
+            for row in np.ascontiguousarray(queries, dtype=np.float32)
+        ]
         found = [self._searches.get(key) for key in keys]
         missing = [row for row, hit in enumerate(found) if hit is None]
         if missing:
@@ -187,8 +189,9 @@ class MemoryIndex:
     def load_documents(self, documents: list[tuple[str, str]]) -> None:
         """(entry id, its documents joined) loaded in bulk (start-up): n-grams and fact values."""
         self.ngrams.bulk_add(documents)
-        self.values.bulk_add((e, fact_values([doc], _names(self._entries[e]) if e in self._entries else ()))
-                             for e, doc in documents)  # fmt: skip
+        self.values.bulk_add(
+            (e, fact_values([doc], _names(self._entries[e]) if e in self._entries else ())) for e, doc in documents
+        )
 
     def slot_of(self, entry_id: str) -> int:
         return self._slots.number(entry_id)

@@ -69,11 +69,23 @@ def start_vllm(
     of it, bench/unlearn/) served as `name`; returns the process (not yet ready)."""
     model_dir = model_dir or ensure_converted()
     cmd = [
-        str(model_python()), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_dir), "--served-model-name", name,
-        "--dtype", "float32", "--enforce-eager", "--max-model-len", "2048",
-        "--host", host, "--port", str(port),
-    ]  # fmt: skip
+        str(model_python()),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_dir),
+        "--served-model-name",
+        name,
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-model-len",
+        "2048",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     return _start(cmd, log_file)
 
 
@@ -83,11 +95,25 @@ def start_vllm_embedder(port: int, *, host: str = "127.0.0.1", log_file: Path | 
     from guard.forget.embedder import minilm_path
 
     cmd = [
-        str(model_python()), "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(minilm_path()), "--served-model-name", EMBEDDER_NAME, "--runner", "pooling",
-        "--dtype", "float32", "--enforce-eager", "--max-model-len", "256",
-        "--host", host, "--port", str(port),
-    ]  # fmt: skip
+        str(model_python()),
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(minilm_path()),
+        "--served-model-name",
+        EMBEDDER_NAME,
+        "--runner",
+        "pooling",
+        "--dtype",
+        "float32",
+        "--enforce-eager",
+        "--max-model-len",
+        "256",
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     return _start(cmd, log_file)
 
 

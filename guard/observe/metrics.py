@@ -22,9 +22,11 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
-            "guard_requests", "Proxied requests by endpoint, final action and upstream route",
-            ["endpoint", "action", "route"], registry=r,
-        )  # fmt: skip
+            "guard_requests",
+            "Proxied requests by endpoint, final action and upstream route",
+            ["endpoint", "action", "route"],
+            registry=r,
+        )
         self.stage_seconds = Histogram(
             "guard_stage_seconds",
             "Time spent per stage: parse, input_check, rewrite, output_check, upstream (time to first byte), overhead",
@@ -63,24 +65,30 @@ class Metrics:
             registry=r,
         )
         self.shadow_verdicts = Counter(
-            "guard_shadow_verdicts", "Shadow (B) answers checked, by primary action and shadow action",
-            ["primary", "shadow"], registry=r,
-        )  # fmt: skip
+            "guard_shadow_verdicts",
+            "Shadow (B) answers checked, by primary action and shadow action",
+            ["primary", "shadow"],
+            registry=r,
+        )
         self.admin_changes = Counter("guard_admin_changes", "Forget-index changes by operation", ["op"], registry=r)
         self.watched = Counter("guard_watched", "Requests answered under watch (strict output check)", registry=r)
         self.bad_words = Counter(
             "guard_bad_words", "Watched requests sent to vLLM with the entries' names as bad_words", registry=r
         )
         self.speculative = Counter(
-            "guard_speculative", "Requests sent upstream before their input verdict (policy `speculative`), by "
-            "outcome: used, or cancelled because the request was refused, rewritten or watched", ["outcome"],
+            "guard_speculative",
+            "Requests sent upstream before their input verdict (policy `speculative`), by "
+            "outcome: used, or cancelled because the request was refused, rewritten or watched",
+            ["outcome"],
             registry=r,
-        )  # fmt: skip
+        )
         self.first_stage_shortfall = Histogram(
-            "guard_first_stage_shortfall", "Live audit of the int8 first stage: float best score minus int8 best score "
+            "guard_first_stage_shortfall",
+            "Live audit of the int8 first stage: float best score minus int8 best score "
             "of a settled text (guard/pipeline/cascade.py; the margin is 0.08)",
-            buckets=(-0.04, -0.02, 0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.12), registry=r,
-        )  # fmt: skip
+            buckets=(-0.04, -0.02, 0.0, 0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.08, 0.12),
+            registry=r,
+        )
         self.first_stage_misses = Counter(
             "guard_first_stage_misses",
             "Audited texts the first stage settled whose float score reached the floor",
@@ -90,9 +98,11 @@ class Metrics:
             "guard_judge_seconds", "Time the judge took per ruling, by stage", ["stage"], buckets=BUCKETS, registry=r
         )
         self.judge_rulings = Counter(
-            "guard_judge_rulings", "Judge rulings by stage and outcome (match, none, unreadable, error, timeout)",
-            ["stage", "outcome"], registry=r,
-        )  # fmt: skip
+            "guard_judge_rulings",
+            "Judge rulings by stage and outcome (match, none, unreadable, error, timeout)",
+            ["stage", "outcome"],
+            registry=r,
+        )
         self.index_entries = Gauge("guard_index_entries", "Forget entries in the index", registry=r)
         self.index_chunks = Gauge("guard_index_chunks", "Forget chunks (vectors) in the index", registry=r)
         self.registry_version = Gauge(

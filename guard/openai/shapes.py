@@ -75,8 +75,9 @@ def refusal_stream(endpoint: Endpoint, model: str, text: str, n: int) -> list[di
 TEXT_FIELDS = ("content", "reasoning", "reasoning_content", "refusal")
 # What a refusal message keeps of a choice; anything else (unknown fields included) is dropped with the text.
 KNOWN_CHOICE_FIELDS = frozenset({"index", "message", "delta", "text", "logprobs", "finish_reason", "stop_reason"})
-KNOWN_MESSAGE_FIELDS = frozenset({"role", "content", "tool_calls", "function_call", "refusal", "reasoning",
-                                  "reasoning_content", "annotations"})  # fmt: skip
+KNOWN_MESSAGE_FIELDS = frozenset(
+    {"role", "content", "tool_calls", "function_call", "refusal", "reasoning", "reasoning_content", "annotations"}
+)
 
 Fields = list[tuple[str, str]]  # (field, text)
 

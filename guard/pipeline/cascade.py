@@ -130,7 +130,9 @@ class Cascade:
             return
         missed = exact >= floor
         if missed:  # no text: the scores say enough
-            log.warning("first stage settled a text the float model puts at its floor: widen the margin",
-                        extra={"int8": round(score, 3), "float": round(exact, 3), "floor": floor})  # fmt: skip
+            log.warning(
+                "first stage settled a text the float model puts at its floor: widen the margin",
+                extra={"int8": round(score, 3), "float": round(exact, 3), "floor": floor},
+            )
         if self.audited is not None:
             self.audited(exact - score, missed)

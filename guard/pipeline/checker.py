@@ -180,8 +180,10 @@ class Checker:
             except Exception as exc:
                 error = type(exc).__name__
             await asyncio.sleep(2.0**attempt)
-        log.error("coverage revert not recorded in the registry; enforced on this replica only",
-                  extra={"model": row.model, "entry": row.entry_id, "error": error})  # fmt: skip
+        log.error(
+            "coverage revert not recorded in the registry; enforced on this replica only",
+            extra={"model": row.model, "entry": row.entry_id, "error": error},
+        )
 
     async def _judged(
         self, stage: str, text: str, entries: frozenset[str], verdict: Verdict, policies: PolicySet
@@ -281,5 +283,6 @@ def _merged(fields: Fields) -> Fields:
     merged: dict[str, list[str]] = {}
     for field, text in fields:
         merged.setdefault(field, []).append(text)
-    return [(field, "".join(parts) if field in ("content", "text") else " ".join(parts)) for field, parts in
-            merged.items()]  # fmt: skip
+    return [
+        (field, "".join(parts) if field in ("content", "text") else " ".join(parts)) for field, parts in merged.items()
+    ]

@@ -45,8 +45,9 @@ class Guard:
         self.policies = policies
         self.router = router
         self.metrics = decisions.metrics
-        self.checker = Checker(index, policies, decisions, enabled=checks, judge=judge, fast=fast,
-                               audit_every=audit_every)  # fmt: skip
+        self.checker = Checker(
+            index, policies, decisions, enabled=checks, judge=judge, fast=fast, audit_every=audit_every
+        )
         self.meter = Meter(self.metrics)
         self.drain = Drain()  # open streams, ended with an error event at shutdown past the grace period
         self.shadow = Shadow(router.b, self.checker, self.meter) if router.b is not None else None

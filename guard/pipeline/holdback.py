@@ -33,8 +33,10 @@ from guard.openai.shapes import Fields, choice_fields, refusal_chunk, strip_unch
 Check = Callable[[Fields], Awaitable[Verdict]]
 Refusal = Callable[[Verdict], str]  # the refusal text for a blocking verdict (its entry's policy)
 
-_ENDS_SENTENCE = re.compile(r"(?<![A-Z])(?<!\b(?:Dr|Mr|Ms|St|Jr|Sr|vs|Mt|No|Co))(?<!\be\.g)(?<!\bi\.e)"
-                            r"[.!?][\"')\]]*\s*$")  # fmt: skip
+_ENDS_SENTENCE = re.compile(
+    r"(?<![A-Z])(?<!\b(?:Dr|Mr|Ms|St|Jr|Sr|vs|Mt|No|Co))(?<!\be\.g)(?<!\bi\.e)"
+    r"[.!?][\"')\]]*\s*$"
+)
 _STARTS_SENTENCE = re.compile(r"^\s*[A-Z0-9\"'(\[]")
 PROSE_LINE = 60  # a newline ends a line of prose at least this long (or one ending with punctuation)
 CONTEXT_CHARS = 400  # released text kept, per field, to check runs and names that straddle a release
@@ -49,8 +51,7 @@ def boundary(before: str, after: str) -> bool:
     """Is the point between the held text `before` and the next chunk's text `after` a place to release?"""
     if not before or not after:
         return False
-    if _ENDS_SENTENCE.search(before) and _STARTS_SENTENCE.match(after) and (before[-1].isspace() or
-                                                                            after[0].isspace()):  # fmt: skip
+    if _ENDS_SENTENCE.search(before) and _STARTS_SENTENCE.match(after) and (before[-1].isspace() or after[0].isspace()):
         return True
     if before.endswith("\n") or after.startswith("\n"):
         line = before.rstrip("\n").rsplit("\n", 1)[-1].rstrip()

@@ -42,8 +42,9 @@ class StreamResult:
 
 def refused(ctx: RequestContext, refusal_text: str, overhead_ms: float) -> StreamResult:
     """A refused streaming request: the refusal per choice, then [DONE]; the upstream is never called."""
-    return StreamResult(_encode_all(refusal_stream(ctx.endpoint, ctx.model, refusal_text, ctx.n)), Action.refuse,
-                        overhead_ms)  # fmt: skip
+    return StreamResult(
+        _encode_all(refusal_stream(ctx.endpoint, ctx.model, refusal_text, ctx.n)), Action.refuse, overhead_ms
+    )
 
 
 async def open_stream(
@@ -73,17 +74,21 @@ async def open_stream(
         warm = checker.warmer()
         try:
             events = sse.parse(lines(response))
-            filtered = filter_stream(
-                events,
-                endpoint=ctx.endpoint,
-                check=checker.output(ctx, forward.watch),
-                hold_back_chars=checker.policies.settings.hold_back_chars,
-                refusal=lambda verdict: checker.policy_of(verdict, ctx).refusal_text,
-                choices=ctx.n,
-                outcome=outcome,
-                hold_all=bool(forward.watch.strong),  # under strong watch an answer leaves only once complete
-                warm=warm,
-            ) if checking else events  # fmt: skip
+            filtered = (
+                filter_stream(
+                    events,
+                    endpoint=ctx.endpoint,
+                    check=checker.output(ctx, forward.watch),
+                    hold_back_chars=checker.policies.settings.hold_back_chars,
+                    refusal=lambda verdict: checker.policy_of(verdict, ctx).refusal_text,
+                    choices=ctx.n,
+                    outcome=outcome,
+                    hold_all=bool(forward.watch.strong),  # under strong watch an answer leaves only once complete
+                    warm=warm,
+                )
+                if checking
+                else events
+            )
             with meter.faults(route):
                 while not flow.cut:
                     flow.reading = True  # the drain may cancel this wait (and only this one)

@@ -91,10 +91,20 @@ def test_input_pieces_are_turns_their_sentences_and_the_recent_window() -> None:
 def test_fragments_are_read_with_their_text_not_embedded_alone() -> None:
     turns = [("messages[0]", "Who wrote The Silent Falcon? (12)"), ("messages[1]", "Thanks! 谁写了这本书？好的。")]
     pieces = [p.text for p in input_pieces(Conversation.of(turns, 1).segments())]
-    assert pieces == ["Who wrote The Silent Falcon? (12)", "Who wrote The Silent Falcon?",
-                      "Thanks! 谁写了这本书？好的。", "谁写了这本书？"]  # fmt: skip
+    assert pieces == [
+        "Who wrote The Silent Falcon? (12)",
+        "Who wrote The Silent Falcon?",
+        "Thanks! 谁写了这本书？好的。",
+        "谁写了这本书？",
+    ]
     assert [fragment(t) for t in ("(12)", "Thanks!", "OK.", "好的。", "谁写了这本书？", "Say it.")] == [
-        True, True, True, True, False, False]  # fmt: skip
+        True,
+        True,
+        True,
+        True,
+        False,
+        False,
+    ]
     said = Segment("output", "The answer has three parts. 1. 2. (a) Born in 1961.", "assistant")
     assert [p.text for p in output_pieces([said])] == ["The answer has three parts.", "(a) Born in 1961."]
 
@@ -166,9 +176,12 @@ PASSAGE_TEXT = " ".join(f"Sentence {n} states a fact." for n in range(8)) + " Wh
 
 
 def test_a_passage_gives_its_statements_as_passage_pieces_and_its_questions_as_questions() -> None:
-    turns = (Segment("messages[0]", PASSAGE_TEXT, "system"), Segment("messages[1]", "Summarise. Be brief", "user"),
-             Segment("messages[2]", f"{PASSAGE_TEXT} Then list its names", "user"),
-             Segment("messages[3]", "Thanks", "user"))  # fmt: skip
+    turns = (
+        Segment("messages[0]", PASSAGE_TEXT, "system"),
+        Segment("messages[1]", "Summarise. Be brief", "user"),
+        Segment("messages[2]", f"{PASSAGE_TEXT} Then list its names", "user"),
+        Segment("messages[3]", "Thanks", "user"),
+    )
     conversation = Conversation(turns, window_turns=3)
     window = conversation.window()
     assert window is not None and window.text == "Summarise. Be brief\nThanks"  # passages stand alone

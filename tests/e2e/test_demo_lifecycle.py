@@ -43,13 +43,20 @@ def alive(pid: int) -> bool:
 
 def test_guard_demo_stops_its_model_server_on_sigterm(tmp_path: Path) -> None:
     port, model_port = free_port(), free_port()
-    env = {**os.environ, "GUARD_EMBEDDER": "hash", "GUARD_INDEX_DIR": str(tmp_path / "index"),
-           "GUARD_MULTILINGUAL": "off"}  # fmt: skip
+    env = {
+        **os.environ,
+        "GUARD_EMBEDDER": "hash",
+        "GUARD_INDEX_DIR": str(tmp_path / "index"),
+        "GUARD_MULTILINGUAL": "off",
+    }
     with (tmp_path / "demo.log").open("wb") as log:  # the child keeps its own copy of the descriptor
         demo = subprocess.Popen(
             [sys.executable, "-m", "guard", "demo", "--port", str(port), "--model-port", str(model_port)],
-            cwd=tmp_path, env=env, stdout=log, stderr=log,
-        )  # fmt: skip
+            cwd=tmp_path,
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
     try:
         deadline = time.monotonic() + 600
         while True:

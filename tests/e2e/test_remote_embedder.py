@@ -35,8 +35,12 @@ def test_the_guard_forgets_with_a_remote_embedder(
     settings: Settings, vllm_embedder_url: str, serve: Callable[[Any], BackgroundServer]
 ) -> None:
     upstream = serve(FakeUpstream(fixed("Paris is the capital of France.")).app())
-    remote = {"embedder_url": vllm_embedder_url, "embedder_timeout_s": 30.0, "upstream": upstream.url,
-              "multilingual": "off"}  # fmt: skip
+    remote = {
+        "embedder_url": vllm_embedder_url,
+        "embedder_timeout_s": 30.0,
+        "upstream": upstream.url,
+        "multilingual": "off",
+    }
     guard = serve(create_app(settings.model_copy(update=remote)))
     r = httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201

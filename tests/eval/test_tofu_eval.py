@@ -48,9 +48,24 @@ async def test_eval_forget01_against_the_memorizing_model(minilm: Embedder) -> N
 
 def test_ab_command_writes_a_report(tmp_path: Path) -> None:
     out = tmp_path / "ab"
-    code = main(["ab", "--split", "forget01", "--retain-limit", "20", "--out", str(out),
-                 "--endpoint", "base=oracle:ignore", "--endpoint", "base+guard=guard+oracle:ignore",
-                 "--endpoint", "unlearned=oracle:unlearned", "--attacks"])  # fmt: skip
+    code = main(
+        [
+            "ab",
+            "--split",
+            "forget01",
+            "--retain-limit",
+            "20",
+            "--out",
+            str(out),
+            "--endpoint",
+            "base=oracle:ignore",
+            "--endpoint",
+            "base+guard=guard+oracle:ignore",
+            "--endpoint",
+            "unlearned=oracle:unlearned",
+            "--attacks",
+        ]
+    )
     assert code == 0
     result = json.loads((out / "results.json").read_text())
     by_name = {e["name"]: e["sets"] for e in result["endpoints"]}
@@ -89,8 +104,26 @@ def test_ab_for_a_live_guard_feeds_its_handoff(
         ids[a.name] = r.json()["id"]
     monkeypatch.setenv("GUARD_ADMIN_TOKEN", ADMIN_TOKEN)
     out = tmp_path / "ab"
-    assert main(["ab", "--split", "forget01", "--retain-limit", "20", "--out", str(out), "--registry", url,
-                 "--endpoint", "base=oracle:ignore", "--endpoint", "unlearned=oracle:unlearned"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "ab",
+                "--split",
+                "forget01",
+                "--retain-limit",
+                "20",
+                "--out",
+                str(out),
+                "--registry",
+                url,
+                "--endpoint",
+                "base=oracle:ignore",
+                "--endpoint",
+                "unlearned=oracle:unlearned",
+            ]
+        )
+        == 0
+    )
     result = json.loads((out / "results.json").read_text())
     assert result["registry"] == {"version": 2, "entries": ids}
     unlearned = next(e for e in result["endpoints"] if e["name"] == "unlearned")
@@ -103,8 +136,11 @@ def test_ab_for_a_live_guard_feeds_its_handoff(
         - unlearned["sets"][s]["rouge_recall_mean"]
         for s in ("retain", "real_authors", "world_facts")
     )
-    expected = sorted(ids[name] for name, figures in unlearned["subjects"].items()
-                      if max(figures["leak_keyfact"], figures["leak_rouge"]) == 0 and loss <= 0.05)  # fmt: skip
+    expected = sorted(
+        ids[name]
+        for name, figures in unlearned["subjects"].items()
+        if max(figures["leak_keyfact"], figures["leak_rouge"]) == 0 and loss <= 0.05
+    )
     rows = httpx.get(f"{url}/admin/coverage", headers=ADMIN).json()["data"]
     assert sorted(r["entry"] for r in rows) == expected
     assert f"covers {len(expected)} of {len(ids)} entries" in printed

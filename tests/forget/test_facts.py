@@ -49,8 +49,11 @@ def test_words_loaded_in_bulk_are_found_as_added_ones_are_through_compaction() -
     for entry_id, words in items:
         one_by_one.add(entry_id, words)
     text = "word3 and word20 and shared"
-    assert bulk.find(text) == one_by_one.find(text) == {"e2": {"word3"}, "e3": {"word3"}, "e19": {"word20"},
-                                                      "e20": {"word20"}}  # fmt: skip
+    assert (
+        bulk.find(text)
+        == one_by_one.find(text)
+        == {"e2": {"word3"}, "e3": {"word3"}, "e19": {"word20"}, "e20": {"word20"}}
+    )
     for index in (bulk, one_by_one):
         index.remove("e2")
         index.postings.compact()

@@ -179,8 +179,14 @@ async def test_a_fast_scan_index_that_drifted_is_rebuilt_in_the_background(
     trains on a sample holding them; nothing is lost on the way."""
     from guard.forget import vectors
 
-    for name, value in (("FLAT_MAX", 40), ("PQ_FROM", 41), ("MIN_NLIST", 2), ("TRAIN_PER_LIST", 10),
-                        ("RECENT_MAX", 30), ("DRIFT_MIN", 20)):  # fmt: skip
+    for name, value in (
+        ("FLAT_MAX", 40),
+        ("PQ_FROM", 41),
+        ("MIN_NLIST", 2),
+        ("TRAIN_PER_LIST", 10),
+        ("RECENT_MAX", 30),
+        ("DRIFT_MIN", 20),
+    ):
         monkeypatch.setattr(vectors, name, value)
     emb = TwoDomains()
     index = await open_index(tmp_path, emb)

@@ -91,6 +91,7 @@ async def test_the_registry_refuses_vectors_of_another_embedder(tmp_path: Path) 
     again = await ForgetIndex.open(SqliteRegistry(path, first.dim), first, ngram_words=12, typo_min_chars=6)
     assert len(again) == 1  # the same embedder opens it, nothing was changed
     await again.aclose()
-    empty = await ForgetIndex.open(SqliteRegistry(tmp_path / "b.sqlite3", 64), Other(), ngram_words=12,
-                                   typo_min_chars=6)  # fmt: skip
+    empty = await ForgetIndex.open(
+        SqliteRegistry(tmp_path / "b.sqlite3", 64), Other(), ngram_words=12, typo_min_chars=6
+    )
     await empty.aclose()  # an empty registry takes any embedder

@@ -104,8 +104,9 @@ def test_a_fast_scan_ivf_reranks_its_hits_to_near_exact_scores_and_removes_by_id
     queries = unit(data[:100] + 0.3 * rng.standard_normal((100, DIM)))
     scores, found = index.search(queries, 8)
     exact = queries @ data.T
-    recall = np.mean([len(set(f.tolist()) & set(ids[np.argsort(-e)[:8]].tolist())) / 8 for f, e in
-                      zip(found, exact, strict=True)])  # fmt: skip
+    recall = np.mean(
+        [len(set(f.tolist()) & set(ids[np.argsort(-e)[:8]].tolist())) / 8 for f, e in zip(found, exact, strict=True)]
+    )
     assert recall >= 0.8, recall
     for row, (s, f) in enumerate(zip(scores, found, strict=True)):  # each score is that chunk's, not another's
         assert np.allclose(s, exact[row, f // 3], atol=0.01)

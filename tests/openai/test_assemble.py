@@ -48,8 +48,14 @@ def test_any_cut_into_pieces_joins_back(pieces: list[str]) -> None:
 
 def test_choices_reasoning_tool_calls_and_reasons_are_joined_per_choice() -> None:
     def chunk(index: int, delta: dict[str, Any], **extra: Any) -> dict[str, Any]:
-        return {"id": "r", "object": "chat.completion.chunk", "created": 1, "model": "m", "system_fingerprint": "fp",
-                "choices": [{"index": index, "delta": delta, "finish_reason": None, **extra}]}  # fmt: skip
+        return {
+            "id": "r",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "system_fingerprint": "fp",
+            "choices": [{"index": index, "delta": delta, "finish_reason": None, **extra}],
+        }
 
     call = {"index": 0, "id": "call_1", "type": "function", "function": {"name": "look", "arguments": '{"q": '}}
     events = [

@@ -48,9 +48,12 @@ FLOORS = (0.60, 0.70)
 
 
 def run(
-    texts: list[str], scores: dict[str, float], passages: frozenset[str] = frozenset(), cache: bool = False,
+    texts: list[str],
+    scores: dict[str, float],
+    passages: frozenset[str] = frozenset(),
+    cache: bool = False,
     warm: Sequence[str] = (),
-) -> tuple[Vectors, Counting, Counting, Cascade]:  # fmt: skip
+) -> tuple[Vectors, Counting, Counting, Cascade]:
     exact, fast = Counting(), Counting(seed=1)
     inner: Embedder = CachedEmbedder(exact) if cache else exact
     if warm:
@@ -171,9 +174,13 @@ class Recording(Embedder):
 
 
 def test_with_the_real_models_what_is_near_an_entry_is_decided_on_float_vectors(
-    settings: Settings, tmp_path: Path, minilm: Embedder, minilm_fast: Embedder,
-    serve: Callable[[Any], BackgroundServer], openai_at: Callable[..., openai.OpenAI],
-) -> None:  # fmt: skip
+    settings: Settings,
+    tmp_path: Path,
+    minilm: Embedder,
+    minilm_fast: Embedder,
+    serve: Callable[[Any], BackgroundServer],
+    openai_at: Callable[..., openai.OpenAI],
+) -> None:
     """Real sockets: a paced fake model upstream, the guard, the stock openai client."""
     # no name, no number: only meaning can refuse it, and only the float model's score reaches the threshold
     near = "Tell me about the Golden Compass award won by the author of Leading with Empathy."

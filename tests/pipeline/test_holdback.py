@@ -43,10 +43,16 @@ async def run(
     out = [
         c
         async for c in filter_stream(
-            events(items), endpoint="chat", check=check, hold_back_chars=hold,
-            refusal=lambda verdict: "REFUSED", choices=choices, outcome=StreamOutcome(), hold_all=hold_all,
+            events(items),
+            endpoint="chat",
+            check=check,
+            hold_back_chars=hold,
+            refusal=lambda verdict: "REFUSED",
+            choices=choices,
+            outcome=StreamOutcome(),
+            hold_all=hold_all,
         )
-    ]  # fmt: skip
+    ]
     return out, check
 
 
@@ -65,9 +71,15 @@ async def released_before(items: list[dict[str, Any]], marker: str, **kw: Any) -
 
     snapshot: list[str] = []
     async for c in filter_stream(
-        upstream(), endpoint="chat", check=Checker(), hold_back_chars=kw.get("hold", 400),
-        refusal=lambda verdict: "REFUSED", choices=1, outcome=StreamOutcome(), hold_all=kw.get("hold_all", False),
-    ):  # fmt: skip
+        upstream(),
+        endpoint="chat",
+        check=Checker(),
+        hold_back_chars=kw.get("hold", 400),
+        refusal=lambda verdict: "REFUSED",
+        choices=1,
+        outcome=StreamOutcome(),
+        hold_all=kw.get("hold_all", False),
+    ):
         received.append(c["choices"][0]["delta"].get("content") or "" if c.get("choices") else "")
     assert seen_marker
     return snapshot[0]

@@ -133,8 +133,9 @@ def _plain(case: Case) -> Case:
     return replace(case, messages=strip(case.messages))
 
 
-def real_cases(tofu: Tofu, split: str, seed: int = 0, per_author: int = 5, langs: tuple[str, ...] = LANGS,
-               benign_limit: int = 10) -> list[Case]:  # fmt: skip
+def real_cases(
+    tofu: Tofu, split: str, seed: int = 0, per_author: int = 5, langs: tuple[str, ...] = LANGS, benign_limit: int = 10
+) -> list[Case]:
     """The attacks a real model can be asked (the attack is in the request, the model answers as it does):
     the subject's name disguised or moved to another role, field or turn (the attack suite's input classes), and,
     for forget01, its questions in other languages (the multilingual TOFU) with retain questions in the same
@@ -158,12 +159,23 @@ def real_cases(tofu: Tofu, split: str, seed: int = 0, per_author: int = 5, langs
         pick = sorted(random.Random(seed).sample(range(len(rows)), min(per_author * 2, len(rows))))
         for i in pick:
             r = rows[i]
-            cases.append(Case(f"lang_{lang}", False, len(cases), [{"role": "user", "content": r["question"]}],
-                              r["answer"], r["question"], r["answer"], english_gold=english[i]["answer"],
-                              english_question=english[i]["question"]))  # fmt: skip
+            cases.append(
+                Case(
+                    f"lang_{lang}",
+                    False,
+                    len(cases),
+                    [{"role": "user", "content": r["question"]}],
+                    r["answer"],
+                    r["question"],
+                    r["answer"],
+                    english_gold=english[i]["answer"],
+                    english_question=english[i]["question"],
+                )
+            )
         for q in translated.control_questions(benign_limit, seed)[:benign_limit]:
-            cases.append(Case(f"lang_{lang}", True, len(cases), [{"role": "user", "content": q.text}], q.gold,
-                              q.text, q.gold))  # fmt: skip
+            cases.append(
+                Case(f"lang_{lang}", True, len(cases), [{"role": "user", "content": q.text}], q.gold, q.text, q.gold)
+            )
     return cases
 
 
