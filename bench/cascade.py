@@ -39,7 +39,7 @@ import numpy as np
 
 from guard.checks.conversation import Conversation
 from guard.checks.decide import floors
-from guard.checks.evidence import Segment
+from guard.checks.evidence import INDEX, Segment
 from guard.checks.stages import CheckSet, input_checks, output_checks
 from guard.eval.attacks.cases import build
 from guard.eval.data import DEFAULT_DIR, Tofu
@@ -112,7 +112,7 @@ def strings(obj: Any) -> Iterator[str]:
 
 def pieces(checks: CheckSet, segments: list[Segment]) -> tuple[list[str], set[str]]:
     to_read = checks.plan(segments).to_read()
-    return checks.embed(to_read), checks.passages(to_read)
+    return checks.needs(to_read).get(INDEX, []), checks.passages(to_read)
 
 
 Requests = list[tuple[list[Segment], CheckSet]]  # what a check set receives, with that set

@@ -30,8 +30,8 @@ from bench.cascade import staged
 from bench.overhead import WORK, build_index, conversation, load_corpus
 from guard.checks.conversation import Conversation
 from guard.checks.decide import floors
-from guard.checks.evidence import Segment
-from guard.checks.stages import input_checks
+from guard.checks.evidence import INDEX, Segment
+from guard.checks.stages import Reading, input_checks
 from guard.eval.data import Tofu
 from guard.forget.embedder import CachedEmbedder, make_embedder
 from guard.forget.index import ForgetIndex
@@ -68,9 +68,10 @@ async def replay(n: int, tofu: Tofu, first_stage: bool) -> None:
     def check(messages: list[dict[str, str]], profile: cProfile.Profile | None = None) -> tuple[float, ...]:
         turns = tuple(Segment(f"messages[{i}].content", m["content"], m["role"]) for i, m in enumerate(messages))
         t0 = time.perf_counter()
-        plan = checks.plan(Conversation(turns, policies.settings.window_turns).segments(), view.stamp)
+        plan_segments = tuple(Conversation(turns, policies.settings.window_turns).segments())
+        plan = checks.plan(plan_segments, view.stamp)
         to_read = plan.to_read()
-        texts = checks.embed(to_read)
+        texts = checks.needs(to_read).get(INDEX, [])
         t1 = time.perf_counter()
         if fast is None:
             vectors = dict(zip(texts, emb.embed(texts), strict=True))
@@ -81,7 +82,7 @@ async def replay(n: int, tofu: Tofu, first_stage: bool) -> None:
         t2 = time.perf_counter()
         if profile:
             profile.enable()
-        checks.decide(plan, view, vectors, policies)
+        checks.decide(plan, Reading(plan_segments, policies, view), {INDEX: vectors})
         if profile:
             profile.disable()
         t3 = time.perf_counter()

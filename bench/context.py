@@ -41,8 +41,8 @@ from bench.cascade import staged
 from bench.procs import policies, register_forget10, start_fake_upstream, start_guard, stop
 from guard.checks.conversation import Conversation
 from guard.checks.decide import floors
-from guard.checks.evidence import Segment
-from guard.checks.stages import input_checks
+from guard.checks.evidence import INDEX, Segment
+from guard.checks.stages import Reading, input_checks
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.forget.embedder import CachedEmbedder, make_embedder
 from guard.forget.registry import Entry
@@ -102,14 +102,14 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
         )
         plan = checks.plan(Conversation(turns, policies.settings.window_turns).segments(), view.stamp)
         segments = plan.to_read()
-        texts = checks.embed(segments)
+        texts = checks.needs(segments).get(INDEX, [])
         cut = time.perf_counter()
         found, _, stages = staged(view, minilm, fast, texts, checks.passages(segments), lines)
         vectors = dict(zip(texts, found, strict=True))
         embedded = time.perf_counter()
         if profile is not None:
             profile.enable()
-        verdict = checks.decide(plan, view, vectors, policies)
+        verdict = checks.decide(plan, Reading(tuple(segments), policies, view), {INDEX: vectors})
         if profile is not None:
             profile.disable()
         done = time.perf_counter()

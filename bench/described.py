@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 from guard.checks.conversation import Conversation
-from guard.checks.evidence import Action, Verdict
-from guard.checks.meaning import MEANING
-from guard.checks.stages import input_checks
+from guard.checks.evidence import INDEX, MEANING, Action, Verdict
+from guard.checks.stages import Reading, input_checks
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.forget.embedder import make_embedder
 from guard.forget.meaning import MeaningIndex, VectorCache
@@ -73,11 +72,12 @@ def main() -> None:
 
     def verdict(text: str) -> Verdict:
         segments = Conversation.of([("messages[0].content", text)], policies.settings.window_turns).segments()
-        plain, foreign = checks.embed(segments), checks.embed_meaning(segments)
-        vectors = dict(zip(plain, minilm.embed(plain), strict=True)) if plain else {}
+        needs = checks.needs(segments)
+        plain, foreign = needs.get(INDEX, []), needs.get(MEANING, [])
+        vectors = {INDEX: dict(zip(plain, minilm.embed(plain), strict=True)) if plain else {}}
         if foreign:
-            vectors.update({MEANING + t: v for t, v in zip(foreign, e5.embed(foreign), strict=True)})
-        return checks.verdict(segments, view, vectors, policies)
+            vectors[MEANING] = dict(zip(foreign, e5.embed(foreign), strict=True))
+        return checks.verdict(Reading(tuple(segments), policies, view), vectors)
 
     def only_described(v: Verdict) -> bool:
         return v.action is Action.refuse and all(m.kind == "described" for m in v.matches)

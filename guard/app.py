@@ -35,7 +35,9 @@ from guard.observe.metrics import CONTENT_TYPE, Metrics
 from guard.openai.routes import document
 from guard.openai.routes import router as openai_router
 from guard.pipeline.cascade import SPACE
+from guard.pipeline.checker import Checker
 from guard.pipeline.guard import Guard
+from guard.pipeline.regressions import CoverageWatch
 from guard.policy import PolicySet
 from guard.policy_watch import PolicyWatcher
 from guard.routing import Router
@@ -147,16 +149,17 @@ def create_app(
             log.info("judge on", extra={"timeout_s": settings.judge_timeout_s})
         local = fast is None and embedder is None and settings.checks  # a bare proxy embeds nothing
         stage = first_stage(settings, emb.space) if local else fast
-        guard = Guard(
+        checker = Checker(
             index,
             policies,
-            router,
             decisions,
-            checks=settings.checks,
+            enabled=settings.checks,
             judge=judge,
             fast=stage,
             audit_every=settings.first_stage_audit,
+            coverage=CoverageWatch(index, decisions),
         )
+        guard = Guard(index, checker, router)
         guard.drain.bind()  # a signal handler starts the drain on this loop (guard/cli.py)
         if not settings.checks:
             log.warning("checks are off: a bare pass-through proxy that enforces nothing (benchmarks only)")
@@ -193,7 +196,7 @@ def create_app(
             await client.aclose()
             if judge is not None:
                 await judge.aclose()
-            guard.close()
+            checker.close()
             await index.aclose()
             emb.close()
             if local and stage is not None:  # made here (a test's or an eval's stage is its owner's to close)

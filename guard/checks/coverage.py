@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from guard.checks.decide import input_action
 from guard.checks.evidence import Action, Evidence, Verdict
 from guard.forget.coverage import CoverageMap
 from guard.forget.view import IndexView
-from guard.policy import InputAction, Mode, PolicySet
+from guard.policy import Mode, PolicySet
 
 REGRESSION_KINDS = frozenset({"semantic", "meaning", "verbatim"})  # evidence that the answer holds the facts
 
@@ -51,8 +52,7 @@ def relax_input(
     watched = verdict.watched - left
     action = verdict.action
     if kept and action in (Action.refuse, Action.rewrite):
-        refuse = any(policies.for_entry(view.get(m.entry_id)).input.action is InputAction.refuse for m in kept)
-        action = Action.refuse if refuse else Action.rewrite
+        action = input_action((m.entry_id for m in kept), policies, view)
     elif not kept:
         action = Action.allow
     return Verdict(action, kept, verdict.monitored + moved, watched=watched, strong=verdict.strong & watched)

@@ -124,6 +124,13 @@ def described(evidence: list[Evidence], policies: PolicySet, view: IndexView) ->
     return out
 
 
+def input_action(entry_ids: Iterable[str], policies: PolicySet, view: IndexView) -> Action:
+    """What enforced input evidence for these entries leads to: a refusal when any of their policies refuses, a
+    rewrite when every one says `rewrite`. The one place this rule is written."""
+    refuse = any(policies.for_entry(view.get(e)).input.action is InputAction.refuse for e in entry_ids)
+    return Action.refuse if refuse else Action.rewrite
+
+
 def decide(
     stage: Stage, evidence: Iterable[Evidence], policies: PolicySet, view: IndexView, watch: Watch | None = None
 ) -> Verdict:
@@ -171,6 +178,5 @@ def decide(
         return Verdict(Action.allow, (), monitored, watched=frozenset(watched), strong=frozenset(strong))
     if stage == "output":
         return Verdict(Action.filter, enforced, monitored)
-    refuse = any(policies.for_entry(view.get(e.entry_id)).input.action is InputAction.refuse for e in enforced)
-    action = Action.refuse if refuse else Action.rewrite
+    action = input_action((e.entry_id for e in enforced), policies, view)
     return Verdict(action, enforced, monitored, watched=frozenset(watched), strong=frozenset(strong))

@@ -14,6 +14,14 @@ from typing import Any, Protocol
 
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
+from guard.policy import Policy
+
+# The embedding spaces a check may read vectors from (`Check.space`): the forget index's own model (MiniLM), and
+# the multilingual model the entries' sentences are also embedded in (`guard.forget.meaning`).
+INDEX = "index"
+MEANING = "meaning"
+
+Embedded = Mapping[str, Mapping[str, Vectors]]  # space -> text -> its vector in that space
 
 
 class Action(StrEnum):
@@ -69,13 +77,19 @@ class Watch:
 
 
 class Check(Protocol):
-    """One kind of evidence. `embed` names the texts it needs vectors for (embedded in one batch by the caller,
-    off the index's thread). `read` reads the index, on the index's reader thread, for one text of the request and
-    its normalised views: what it finds there holds no text of the request (entry ids, scores, places, the
-    entry's own words), so it can be remembered while the index does not change. `evidence` combines what was
-    read in each text of a request, in order, into evidence per entry."""
+    """One kind of evidence. `space` is the embedding space it reads vectors from (`INDEX`, `MEANING`, or None for
+    a check that embeds nothing); `embed` names the texts it needs vectors for in that space (the caller embeds
+    each space's texts in one batch, off the index's thread) and `passages` which of them it reads only as a
+    passage's statements. `read` reads the index, on the index's reader thread, for one text of the request and
+    its normalised views, with the vectors of its space: what it finds there holds no text of the request (entry
+    ids, scores, places, the entry's own words), so it can be remembered while the index does not change.
+    `evidence` combines what was read in each text of a request, in order, into evidence per entry."""
+
+    @property
+    def space(self) -> str | None: ...
 
     def embed(self, segments: Sequence[Segment]) -> list[str]: ...
+    def passages(self, segments: Sequence[Segment]) -> set[str]: ...
     def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> Any: ...
     def evidence(self, readings: Sequence[Any]) -> list[Evidence]: ...
 
@@ -90,6 +104,13 @@ class Verdict:
     failed: bool = False
     watched: frozenset[str] = frozenset()  # entries with weak evidence: the conversation is under watch for them
     strong: frozenset[str] = frozenset()  # of those, the ones watched strongly (see `Watch`)
+    # the policy that rules what is done: the first matched entry's, else the request's (set by the stage that
+    # decided, `guard.pipeline.checker`); its refusal text is what a refusal or a filtered answer says
+    policy: Policy | None = field(default=None, compare=False)
+
+    @property
+    def refusal_text(self) -> str:
+        return (self.policy or DEFAULT_POLICY).refusal_text
 
     @property
     def entry_ids(self) -> list[str]:
@@ -115,5 +136,6 @@ def _loggable(evidence: tuple[Evidence, ...]) -> list[dict[str, object]]:
     return [{"entry": e.entry_id, "check": e.kind, "score": round(e.score, 4), "where": e.where} for e in evidence]
 
 
+DEFAULT_POLICY = Policy(name="default")
 ALLOW = Verdict(Action.allow)
 NO_WATCH = Watch()

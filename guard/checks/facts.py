@@ -26,8 +26,13 @@ class ValuesFound(NamedTuple):
 
 
 class FactCheck:
+    space = None  # embeds nothing
+
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return []
+
+    def passages(self, segments: Sequence[Segment]) -> set[str]:
+        return set()
 
     def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> ValuesFound:
         found: dict[str, tuple[set[str], str]] = {}

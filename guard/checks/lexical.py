@@ -31,8 +31,13 @@ class NamesFound(NamedTuple):
 
 
 class NameCheck:
+    space = None  # embeds nothing
+
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return []
+
+    def passages(self, segments: Sequence[Segment]) -> set[str]:
+        return set()
 
     def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> NamesFound:
         names: dict[str, str] = {}

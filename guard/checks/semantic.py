@@ -16,7 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from guard.checks.conversation import PASSAGE
-from guard.checks.evidence import Evidence, Segment
+from guard.checks.evidence import INDEX, Evidence, Segment
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
 from guard.language import other_script
@@ -35,6 +35,8 @@ class Found(NamedTuple):
 
 
 class SemanticCheck:
+    space = INDEX
+
     def __init__(self, pieces: Pieces) -> None:
         self.pieces = pieces  # how the stage cuts its text into the pieces that are embedded
 

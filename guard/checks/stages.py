@@ -1,10 +1,11 @@
 """The checks of each stage. A new kind of evidence is added here, without touching the pipeline.
 
-`CheckSet.plan` cuts a request's texts into their normalised views, or finds what was read in them before (the
+A stage reads a `Reading` (its texts, the request's policies, the index as it is, the watch), built once by the
+caller. `CheckSet.plan` cuts the texts into their normalised views, or finds what was read in them before (the
 input stage remembers: a system prompt, a RAG passage and a chat's earlier turns are re-sent with every request);
-`CheckSet.embed` lists the texts to embed of what is left to read (the caller embeds them in one micro-batch, off
-the index's thread); `CheckSet.decide` reads the rest, runs on the index's reader thread and lets the policies
-decide.
+`CheckSet.needs` lists, per embedding space, the texts to embed of what is left to read (the caller embeds them
+in one micro-batch per space, off the index's thread); `CheckSet.decide` reads the rest, runs on the index's
+reader thread and lets the policies decide.
 """
 
 from __future__ import annotations
@@ -12,24 +13,36 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from guard.checks.conversation import VIEW, expand, input_pieces, output_pieces
 from guard.checks.decide import Stage, decide
-from guard.checks.evidence import ALLOW, Check, Evidence, Segment, Verdict, Watch
+from guard.checks.evidence import ALLOW, INDEX, Check, Embedded, Evidence, Segment, Verdict, Watch
 from guard.checks.facts import FactCheck
 from guard.checks.lexical import NameCheck
 from guard.checks.meaning import MeaningCheck
 from guard.checks.semantic import SemanticCheck
 from guard.checks.verbatim import VerbatimCheck
-from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
 from guard.normalize import unnatural
 from guard.policy import PolicySet
 
 REMEMBERED = 1024  # texts of requests whose readings the input stage remembers (their results, not their text)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What one stage of a request reads, and against what: built once, handed down to every step of the stage."""
+
+    segments: tuple[Segment, ...]
+    policies: PolicySet  # the request's set (`RequestContext.policies`)
+    view: IndexView  # the index as it is when the stage starts (read again if it changes meanwhile: `Stale`)
+    watch: Watch | None = None  # output: the entries the conversation is watched for
+
+    def at(self, view: IndexView) -> Reading:
+        return Reading(self.segments, self.policies, view, self.watch)
 
 
 @dataclass(frozen=True)
@@ -77,21 +90,21 @@ class CheckSet:
             parts.append(Part(segment, key, readings, expanded))
         return Plan(tuple(parts), stamp)
 
-    def embed(self, segments: Sequence[Segment]) -> list[str]:
-        return list(dict.fromkeys(t for check in self.checks for t in check.embed(segments)))
+    def needs(self, segments: Sequence[Segment]) -> dict[str, list[str]]:
+        """Per embedding space, the texts the checks need vectors for (each once, in first-asked order)."""
+        wanted: dict[str, dict[str, None]] = {}
+        for check in self.checks:
+            if check.space is not None:
+                wanted.setdefault(check.space, {}).update(dict.fromkeys(check.embed(segments)))
+        return {space: list(texts) for space, texts in wanted.items() if texts}
 
-    def passages(self, segments: Sequence[Segment]) -> set[str]:
-        """Of `embed`'s texts, those read only as a passage's statements (they count from a higher score:
-        `guard.checks.decide.floors`)."""
-        found = [check.passages(segments) for check in self.checks if isinstance(check, SemanticCheck)]
+    def passages(self, segments: Sequence[Segment], space: str = INDEX) -> set[str]:
+        """Of the texts `needs` lists for `space`, those every check of that space reads only as a passage's
+        statements (they count from a higher score: `guard.checks.decide.floors`)."""
+        found = [check.passages(segments) for check in self.checks if check.space == space]
         return set.intersection(*found) if found else set()
 
-    def embed_meaning(self, segments: Sequence[Segment]) -> list[str]:
-        """The texts the multilingual model embeds (keyed `MEANING + text` in the vectors)."""
-        texts = (t for check in self.checks if isinstance(check, MeaningCheck) for t in check.embed_meaning(segments))
-        return list(dict.fromkeys(texts))
-
-    def evidence(self, plan: Plan, view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
+    def evidence(self, plan: Plan, view: IndexView, vectors: Embedded) -> list[Evidence]:
         """Read what is not remembered (and remember it), then combine every text's readings per check."""
         if plan.stamp is not None and plan.stamp != view.stamp:
             raise Stale
@@ -99,40 +112,29 @@ class CheckSet:
         for part in plan.parts:
             readings = part.readings
             if readings is None:
-                readings = tuple(check.read(part.expanded, view, vectors) for check in self.checks)
+                readings = tuple(
+                    check.read(part.expanded, view, vectors.get(check.space or "", {})) for check in self.checks
+                )
                 if part.key is not None and self.memory is not None:
                     self.memory.put(part.key, view.stamp, readings)
             for found, reading in zip(per_check, readings, strict=True):
                 found.append(reading)
         return [e for check, found in zip(self.checks, per_check, strict=True) for e in check.evidence(found)]
 
-    def decide(
-        self,
-        plan: Plan,
-        view: IndexView,
-        vectors: Mapping[str, Vectors],
-        policies: PolicySet,
-        watch: Watch | None = None,
-    ) -> Verdict:
+    def decide(self, plan: Plan, reading: Reading, vectors: Embedded) -> Verdict:
         """Run on the index's reader thread. Raises `Stale` when the plan's remembered readings are outdated."""
+        view, watch = reading.view, reading.watch
         if not len(view):
             return ALLOW
         evidence = self.evidence(plan, view, vectors)
         if watch is not None and watch.strong:
             evidence += unnatural_evidence([part.segment for part in plan.parts], watch)
-        return decide(self.stage, evidence, policies, view, watch)
+        return decide(self.stage, evidence, reading.policies, view, watch)
 
-    def verdict(
-        self,
-        segments: Sequence[Segment],
-        view: IndexView,
-        vectors: Mapping[str, Vectors],
-        policies: PolicySet,
-        watch: Watch | None = None,
-    ) -> Verdict:
-        """The verdict of the segments (and their views), all read now, none taken from what was remembered:
-        tests and benchmarks."""
-        return self.decide(self.plan(segments), view, vectors, policies, watch)
+    def verdict(self, reading: Reading, vectors: Embedded) -> Verdict:
+        """The verdict of the reading's segments (and their views), all read now, none taken from what was
+        remembered: tests and benchmarks."""
+        return self.decide(self.plan(reading.segments), reading, vectors)
 
 
 class Memory:

@@ -11,8 +11,13 @@ from guard.forget.view import IndexView
 
 
 class VerbatimCheck:
+    space = None  # embeds nothing
+
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return []
+
+    def passages(self, segments: Sequence[Segment]) -> set[str]:
+        return set()
 
     def read(
         self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]

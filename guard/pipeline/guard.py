@@ -9,13 +9,9 @@ import time
 
 from guard.checks.evidence import Action, Verdict, Watch
 from guard.context import RequestContext
-from guard.forget.embedder import Embedder
 from guard.forget.index import ForgetIndex
-from guard.judge import Judge
-from guard.observe.decisions import Decisions
 from guard.openai.assemble import streamable, streaming
 from guard.openai.shapes import refusal_completion
-from guard.pipeline.cascade import AUDIT_EVERY
 from guard.pipeline.checker import Checker, Forward
 from guard.pipeline.drain import Drain
 from guard.pipeline.json import JsonResult, complete
@@ -23,31 +19,19 @@ from guard.pipeline.shadow import Shadow
 from guard.pipeline.speculate import Early
 from guard.pipeline.stream import StreamResult, open_stream, refused
 from guard.pipeline.timing import Meter
-from guard.policy import PolicySet
 from guard.rewrite import rewrite_request, with_bad_words
 from guard.routing import Router
 from guard.upstream import PATHS, Upstream
 
 
 class Guard:
-    def __init__(
-        self,
-        index: ForgetIndex,
-        policies: PolicySet,
-        router: Router,
-        decisions: Decisions,
-        checks: bool = True,
-        judge: Judge | None = None,
-        fast: Embedder | None = None,
-        audit_every: int = AUDIT_EVERY,
-    ) -> None:
+    """The request path over parts built once in the app's start-up (`guard.app`): the checker is shared."""
+
+    def __init__(self, index: ForgetIndex, checker: Checker, router: Router) -> None:
         self.index = index
-        self.policies = policies
         self.router = router
-        self.metrics = decisions.metrics
-        self.checker = Checker(
-            index, policies, decisions, enabled=checks, judge=judge, fast=fast, audit_every=audit_every
-        )
+        self.metrics = checker.metrics
+        self.checker = checker
         self.meter = Meter(self.metrics)
         self.drain = Drain()  # open streams, ended with an error event at shutdown past the grace period
         self.shadow = Shadow(router.b, self.checker, self.meter) if router.b is not None else None
@@ -57,11 +41,14 @@ class Guard:
         assembled = self._assembled(ctx)
         early = self._speculate(ctx, upstream, assembled)
         try:
-            return await self._handle(ctx, route, upstream, early, assembled)
+            result = await self._handle(ctx, route, upstream, early, assembled)
         except BaseException:  # a failed check, or the client left: the early call must not run on
             if early is not None and not early.task.done():
                 await early.discard()
             raise
+        if isinstance(result, JsonResult):  # a stream is counted when it ends (`guard.pipeline.stream`)
+            self.meter.count(ctx.endpoint, result.action, result.route)
+        return result
 
     def _assembled(self, ctx: RequestContext) -> bool:
         """Is this non-streamed request streamed from the upstream and assembled (policy `stream_upstream`)? Not
@@ -93,10 +80,10 @@ class Guard:
 
         if verdict.action is Action.refuse:
             await self._drop(early, "refused")
-            text = self.checker.policy_of(verdict, ctx).refusal_text
+            text = verdict.refusal_text
             overhead = self.meter.overhead_ms(ctx.started, 0.0)
-            self.metrics.requests.labels(ctx.endpoint, Action.refuse.value, "none").inc()
             if ctx.stream:
+                self.meter.count(ctx.endpoint, Action.refuse, "none")
                 return refused(ctx, text, overhead)
             return JsonResult(refusal_completion(ctx.endpoint, ctx.model, text, ctx.n), Action.refuse, overhead)
 
@@ -138,12 +125,9 @@ class Guard:
         entries = [e for e in (self.index.get(i) for i in verdict.entry_ids) if e is not None]
         subjects = [e.subject for e in entries]
         names = [n for e in entries for n in (e.subject, *e.aliases)]
-        policy = self.checker.policy_of(verdict, ctx)
+        policy = verdict.policy or ctx.policy
         return rewrite_request(dict(ctx.body), ctx.endpoint, subjects, names, policy)
 
     async def drain_shadows(self) -> None:
         if self.shadow is not None:
             await self.shadow.drain()
-
-    def close(self) -> None:
-        self.checker.close()

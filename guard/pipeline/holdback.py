@@ -14,8 +14,8 @@ always whole sentences:
 - when the choice finishes.
 
 With `hold_all` (the conversation is under watch) nothing is released before the choice ends, and logprobs
-are dropped. On a hit the held chunks are dropped, the choice ends with the refusal text of the matched
-entry's policy (`refusal(verdict)`) and finish_reason "content_filter", and — once every choice has ended —
+are dropped. On a hit the held chunks are dropped, the choice ends with the verdict's refusal text (the matched
+entry's policy's) and finish_reason "content_filter", and — once every choice has ended —
 the upstream is closed early. A blocked reasoning stream ends the answer too: it is the same choice.
 """
 
@@ -31,7 +31,6 @@ from guard.openai.protocol import Endpoint
 from guard.openai.shapes import Fields, choice_fields, refusal_chunk, strip_unchecked
 
 Check = Callable[[Fields], Awaitable[Verdict]]
-Refusal = Callable[[Verdict], str]  # the refusal text for a blocking verdict (its entry's policy)
 
 _ENDS_SENTENCE = re.compile(
     r"(?<![A-Z])(?<!\b(?:Dr|Mr|Ms|St|Jr|Sr|vs|Mt|No|Co))(?<!\be\.g)(?<!\bi\.e)"
@@ -82,34 +81,96 @@ class StreamOutcome:
         return any(v.blocked for v in self.verdicts)
 
 
-async def filter_stream(
-    events: AsyncIterator[dict[str, Any]],
-    *,
-    endpoint: Endpoint,
-    check: Check,
-    hold_back_chars: int,
-    refusal: Refusal,
-    choices: int,
-    outcome: StreamOutcome,
-    hold_all: bool = False,
-    warm: Callable[[Fields], None] | None = None,
+@dataclass(frozen=True)
+class HoldBack:
+    """How one request's stream is held back. `warm`, when given, is handed what the next check will read each
+    time the held text ends a sentence (`guard.pipeline.warm`): it is embedded while the next chunk is awaited."""
+
+    endpoint: Endpoint
+    check: Check
+    hold_back_chars: int
+    choices: int  # the request's `n`: the stream ends early only once each has ended
+    hold_all: bool = False  # under strong watch an answer leaves only once complete
+    warm: Callable[[Fields], None] | None = None
+
+
+def filter_stream(
+    events: AsyncIterator[dict[str, Any]], hold: HoldBack, outcome: StreamOutcome
 ) -> AsyncGenerator[dict[str, Any]]:
-    """`warm`, when given, is handed what the next check will read each time the held text ends a sentence
-    (`guard.pipeline.warm`): it is embedded while the next chunk is awaited."""
-    states: dict[int, _Choice] = {}
+    """The events as the client may see them; blocking verdicts go to `outcome`."""
+    return _Filter(hold, outcome).run(events)
 
-    def to_check(st: _Choice) -> Fields:
-        return [(f, st.released.get(f, "")[-CONTEXT_CHARS:] + t) for f, t in st.pending.items()]
 
-    async def release(index: int, st: _Choice) -> AsyncIterator[dict[str, Any]]:
-        fields = to_check(st)
-        verdict = await check(fields) if st.pending else ALLOW
+class _Filter:
+    def __init__(self, hold: HoldBack, outcome: StreamOutcome) -> None:
+        self.hold = hold
+        self.outcome = outcome
+        self.states: dict[int, _Choice] = {}
+        self.delta = hold.endpoint == "chat"
+
+    async def run(self, events: AsyncIterator[dict[str, Any]]) -> AsyncGenerator[dict[str, Any]]:
+        async for event in events:
+            raw_choices = event.get("choices")
+            if not isinstance(raw_choices, list) or not raw_choices:
+                yield event  # usage and other choice-less chunks carry no generated text
+                continue
+            for choice in raw_choices:
+                if isinstance(choice, dict):
+                    single = event if len(raw_choices) == 1 else {**event, "choices": [choice]}
+                    async for out in self._take(choice, single):
+                        yield out
+            if self._done():
+                break  # every choice ended and one was stopped: stop reading (closing the upstream aborts generation)
+        for index, st in sorted(self.states.items()):
+            if st.held:  # the upstream ended a choice without finish_reason: check what is left all the same
+                async for out in self._release(index, st):
+                    yield out
+
+    def _done(self) -> bool:
+        states = self.states
+        return self.outcome.filtered and len(states) >= self.hold.choices and all(st.ended for st in states.values())
+
+    async def _take(self, choice: dict[str, Any], single: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """One choice's chunk: passed, held, or released with what was held before it."""
+        hold = self.hold
+        index = int(choice.get("index", 0))
+        st = self.states.setdefault(index, _Choice())
+        if st.ended:
+            return
+        if hold.hold_all:
+            strip_unchecked(choice, delta=self.delta)
+        fields = choice_fields(hold.endpoint, choice, delta=self.delta)
+        finished = choice.get("finish_reason") is not None
+        if not fields and not finished and not st.held:
+            yield single  # a role-only or empty chunk reveals nothing: pass it at once
+            return
+        text = "".join(t for _, t in fields)
+        if st.held and not hold.hold_all and boundary(st.flow, text):
+            async for out in self._release(index, st):  # whole sentences leave; this chunk starts the next
+                yield out
+            if st.ended:
+                return
+        st.held.append(single)
+        st.flow += text
+        for f, t in fields:
+            st.pending[f] = st.pending.get(f, "") + t
+        if finished or (not hold.hold_all and st.waiting() >= hold.hold_back_chars):
+            async for out in self._release(index, st):
+                yield out
+        elif hold.warm is not None and text and ends_sentence(st.flow):
+            hold.warm(_to_check(st))
+        if finished:
+            st.ended = True
+
+    async def _release(self, index: int, st: _Choice) -> AsyncIterator[dict[str, Any]]:
+        """The held chunks once their text passed the check; on a hit, the refusal instead, and the choice ends."""
+        verdict = await self.hold.check(_to_check(st)) if st.pending else ALLOW
         if verdict.blocked:
-            outcome.verdicts.append(verdict)
+            self.outcome.verdicts.append(verdict)
             template = st.held[-1] if st.held else {}
             prefix = "\n\n" if any(t.strip() for t in st.released.values()) else ""
             st.held, st.pending, st.ended = [], {}, True
-            yield refusal_chunk(endpoint, template, index, prefix + refusal(verdict))
+            yield refusal_chunk(self.hold.endpoint, template, index, prefix + verdict.refusal_text)
             return
         for chunk in st.held:
             yield chunk
@@ -117,46 +178,7 @@ async def filter_stream(
             st.released[f] = (st.released.get(f, "") + t)[-CONTEXT_CHARS:]
         st.held, st.pending, st.flow = [], {}, ""
 
-    async for event in events:
-        raw_choices = event.get("choices")
-        if not isinstance(raw_choices, list) or not raw_choices:
-            yield event  # usage and other choice-less chunks carry no generated text
-            continue
-        for choice in raw_choices:
-            if not isinstance(choice, dict):
-                continue
-            index = int(choice.get("index", 0))
-            st = states.setdefault(index, _Choice())
-            if st.ended:
-                continue
-            if hold_all:
-                strip_unchecked(choice, delta=endpoint == "chat")
-            single = event if len(raw_choices) == 1 else {**event, "choices": [choice]}
-            fields = choice_fields(endpoint, choice, delta=endpoint == "chat")
-            finished = choice.get("finish_reason") is not None
-            if not fields and not finished and not st.held:
-                yield single  # a role-only or empty chunk reveals nothing: pass it at once
-                continue
-            text = "".join(t for _, t in fields)
-            if st.held and not hold_all and boundary(st.flow, text):
-                async for out in release(index, st):  # whole sentences leave; this chunk starts the next
-                    yield out
-                if st.ended:
-                    continue
-            st.held.append(single)
-            st.flow += text
-            for f, t in fields:
-                st.pending[f] = st.pending.get(f, "") + t
-            if finished or (not hold_all and st.waiting() >= hold_back_chars):
-                async for out in release(index, st):
-                    yield out
-            elif warm is not None and text and ends_sentence(st.flow):
-                warm(to_check(st))
-            if finished:
-                st.ended = True
-        if outcome.filtered and len(states) >= choices and all(st.ended for st in states.values()):
-            break  # every choice ended and one was stopped: stop reading (closing the upstream aborts generation)
-    for index, st in sorted(states.items()):
-        if st.held:  # the upstream ended a choice without finish_reason: check what is left all the same
-            async for out in release(index, st):
-                yield out
+
+def _to_check(st: _Choice) -> Fields:
+    """What the check reads of a choice: its pending text, after the tail of what was released before it."""
+    return [(f, st.released.get(f, "")[-CONTEXT_CHARS:] + t) for f, t in st.pending.items()]

@@ -52,14 +52,13 @@ async def complete(ctx: RequestContext, forward: Forward, checker: Checker, mete
                 raise UpstreamError("upstream returned a malformed choice")
             out = await check(choice_fields(ctx.endpoint, choice, delta=False))
             if out.blocked:
-                replace_with_refusal(ctx.endpoint, choice, checker.policy_of(out, ctx).refusal_text)
+                replace_with_refusal(ctx.endpoint, choice, out.refusal_text)
                 action = Action.filter
             if out.blocked or out.monitored or forward.watch:
                 touched = True
                 strip_unchecked(choice)
         if touched:  # the model's distribution over the prompt says what it knows: not for a touched request
             response.pop("prompt_logprobs", None)
-    checker.metrics.requests.labels(ctx.endpoint, action.value, route).inc()
     return JsonResult(response, action, meter.overhead_ms(ctx.started, upstream_ms), route)
 
 

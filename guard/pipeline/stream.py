@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +22,9 @@ from guard.openai import sse
 from guard.openai.shapes import refusal_stream
 from guard.pipeline.checker import Checker, Forward
 from guard.pipeline.drain import SHUTDOWN, Drain
-from guard.pipeline.holdback import StreamOutcome, filter_stream
+from guard.pipeline.holdback import HoldBack, StreamOutcome, filter_stream
 from guard.pipeline.timing import Meter
+from guard.pipeline.warm import Warmer
 from guard.upstream import PATHS, lines
 
 log = logging.getLogger("guard.pipeline")
@@ -52,44 +53,61 @@ async def open_stream(
 ) -> StreamResult:
     """Open the upstream stream (errors before its first byte raise) and filter it on the way to the client.
     At shutdown, past the grace period, `drain` ends it with an error event (`guard.pipeline.drain`)."""
-    action, route = forward.action, forward.route
     early = forward.early
     upstream_started = early.started if early is not None else time.perf_counter()
-    with meter.faults(route):
+    with meter.faults(forward.route):
         if early is not None:
             response: httpx.Response = await early.task
         else:
             response = await forward.upstream.open_stream(PATHS[ctx.endpoint], dict(forward.body))
     upstream_ms = meter.upstream_ms(upstream_started)
-    outcome = StreamOutcome()
-    metrics = checker.metrics
+    flow = _Flow(ctx, forward, checker, meter, drain, response)
+    overhead = meter.overhead_ms(ctx.started, upstream_ms)
+    return StreamResult(flow.chunks(), forward.action, overhead, forward.route, flow.outcome, response.aclose)
 
-    # Nothing to forget (the checks off, or no entry when the request came: admin changes count from the next
-    # request): the chunks leave as they come, not a sentence at a time, since no check could hold one back.
-    checking = checker.checking()
 
-    async def chunks() -> AsyncIterator[bytes]:
-        final, cut = action, False
-        flow = drain.open()
-        warm = checker.warmer()
+class _Flow:
+    """One stream from the upstream to the client, through the hold-back filter when something can be held."""
+
+    def __init__(
+        self,
+        ctx: RequestContext,
+        forward: Forward,
+        checker: Checker,
+        meter: Meter,
+        drain: Drain,
+        response: httpx.Response,
+    ) -> None:
+        self.ctx, self.forward, self.checker, self.meter, self.drain = ctx, forward, checker, meter, drain
+        self.response = response
+        self.outcome = StreamOutcome()
+        # Nothing to forget (the checks off, or no entry when the request came: admin changes count from the
+        # next request): the chunks leave as they come, not a sentence at a time, since no check could hold one.
+        self.checking = checker.checking()
+
+    def _events(self, warm: Warmer) -> AsyncGenerator[dict[str, Any]]:
+        events = sse.parse(lines(self.response))
+        if not self.checking:
+            return events
+        ctx, watch = self.ctx, self.forward.watch
+        hold = HoldBack(
+            endpoint=ctx.endpoint,
+            check=self.checker.output(ctx, watch),
+            hold_back_chars=ctx.policies.settings.hold_back_chars,
+            choices=ctx.n,
+            hold_all=bool(watch.strong),  # under strong watch an answer leaves only once complete
+            warm=warm,
+        )
+        return filter_stream(events, hold, self.outcome)
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        ctx, route, metrics = self.ctx, self.forward.route, self.checker.metrics
+        cut = False
+        flow = self.drain.open()
+        warm = self.checker.warmer()
         try:
-            events = sse.parse(lines(response))
-            filtered = (
-                filter_stream(
-                    events,
-                    endpoint=ctx.endpoint,
-                    check=checker.output(ctx, forward.watch),
-                    hold_back_chars=checker.policies.settings.hold_back_chars,
-                    refusal=lambda verdict: checker.policy_of(verdict, ctx).refusal_text,
-                    choices=ctx.n,
-                    outcome=outcome,
-                    hold_all=bool(forward.watch.strong),  # under strong watch an answer leaves only once complete
-                    warm=warm,
-                )
-                if checking
-                else events
-            )
-            with meter.faults(route):
+            filtered = self._events(warm)
+            with self.meter.faults(route):
                 while not flow.cut:
                     flow.reading = True  # the drain may cancel this wait (and only this one)
                     try:
@@ -112,17 +130,14 @@ async def open_stream(
             yield sse.encode(exc.body())
         finally:
             warm.cancel()
-            drain.close(flow)
-            await response.aclose()
-            final = Action.filter if outcome.filtered else final
-            metrics.requests.labels(ctx.endpoint, final.value, route).inc()
+            self.drain.close(flow)
+            await self.response.aclose()
+            final = Action.filter if self.outcome.filtered else self.forward.action
+            self.meter.count(ctx.endpoint, final, route)
         if cut:
             metrics.errors.labels("503", "server_error").inc()
             yield sse.encode(SHUTDOWN)
         yield sse.DONE
-
-    overhead = meter.overhead_ms(ctx.started, upstream_ms)
-    return StreamResult(chunks(), action, overhead, route, outcome, close=response.aclose)
 
 
 async def _encode_all(chunks: list[dict[str, Any]]) -> AsyncIterator[bytes]:

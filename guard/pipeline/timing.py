@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from guard.checks.evidence import Action
 from guard.errors import UpstreamError
 from guard.observe.metrics import Metrics
 
@@ -22,6 +23,10 @@ class Meter:
         ms = (time.perf_counter() - started) * 1000.0 - upstream_ms
         self.metrics.stage_seconds.labels("overhead").observe(ms / 1000.0)
         return ms
+
+    def count(self, endpoint: str, action: Action, route: str) -> None:
+        """A request done, by what was done with it and which upstream answered ("none": refused)."""
+        self.metrics.requests.labels(endpoint, action.value, route).inc()
 
     def faults(self, route: str) -> CountFaults:
         return CountFaults(self.metrics, route)

@@ -16,15 +16,21 @@ from collections.abc import Awaitable, Callable
 
 from guard.openai.shapes import Fields
 
-_RUNNING: set[asyncio.Task[None]] = set()  # held until done (the loop keeps only weak references to tasks)
-
 
 class Warmer:
     """`growing`: each call's fields are the whole answer so far, which only grows; only what was not warmed
-    before is (the text after the last warmed end), so that a long answer costs linear, not quadratic, work."""
+    before is (the text after the last warmed end), so that a long answer costs linear, not quadratic, work.
+    `running`: where its task is held until done (the loop keeps only weak references to tasks); the owner's,
+    so that a warm-up outlives the request that started it (its model call fills the cache all the same)."""
 
-    def __init__(self, warm: Callable[[Fields], Awaitable[None]], growing: bool = False) -> None:
+    def __init__(
+        self,
+        warm: Callable[[Fields], Awaitable[None]],
+        growing: bool = False,
+        running: set[asyncio.Task[None]] | None = None,
+    ) -> None:
         self._warm = warm
+        self._running = running if running is not None else set()
         self._task: asyncio.Task[None] | None = None
         self._next: Fields | None = None
         self._growing = growing
@@ -37,8 +43,8 @@ class Warmer:
             self._next = fields
             return
         self._task = asyncio.get_running_loop().create_task(self._run(fields))
-        _RUNNING.add(self._task)
-        self._task.add_done_callback(_RUNNING.discard)
+        self._running.add(self._task)
+        self._task.add_done_callback(self._running.discard)
 
     async def _run(self, fields: Fields | None) -> None:
         while fields is not None:

@@ -9,8 +9,8 @@ import pytest
 
 from guard.app import create_app
 from guard.checks.conversation import Conversation
-from guard.checks.evidence import Action, Segment, Verdict
-from guard.checks.stages import CheckSet, Plan, Stale, input_checks
+from guard.checks.evidence import INDEX, Action, Segment, Verdict
+from guard.checks.stages import CheckSet, Plan, Reading, Stale, input_checks
 from guard.forget.embedder import Embedder, HashEmbedder
 from guard.forget.registry import Entry
 from guard.forget.view import MemoryIndex
@@ -36,9 +36,10 @@ def asked(question: str) -> list[Segment]:
 
 
 def decided(checks: CheckSet, plan: Plan, view: MemoryIndex) -> Verdict:
-    texts = checks.embed(plan.to_read())
+    texts = checks.needs(plan.to_read()).get(INDEX, [])
     vectors = dict(zip(texts, HashEmbedder().embed(texts), strict=True)) if texts else {}
-    return checks.decide(plan, view, vectors, POLICIES)
+    segments = tuple(part.segment for part in plan.parts)
+    return checks.decide(plan, Reading(segments, POLICIES, view), {INDEX: vectors})
 
 
 def test_a_text_sent_again_is_not_read_again_and_decides_as_read_afresh() -> None:
@@ -50,7 +51,7 @@ def test_a_text_sent_again_is_not_read_again_and_decides_as_read_afresh() -> Non
     remembered = [part.segment.where for part in again.parts if part.readings is not None]
     assert remembered == ["messages[0].content"]  # the passage; the new question and the window are read
     assert not any(PASSAGE in s.text or "Quetzalmoth" in s.text for s in again.to_read())
-    fresh = input_checks().verdict(asked("Who lived in Taipei?"), view, _all_vectors(), POLICIES)
+    fresh = input_checks().verdict(Reading(tuple(asked("Who lived in Taipei?")), POLICIES, view), _all_vectors())
     assert decided(checks, again, view) == fresh and fresh.strong == {"h"}
     # what is remembered holds no text of the request: digests, entry ids, scores, places, the entry's own words
     held = repr(checks.memory._found) if checks.memory is not None else ""
@@ -59,8 +60,8 @@ def test_a_text_sent_again_is_not_read_again_and_decides_as_read_afresh() -> Non
 
 def _all_vectors() -> dict[str, Any]:
     checks = input_checks()
-    texts = checks.embed(checks.plan(asked("Who lived in Taipei?")).to_read())
-    return dict(zip(texts, HashEmbedder().embed(texts), strict=True))
+    texts = checks.needs(checks.plan(asked("Who lived in Taipei?")).to_read())[INDEX]
+    return {INDEX: dict(zip(texts, HashEmbedder().embed(texts), strict=True))}
 
 
 def test_what_was_read_before_an_entry_came_is_not_used_after() -> None:

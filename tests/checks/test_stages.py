@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from guard.checks.conversation import Conversation, fragment, input_pieces, output_pieces
 from guard.checks.decide import decide
-from guard.checks.evidence import Action, Evidence, Segment
-from guard.checks.stages import CheckSet, input_checks
+from guard.checks.evidence import INDEX, Action, Evidence, Segment
+from guard.checks.stages import CheckSet, Reading, input_checks
 from guard.forget.embedder import HashEmbedder, Vectors
 from guard.forget.registry import Entry
 from guard.forget.view import IndexView, MemoryIndex
@@ -57,8 +59,13 @@ def test_monitored_entries_are_recorded_never_enforced_and_unknown_entries_ignor
 class Keyword:
     """A new kind of evidence, added to a stage without touching the pipeline."""
 
+    space = None
+
     def embed(self, segments: Sequence[Segment]) -> list[str]:
         return []
+
+    def passages(self, segments: Sequence[Segment]) -> set[str]:
+        return set()
 
     def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
         return [Evidence("a", "lexical", 1.0, s.where) for s in segments if "lighthouse" in s.text]
@@ -67,13 +74,57 @@ class Keyword:
         return [e for reading in readings for e in reading]
 
 
+class OwnSpace:
+    """A check that reads vectors of an embedding space of its own: it names the space, never a key prefix."""
+
+    space = "other"
+
+    def __init__(self) -> None:
+        self.given: list[Mapping[str, Vectors]] = []
+
+    def embed(self, segments: Sequence[Segment]) -> list[str]:
+        return [s.text for s in segments if s.role == "user"]
+
+    def passages(self, segments: Sequence[Segment]) -> set[str]:
+        return set()
+
+    def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
+        self.given.append(vectors)
+        return []
+
+    def evidence(self, readings: Sequence[list[Evidence]]) -> list[Evidence]:
+        return []
+
+
+def test_each_check_gets_the_vectors_of_the_space_it_declares() -> None:
+    own = OwnSpace()
+    stage = CheckSet("input", [*input_checks().checks, own])
+    turns = [Segment("messages[0].content", "Where is the lighthouse keeper now?", "user")]
+    needs = stage.needs(turns)
+    assert needs["other"] == ["Where is the lighthouse keeper now?"]
+    assert "Where is the lighthouse keeper now?" in needs[INDEX]  # the same text, MiniLM's space too
+    view = MemoryIndex(HashEmbedder().dim, ngram_words=12, typo_min_chars=6)
+    view.add(
+        Entry("a", "Ada Quill", (), None, 0.0, 1, 1),
+        [1],
+        ["Ada Quill kept a lighthouse."],
+        HashEmbedder().embed(["Ada Quill kept a lighthouse."]),
+    )
+    mine = np.ones(3, dtype=np.float32)
+    theirs = HashEmbedder().embed(needs[INDEX])
+    vectors = {"other": {needs["other"][0]: mine}, INDEX: dict(zip(needs[INDEX], theirs, strict=True))}
+    stage.verdict(Reading(tuple(turns), POLICIES, view), vectors)
+    assert own.given and all(set(v) == set(needs["other"]) for v in own.given)
+    assert all(v[needs["other"][0]] is mine for v in own.given)
+
+
 def test_a_new_check_joins_a_stage_and_its_evidence_counts() -> None:
     view = view_of(entry("a"))
     stage = CheckSet("input", [*input_checks().checks, Keyword()])
     turns = Conversation.of([("messages[0]", "hello"), ("messages[2]", "the lighthouse keeper")], 3).segments()
-    verdict = stage.verdict(turns, view, {}, POLICIES)
+    verdict = stage.verdict(Reading(tuple(turns), POLICIES, view), {})
     assert verdict.action is Action.refuse and [e.where for e in verdict.matches] == ["messages[2]"]
-    assert input_checks().verdict(turns, view, {}, POLICIES).action is Action.allow
+    assert input_checks().verdict(Reading(tuple(turns), POLICIES, view), {}).action is Action.allow
 
 
 def test_input_pieces_are_turns_their_sentences_and_the_recent_window() -> None:
@@ -122,19 +173,21 @@ def test_a_surname_alone_watches_and_the_watched_output_may_not_state_a_fact() -
 
     view = watched_index()
     asked = Conversation.of([("messages[0]", "What did Park's father do?")], 3).segments()
-    verdict = input_checks().verdict(asked, view, {}, POLICIES)
+    verdict = input_checks().verdict(Reading(tuple(asked), POLICIES, view), {})
     assert verdict.action is Action.allow and verdict.watched == verdict.strong == {"p"}  # a name part: strong
     watch = Watch(verdict.watched, verdict.strong, frozenset({"what", "did", "park", "s", "father", "do"}))
     said = [Segment("output.content", "He worked as an engineer.", "assistant")]
-    assert output_checks().verdict(said, view, {}, POLICIES, watch).action is Action.filter
-    assert output_checks().verdict(said, view, {}, POLICIES).action is Action.allow  # not watched: allowed
+    assert output_checks().verdict(Reading(tuple(said), POLICIES, view, watch), {}).action is Action.filter
+    assert (
+        output_checks().verdict(Reading(tuple(said), POLICIES, view), {}).action is Action.allow
+    )  # not watched: allowed
     echoed = Watch(verdict.watched, verdict.strong, frozenset({"engineer"}))  # the client said it first: no leak
-    assert output_checks().verdict(said, view, {}, POLICIES, echoed).action is Action.allow
+    assert output_checks().verdict(Reading(tuple(said), POLICIES, view, echoed), {}).action is Action.allow
     coded = [Segment("output.content", '{"job": "eng", "city": "x", "year": "y"}', "assistant")]
-    assert output_checks().verdict(coded, view, {}, POLICIES, watch).action is Action.filter
+    assert output_checks().verdict(Reading(tuple(coded), POLICIES, view, watch), {}).action is Action.filter
     weak = Watch(verdict.watched, frozenset(), watch.echo)  # meaning alone: fact values and bare values do not
-    assert output_checks().verdict(said, view, {}, POLICIES, weak).action is Action.allow
-    assert output_checks().verdict(coded, view, {}, POLICIES, weak).action is Action.allow
+    assert output_checks().verdict(Reading(tuple(said), POLICIES, view, weak), {}).action is Action.allow
+    assert output_checks().verdict(Reading(tuple(coded), POLICIES, view, weak), {}).action is Action.allow
 
 
 def test_the_window_holds_what_the_client_wrote_and_names_are_read_everywhere() -> None:
@@ -148,7 +201,7 @@ def test_the_window_holds_what_the_client_wrote_and_names_are_read_everywhere() 
     assert window is not None and window.text == "Tell me about the writer\nthe one from before"
     view = view_of(Entry("a", "Subject a", (), None, 0.0, 1, 1))
     view.names.add("a", ["Subject a"])
-    verdict = input_checks().verdict(conversation.segments(), view, {}, POLICIES)
+    verdict = input_checks().verdict(Reading(tuple(conversation.segments()), POLICIES, view), {})
     assert verdict.action is Action.refuse and verdict.matches[0].where == "messages[1].content"
 
 
@@ -211,5 +264,5 @@ def test_fact_values_in_a_passage_count_together_only_close_together() -> None:
     apart = f"Someone lived in Taipei. {filler} Someone else was born in 1991."
     close = f"{filler} Someone lived in Taipei. Someone else was born in 1991."
     for text, strong in ((apart, False), (close, True)):
-        verdict = input_checks().verdict([Segment("messages[0]", text, "system")], view, {}, POLICIES)
+        verdict = input_checks().verdict(Reading(tuple([Segment("messages[0]", text, "system")]), POLICIES, view), {})
         assert ("h" in verdict.strong) is strong

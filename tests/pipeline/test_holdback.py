@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from guard.checks.evidence import ALLOW, Action, Evidence, Verdict
-from guard.pipeline.holdback import StreamOutcome, filter_stream
+from guard.pipeline.holdback import HoldBack, StreamOutcome, filter_stream
+from guard.policy import Policy
 
-BLOCK = Verdict(Action.filter, (Evidence("e1", "verbatim", 1.0),))
+BLOCK = Verdict(Action.filter, (Evidence("e1", "verbatim", 1.0),), policy=Policy(name="p", refusal_text="REFUSED"))
 
 
 def chunk(
@@ -43,14 +44,7 @@ async def run(
     out = [
         c
         async for c in filter_stream(
-            events(items),
-            endpoint="chat",
-            check=check,
-            hold_back_chars=hold,
-            refusal=lambda verdict: "REFUSED",
-            choices=choices,
-            outcome=StreamOutcome(),
-            hold_all=hold_all,
+            events(items), HoldBack("chat", check, hold, choices, hold_all=hold_all), StreamOutcome()
         )
     ]
     return out, check
@@ -70,16 +64,8 @@ async def released_before(items: list[dict[str, Any]], marker: str, **kw: Any) -
             yield item
 
     snapshot: list[str] = []
-    async for c in filter_stream(
-        upstream(),
-        endpoint="chat",
-        check=Checker(),
-        hold_back_chars=kw.get("hold", 400),
-        refusal=lambda verdict: "REFUSED",
-        choices=1,
-        outcome=StreamOutcome(),
-        hold_all=kw.get("hold_all", False),
-    ):
+    hold = HoldBack("chat", Checker(), kw.get("hold", 400), 1, hold_all=kw.get("hold_all", False))
+    async for c in filter_stream(upstream(), hold, StreamOutcome()):
         received.append(c["choices"][0]["delta"].get("content") or "" if c.get("choices") else "")
     assert seen_marker
     return snapshot[0]
