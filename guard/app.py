@@ -20,6 +20,9 @@ from guard import __version__
 from guard.admin.coverage import router as coverage_router
 from guard.admin.operators import router as operators_router
 from guard.admin.routes import router as admin_router
+from guard.api.auth import bearer
+from guard.api.openai import document
+from guard.api.openai import router as openai_router
 from guard.console.routes import router as console_router
 from guard.errors import AuthError, Forbidden, GuardError, error_body
 from guard.forget.backends import open_registry
@@ -32,8 +35,6 @@ from guard.limits import BodyLimit, RequestId
 from guard.observe.audit import AuditLog, Hasher, load_salt
 from guard.observe.decisions import Decisions
 from guard.observe.metrics import CONTENT_TYPE, Metrics
-from guard.openai.routes import document
-from guard.openai.routes import router as openai_router
 from guard.pipeline.cascade import SPACE
 from guard.pipeline.checker import Checker
 from guard.pipeline.guard import Guard
@@ -225,8 +226,8 @@ def create_app(
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
         if settings.metrics_token is not None:
-            scheme, _, token = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not token:
+            token = bearer(request)
+            if token is None:
                 raise AuthError("missing bearer token: send 'Authorization: Bearer <metrics token>'")
             if not hmac.compare_digest(token.encode(), settings.metrics_token.get_secret_value().encode()):
                 raise Forbidden("invalid metrics token")

@@ -40,7 +40,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("request", ["guard.context", "guard.rewrite", "guard.observe.decisions"]),
     ("pipeline", ["guard.pipeline.*"]),
     ("services", ["guard.services"]),
-    ("routes", ["guard.openai.routes", "guard.admin.*", "guard.console.*"]),
+    ("routes", ["guard.api.*", "guard.admin.*", "guard.console.*"]),
     ("app", ["guard.app"]),
     ("tools around the proxy", ["guard.eval.*", "guard.localmodel.*"]),
     ("command line", ["guard.cli_ops", "guard.cli", "guard.__main__"]),

@@ -22,6 +22,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from guard.api.auth import bearer
 from guard.errors import AuthError, Conflict, Forbidden, NotFound
 from guard.forget.registry import ACTOR, Operator
 from guard.services import services
@@ -48,8 +49,8 @@ def token_hash(token: str) -> str:
 
 async def authenticate(request: Request) -> None:
     """Every admin route: who is calling (request.state.caller), or 401 (no bearer token) / 403 (not a token)."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer(request)
+    if token is None:
         raise AuthError("missing bearer token: send 'Authorization: Bearer <operator or admin token>'")
     await identify(request, token, request.headers.get(ACTOR_HEADER, "admin"))
 

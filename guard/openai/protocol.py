@@ -64,9 +64,6 @@ class ChatCompletionRequest(_Open):
     stream: bool = False
     n: int | None = Field(None, ge=1, le=128)
 
-    def user_turns(self) -> list[str]:
-        return [m.text() for m in self.messages if m.role == "user"]
-
 
 class CompletionRequest(_Open):
     model: str = Field(min_length=1)

@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
+from guard.api.auth import bearer
 from guard.context import RequestContext
 from guard.errors import AuthError
 from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endpoint, parse_body
@@ -31,8 +32,7 @@ async def require_api_key(request: Request) -> None:
     request.state.client = request.state.key_id = None
     if not keys:
         return
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    given = token.strip().encode() if scheme.lower() == "bearer" else b""
+    given = (bearer(request) or "").encode()
     matched = None
     for i, key in enumerate(keys):
         if hmac.compare_digest(given, key) and matched is None:
