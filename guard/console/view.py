@@ -22,7 +22,6 @@ class AuditStatus:
     records: int
     files: int
     problem: str | None
-    checked_at: float
 
 
 @dataclass
@@ -50,7 +49,7 @@ class AuditChecker:
             if problem is None or self._files()[0] == files:
                 break
         where = None if problem is None else f"{problem[0].name}, line {records}: {problem[1]}"
-        return key, AuditStatus(problem is None, records, len(files), where, time.time())
+        return key, AuditStatus(problem is None, records, len(files), where)
 
     async def status(self) -> AuditStatus:
         async with self._lock:

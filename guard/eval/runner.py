@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -138,7 +138,3 @@ def per_subject(records: Sequence[Record]) -> dict[str, dict[str, Any]]:
         }
         for subject, rs in sorted(by_subject.items())
     }
-
-
-def records_json(records: Sequence[Record]) -> list[dict[str, Any]]:
-    return [asdict(r) for r in records]
