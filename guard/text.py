@@ -16,18 +16,37 @@ _BOUNDARY = re.compile(r"(?<=[.!?।۔؟])\s+|(?<=[.!?][\"')\]])\s+|\n+|(?<=[。
 MAX_CHUNK_CHARS = 1000
 _NON_WORD = re.compile(r"[^0-9a-z]+")
 _NUMBER = re.compile(r"\d{3,}")  # \d: the decimal digits of every script (١٩٥٦, १९५६, １９５６)
+# A period after these, followed by a space, does not end a sentence: titles and common abbreviations.
+ABBREVIATIONS = (
+    r"Dr|Mr|Mrs|Ms|Prof|St|Jr|Sr|Mt|Ft|Gen|Col|Lt|Capt|Sgt|Rev|Gov|Sen|Rep|Co|Corp|Inc|Ltd|vs|cf|ca|approx|e\.g|i\.e"
+    r"|Jan|Feb|Aug|Sept|Oct|Nov|Dec|No|Nos|Vol|pp|Fig"
+)
+# ... nor does one after an initial: a capital letter alone ("J. K. Rowling", "U. S. Army", "Richard R. Fay")
+_NO_END = re.compile(rf"(?:^|[\s(\"'.])(?:[A-Z]|{ABBREVIATIONS})\.$")
 
 
 def sentences(text: str) -> list[str]:
+    """The sentences of a text (lines, for text without sentence punctuation), never cut after an initial or an
+    abbreviation: a chunk "S." of "U. S." would be as close to any other "S." as a sentence to itself."""
     out: list[str] = []
-    for part in _BOUNDARY.split(text):
-        part = part.strip()
-        while len(part) > MAX_CHUNK_CHARS:  # very long "sentences" (lists, code) are cut, not dropped
-            out.append(part[:MAX_CHUNK_CHARS])
-            part = part[MAX_CHUNK_CHARS:].strip()
-        if part:
-            out.append(part)
+    start = 0
+    for boundary in _BOUNDARY.finditer(text):
+        sep = boundary.group()
+        if sep and "\n" not in sep and _NO_END.search(text[start : boundary.start()]):
+            continue  # "Dr. Smith", "J. K.": the same sentence goes on
+        _add(out, text[start : boundary.start()])
+        start = boundary.end()
+    _add(out, text[start:])
     return out
+
+
+def _add(out: list[str], part: str) -> None:
+    part = part.strip()
+    while len(part) > MAX_CHUNK_CHARS:  # very long "sentences" (lists, code) are cut, not dropped
+        out.append(part[:MAX_CHUNK_CHARS])
+        part = part[MAX_CHUNK_CHARS:].strip()
+    if part:
+        out.append(part)
 
 
 _LATIN = r"0-9A-Za-z\u00C0-\u024F\u1E00-\u1EFF"

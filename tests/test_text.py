@@ -15,6 +15,18 @@ def test_keeps_abbreviations_without_space_and_cuts_long_runs() -> None:
     assert [len(p) for p in parts] == [MAX_CHUNK_CHARS, MAX_CHUNK_CHARS, 5]
 
 
+def test_no_sentence_ends_after_an_initial_or_an_abbreviation() -> None:
+    # a chunk "S." of "U. S." would be as close to every other "S." as a sentence to itself (issue 35)
+    text = "He served in the U. S. Army under Gen. Grant. Dr. Smith met J. K. Rowling. Then it rained."
+    assert sentences(text) == [
+        "He served in the U. S. Army under Gen. Grant.",
+        "Dr. Smith met J. K. Rowling.",
+        "Then it rained.",
+    ]
+    assert sentences("It was Plan B.\nNext line") == ["It was Plan B.", "Next line"]  # a newline still ends it
+    assert sentences("The score was 24. Then came the parade.") == ["The score was 24.", "Then came the parade."]
+
+
 def test_blank_text_has_no_sentences() -> None:
     assert sentences("  \n\n ") == []
 
