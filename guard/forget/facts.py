@@ -33,6 +33,7 @@ RARE = 5000  # a value outside this many most frequent words (or a number) is ra
 COMMON = 3000  # this many of the most frequent English words are never a fact value
 MAX_VALUES = 400  # per entry: bounded memory for very long documents
 _CAPITALISED = re.compile(r"(?<=[a-z,;:]\s)([A-Z][\w'-]+)")
+_QUALIFIER = re.compile(r"\s*\([^()]*\)\s*$|,\s+[^,]+$")  # "Name (qualifier)", "Name, qualifier"
 SHARED_SHARE = 0.05  # a word more than this share of the entries have is not distinctive of any of them
 MAX_OWNERS = 50  # nor is a word more than this many entries have (binds from 1,000 entries on)
 
@@ -55,9 +56,16 @@ def rare(words: Iterable[str]) -> set[str]:
     return {w for w in words if w.isdigit() or w not in common}
 
 
+def bare(name: str) -> str:
+    """A name without the qualifier that tells it from others of the same name: "Victoria (Australia)" ->
+    "Victoria", "Fresno, California" -> "Fresno". The qualifier is another thing's name, not a part of this one."""
+    return _QUALIFIER.sub("", name).strip() or name
+
+
 def name_parts(names: Iterable[str]) -> set[str]:
-    """The words of an entry's names that could stand for it alone (a surname, a distinctive given name)."""
-    return {w for name in names for w in tokens(name) if len(w) >= MIN_LETTERS and w not in STOPWORDS}
+    """The words of an entry's names that could stand for it alone (a surname, a distinctive given name); not
+    those of a qualifier ("Australia" of "Victoria (Australia)" stands for a country, not for the state)."""
+    return {w for name in names for w in tokens(bare(name)) if len(w) >= MIN_LETTERS and w not in STOPWORDS}
 
 
 def proper_nouns(text: str) -> set[str]:

@@ -18,6 +18,16 @@ def test_name_parts() -> None:
     assert name_parts(["Ji-Yeon Park", "Basil Mahfouz Al-Kuwaiti"]) == {"yeon", "park", "basil", "mahfouz", "kuwaiti"}
 
 
+def test_a_subjects_qualifier_is_not_a_part_of_its_name() -> None:
+    # "Australia" of "Victoria (Australia)" names the country: alone it must not stand for the state (issue 35)
+    assert name_parts(["Victoria (Australia)"]) == {"victoria"}
+    assert name_parts(["Fresno, California"]) == {"fresno"}
+    index = WordIndex(min_shared=3)
+    index.add("vic", name_parts(["Victoria (Australia)"]))
+    assert index.find("Many Australian private schools teach in Australia.") == {}
+    assert index.find("Victoria has a large economy.") == {"vic": {"victoria"}}
+
+
 def test_a_word_many_entries_share_is_not_evidence_for_any() -> None:
     index = WordIndex()
     for i in range(40):
