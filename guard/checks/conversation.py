@@ -7,8 +7,9 @@ texts the client wrote, joined, so a question spread over turns is seen whole). 
 normalised views (`guard.normalize`): other spellings, scripts and encodings.
 
 A text of more than `PASSAGE_SENTENCES` sentences is a *passage* (a RAG context, a pasted document, a long system
-prompt). Its statements are pieces of role `PASSAGE`: the decision weighs them on the scale of statements (as it
-weighs the model's own sentences), not of questions, because a passage of 80 biography sentences about other
+prompt), and so is a context message (system, developer, tool) of more than one sentence. Its statements are
+pieces of role `PASSAGE`: the decision weighs them on the scale of statements (as it weighs the model's own
+sentences), not of questions, because a passage of 80 biography sentences about other
 people has a sentence near some forgotten one most of the time. Its questions, and the last sentence of a user's
 passage (where the request usually is), stay question pieces.
 
@@ -33,6 +34,7 @@ VIEW = "~"  # separates a segment's place from the name of a normalised view of 
 NOT_CLIENT = ("assistant", "history")  # whose text is not compared by meaning on the input side
 PASSAGE_SENTENCES = 5  # a text of more sentences is a passage
 PASSAGE = "passage"  # the role of a passage's statements among the pieces
+CONTEXT_ROLES = ("system", "developer", "tool")  # what the client supplies as context, not what it asks
 SPELLING_VIEWS = ("folded", "joined", "deleet", "split")  # respellings: a passage's are read for names only
 _QUESTION_ENDS = ("?", "？", "؟", "՞")  # question marks of the scripts that have their own
 _WORD = re.compile(r"[^\W\d_]{2,}")
@@ -65,7 +67,9 @@ class Conversation:
         passed the output check when they were generated, and are read for names and, under watch, together
         with the new answer. Passages too: each is read whole on its own, so a document re-sent with every
         request is read once (its results are remembered) rather than again inside each new window."""
-        client = [t.text for t in self.turns if t.role != "assistant" and t.text.strip() and not passage(t.text)]
+        client = [
+            t.text for t in self.turns if t.role != "assistant" and t.text.strip() and not passage(t.text, t.role)
+        ]
         recent = client[-self.window_turns :]
         return Segment("window", "\n".join(recent), "window") if len(recent) > 1 else None
 
@@ -102,7 +106,7 @@ def input_pieces(segments: Sequence[Segment]) -> list[Segment]:
         if not segment.text.strip() or segment.role in NOT_CLIENT:
             continue
         parts = sentences(segment.text)
-        if len(parts) <= PASSAGE_SENTENCES:
+        if len(parts) <= PASSAGE_SENTENCES and not (segment.role in CONTEXT_ROLES and len(parts) > 1):
             out.setdefault(segment.text, segment)
             if len(parts) > 1:
                 for part in parts:
@@ -118,8 +122,12 @@ def input_pieces(segments: Sequence[Segment]) -> list[Segment]:
     return list(out.values())[-MAX_SEGMENTS:]
 
 
-def passage(text: str) -> bool:
-    return len(sentences(text)) > PASSAGE_SENTENCES
+def passage(text: str, role: str = "user") -> bool:
+    """Is the text read as statements? More than `PASSAGE_SENTENCES` sentences, or, in a context message (a system
+    prompt, a retrieved document, a tool's result), more than one: context states, it does not ask. So a RAG
+    paragraph is read the same in a system message as in the user turn, where the question makes it longer."""
+    count = len(sentences(text))
+    return count > PASSAGE_SENTENCES or (role in CONTEXT_ROLES and count > 1)
 
 
 def is_view(segment: Segment, names: tuple[str, ...]) -> bool:
