@@ -122,11 +122,6 @@ def logprob_alternatives(logprobs: Any) -> str:
     return "".join(tokens)
 
 
-def choice_text(endpoint: Endpoint, choice: dict[str, Any], *, delta: bool) -> str:
-    """All readable text of a choice, fields joined."""
-    return "\n".join(text for _, text in choice_fields(endpoint, choice, delta=delta))
-
-
 def strip_unchecked(choice: dict[str, Any], delta: bool = False) -> None:
     """Remove what the guard does not check from a choice an entry touched: the logprobs (their alternatives)
     and any message or choice field it does not know."""
