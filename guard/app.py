@@ -47,34 +47,31 @@ log = logging.getLogger("guard")
 
 
 def _meaning(settings: Settings, embedder: Embedder | None, meaning: Embedder | None) -> MeaningIndex | None:
-    if meaning is None and (embedder is not None or settings.multilingual == "off"):
+    if meaning is None and (embedder is not None or settings.embedding.multilingual == "off"):
         return None
-    model = meaning or make_embedder(settings.multilingual)
-    if settings.embed_cache:  # a chat re-sends its earlier turns: ~40 ms each on e5, paid once
-        model = CachedEmbedder(model, settings.embed_cache)
-    settings.index_dir.mkdir(parents=True, exist_ok=True)
-    return MeaningIndex(model, VectorCache(settings.index_dir / "meaning-vectors.sqlite", model.name))
+    model = meaning or make_embedder(settings.embedding.multilingual)
+    if settings.embedding.cache:  # a chat re-sends its earlier turns: ~40 ms each on e5, paid once
+        model = CachedEmbedder(model, settings.embedding.cache)
+    index_dir = settings.registry.index_dir
+    index_dir.mkdir(parents=True, exist_ok=True)
+    return MeaningIndex(model, VectorCache(index_dir / "meaning-vectors.sqlite", model.name))
 
 
 def _embedder(settings: Settings) -> Embedder:
-    if settings.embedder_url is None:
-        return make_embedder(settings.embedder, settings.model_cache)
-    key = settings.embedder_api_key.get_secret_value() if settings.embedder_api_key else None
-    return RemoteEmbedder(
-        settings.embedder_url,
-        settings.embedder_model,
-        api_key=key,
-        timeout_s=settings.embedder_timeout_s,
-        truncate=settings.embedder_truncate,
-    )
+    server = settings.embedding_server
+    if server.url is None:
+        return make_embedder(settings.embedding.kind, settings.embedding.model_cache)
+    key = server.api_key.get_secret_value() if server.api_key else None
+    return RemoteEmbedder(server.url, server.model, api_key=key, timeout_s=server.timeout_s, truncate=server.truncate)
 
 
 def first_stage(settings: Settings, space: str) -> Embedder | None:
     """The int8 first stage of the request path's embeddings (`guard.pipeline.cascade`), for the float MiniLM."""
-    if settings.first_stage == "off" or space != SPACE or settings.embedder_url is not None:
+    embedding = settings.embedding
+    if embedding.first_stage == "off" or space != SPACE or settings.embedding_server.url is not None:
         return None
-    fast = make_embedder(settings.first_stage, settings.model_cache)
-    return CachedEmbedder(fast, settings.embed_cache) if settings.embed_cache else fast
+    fast = make_embedder(embedding.first_stage, embedding.model_cache)
+    return CachedEmbedder(fast, embedding.cache) if embedding.cache else fast
 
 
 def create_app(
@@ -85,29 +82,31 @@ def create_app(
     fast: Embedder | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     judge_transport: httpx.AsyncBaseTransport | None = None,
+    checks: bool = True,
 ) -> FastAPI:
     """Build an app. `embedder`, `meaning`, `fast`, `transport` and `judge_transport` are seams for tests (a fake
     embedder, MockTransports).
     With an `embedder` given and no `meaning`, multilingual meaning is off (tests of other things stay fast); with
-    no `fast` either, there is no first stage."""
-    policies = PolicySet.load(settings.policy_file)  # a bad policy fails here, before anything starts
+    no `fast` either, there is no first stage. `checks=False` is the benchmarks' bare pass-through proxy
+    (`python -m bench.bare`): every check off, nothing enforced; no setting turns it on."""
+    policies = PolicySet.load(settings.policy.file)  # a bad policy fails here, before anything starts
     metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         emb = embedder or _embedder(settings)
-        if settings.embed_cache:
-            emb = CachedEmbedder(emb, settings.embed_cache)
-        dsn = settings.registry_dsn.get_secret_value() if settings.registry_dsn else None
+        if settings.embedding.cache:
+            emb = CachedEmbedder(emb, settings.embedding.cache)
+        dsn = settings.registry.dsn.get_secret_value() if settings.registry.dsn else None
         index = await ForgetIndex.open(
-            open_registry(dsn, settings.index_dir, emb.dim),
+            open_registry(dsn, settings.registry.index_dir, emb.dim),
             emb,
             ngram_words=policies.settings.ngram_words,
             typo_min_chars=policies.settings.typo_min_chars,
             meaning=_meaning(settings, embedder, meaning),
         )
         follower = asyncio.create_task(
-            index.follow(settings.registry_poll_s, settings.change_log_keep), name="registry-follower"
+            index.follow(settings.registry.poll_s, settings.registry.change_log_keep), name="registry-follower"
         )
         metrics.watch_index(
             lambda: len(index),
@@ -117,48 +116,49 @@ def create_app(
             lambda: index.synced_at,
         )
         audit = AuditLog(
-            settings.audit_path(), rotate_bytes=settings.audit_rotate_bytes, fsync_all=settings.audit_fsync == "all"
+            settings.audit_path(), rotate_bytes=settings.audit.rotate_bytes, fsync_all=settings.audit.fsync == "all"
         )
         # one salt for the fleet, kept in the registry: the first replica's local salt becomes everyone's
-        salt = await index.registry.claim_salt(load_salt(settings.index_dir / "salt").hex())
+        salt = await index.registry.claim_salt(load_salt(settings.registry.index_dir / "salt").hex())
         hasher = Hasher(bytes.fromhex(salt))
-        if settings.log_content:
+        if settings.server.log_content:
             log.warning("log_content is on: prompts and completions will be written to the logs (debug only)")
-        api_key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
+        upstreams = settings.upstreams
+        api_key = upstreams.api_key.get_secret_value() if upstreams.api_key else None
         client = make_client(
             api_key=api_key,
-            connect_timeout_s=settings.connect_timeout_s,
-            read_timeout_s=settings.read_timeout_s,
+            connect_timeout_s=upstreams.connect_timeout_s,
+            read_timeout_s=upstreams.read_timeout_s,
             transport=transport,
         )
         router = Router(
-            a=Upstream(client, settings.upstream, settings.upstream_models, vllm=settings.upstream_vllm),
-            b=Upstream(client, settings.upstream_b) if settings.upstream_b else None,
-            share=settings.ab_share,
-            shadow=settings.shadow,
+            a=Upstream(client, upstreams.urls, upstreams.models, vllm=upstreams.vllm),
+            b=Upstream(client, settings.ab.url) if settings.ab.url else None,
+            share=settings.ab.share,
+            shadow=settings.ab.shadow,
         )
-        decisions = Decisions(metrics, hasher, audit, settings.log_content)
+        decisions = Decisions(metrics, hasher, audit, settings.server.log_content)
         judge = None
-        if settings.judge_url:
-            judge_key = settings.judge_api_key.get_secret_value() if settings.judge_api_key else None
+        if settings.judge.url:
+            judge_key = settings.judge.api_key.get_secret_value() if settings.judge.api_key else None
             judge = Judge(
-                settings.judge_url, settings.judge_model, settings.judge_timeout_s, judge_key, judge_transport
+                settings.judge.url, settings.judge.model, settings.judge.timeout_s, judge_key, judge_transport
             )
-            log.info("judge on", extra={"timeout_s": settings.judge_timeout_s})
-        local = fast is None and embedder is None and settings.checks  # a bare proxy embeds nothing
+            log.info("judge on", extra={"timeout_s": settings.judge.timeout_s})
+        local = fast is None and embedder is None and checks  # a bare proxy embeds nothing
         stage = first_stage(settings, emb.space) if local else fast
         guard = Guard(
             index,
             policies,
             router,
             decisions,
-            checks=settings.checks,
+            checks=checks,
             judge=judge,
             fast=stage,
-            audit_every=settings.first_stage_audit,
+            audit_every=settings.embedding.first_stage_audit,
         )
         guard.drain.bind()  # a signal handler starts the drain on this loop (guard/cli.py)
-        if not settings.checks:
+        if not checks:
             log.warning("checks are off: a bare pass-through proxy that enforces nothing (benchmarks only)")
 
         async def entry_policies() -> list[str | None]:
@@ -169,7 +169,7 @@ def create_app(
             audit.write("policy.reload", {"outcome": outcome, "policies": policies.names()})
 
         watcher = PolicyWatcher(
-            policies, settings.policy_file, entry_policies, interval_s=settings.policy_reload_s, on_reload=reloaded
+            policies, settings.policy.file, entry_policies, interval_s=settings.policy.reload_s, on_reload=reloaded
         )
         watcher.start()
         app.state.services = Services(settings, policies, metrics, index, guard, audit, hasher, watcher, decisions)
@@ -205,7 +205,7 @@ def create_app(
     app.include_router(admin_router)
     app.include_router(coverage_router)
     app.include_router(operators_router)
-    if settings.console:
+    if settings.server.console:
         app.include_router(console_router)
 
     def openapi() -> dict[str, Any]:
@@ -221,11 +221,12 @@ def create_app(
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus(request: Request) -> Response:
-        if settings.metrics_token is not None:
+        expected = settings.access.metrics_token
+        if expected is not None:
             scheme, _, token = request.headers.get("authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token:
                 raise AuthError("missing bearer token: send 'Authorization: Bearer <metrics token>'")
-            if not hmac.compare_digest(token.encode(), settings.metrics_token.get_secret_value().encode()):
+            if not hmac.compare_digest(token.encode(), expected.get_secret_value().encode()):
                 raise Forbidden("invalid metrics token")
         return Response(metrics.render(), media_type=CONTENT_TYPE)
 
@@ -265,7 +266,7 @@ def create_app(
         return JSONResponse(error_body("internal error in forget-guard", "internal_error"), status_code=500)
 
     app.add_middleware(RequestId)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.server.max_body_bytes)
     return app
 
 

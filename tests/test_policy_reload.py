@@ -93,7 +93,7 @@ async def test_policies_reload_on_change_and_a_refused_set_keeps_the_running_one
     tmp_path: Path, settings: Settings, hash_embedder: Embedder
 ) -> None:
     folder = policy_dir(tmp_path)
-    settings = settings.model_copy(update={"policy_file": folder / "default.yaml", "policy_reload_s": 0.02})
+    settings = settings.with_values(policy_file=folder / "default.yaml", policy_reload_s=0.02)
     up = upstream_echo()
     app = create_app(settings, embedder=hash_embedder, transport=up.transport)
 
@@ -179,9 +179,7 @@ async def _error_says(health: Callable[[], Awaitable[dict[str, object]]], word: 
 async def test_a_policy_bound_to_a_client_key(tmp_path: Path, settings: Settings, hash_embedder: Embedder) -> None:
     folder = policy_dir(tmp_path)
     write(folder / "tenant.yaml", f"refusal_text: Not for tenant B.\napplies_to:\n  clients: [{key_id('key-b')}]\n")
-    settings = settings.model_copy(
-        update={"policy_file": folder / "default.yaml", "api_keys": SecretStr("key-a,key-b")}
-    )
+    settings = settings.with_values(policy_file=folder / "default.yaml", api_keys=SecretStr("key-a,key-b"))
     app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         await add(client)
