@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from guard.cli import main
 from guard.errors import SettingsError
 from guard.forget.embedder import EMBEDDERS
-from guard.settings import NAMES, EmbedderKind, Settings
+from guard.settings import NAMES, REPO_ROOT, EmbedderKind, Settings
 
 
 @pytest.fixture(autouse=True)
@@ -135,3 +135,8 @@ def test_guard_serve_refuses_meaningless_settings_before_starting(
 
 def test_the_embedder_names_are_the_factorys() -> None:
     assert set(get_args(EmbedderKind)) == set(EMBEDDERS)
+
+
+def test_the_readme_names_every_setting() -> None:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert not [name for name in NAMES if f"`GUARD_{name.upper()}`" not in readme]
