@@ -318,5 +318,6 @@ def describe(exc: ValidationError) -> str:
     for error in exc.errors():
         names = [part for part in error["loc"] if isinstance(part, str) and part in NAMES]
         message = str(error["msg"]).removeprefix("Value error, ")
-        out.append(f"{var(names[0])}: {message}" if names else message)
+        where = var(names[0]) if names else ".".join(str(part) for part in error["loc"])
+        out.append(f"{where}: {message}" if where else message)
     return "; ".join(out)

@@ -120,6 +120,8 @@ def test_a_bad_value_names_its_variable_and_a_removed_setting_says_where_it_went
         Settings.load(upstream_b="http://b", ab_share=2)
     with pytest.raises(SettingsError, match=r"GUARD_UPSTREAM_MODELS: "):
         Settings.load(upstream_models="{not json")
+    with pytest.raises(SettingsError, match=r"^prot: Extra inputs"):  # a misspelt name in Python, named
+        Settings.load(prot=9000)
     monkeypatch.setenv("GUARD_CHECKS", "false")
     with pytest.raises(SettingsError, match=r"GUARD_CHECKS is no longer a setting.*bench\.bare"):
         Settings.load()
