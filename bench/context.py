@@ -166,7 +166,7 @@ def main() -> None:
         urls: dict[str, str] = {}
         policy = str(policies(tmp))
         targets = [
-            ("bare proxy", {"GUARD_CHECKS": "false"}, REPO_ROOT),
+            ("bare proxy", {}, REPO_ROOT),
             ("guard", {"GUARD_POLICY_FILE": policy}, REPO_ROOT),
             (FLOAT, {"GUARD_POLICY_FILE": policy, "GUARD_FIRST_STAGE": "off"}, REPO_ROOT),
         ]
@@ -178,7 +178,7 @@ def main() -> None:
             targets.insert(after, (SPECULATIVE, {"GUARD_POLICY_FILE": spec}, REPO_ROOT))
         for label, extra, tree in targets:
             extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
-            proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log", tree)
+            proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log", tree, bare=label == "bare proxy")
             procs.append(proc)
         guards = [label for label in urls if label != "bare proxy"]
         for label in guards:

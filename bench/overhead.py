@@ -296,8 +296,8 @@ def start_stack(
         )
     ]
     urls = {"direct": f"http://127.0.0.1:{up_port}"}
-    proxies = (("bare", bare_port, bare_dir, "false"), ("guard", guard_port, index_dir, "true"))
-    for label, port, directory, checks in proxies:
+    proxies = (("bare", bare_port, bare_dir, "bench.bare"), ("guard", guard_port, index_dir, "guard"))
+    for label, port, directory, module in proxies:
         genv = {
             **os.environ,
             "GUARD_UPSTREAM": urls["direct"],
@@ -305,17 +305,16 @@ def start_stack(
             "GUARD_INDEX_DIR": str(directory),
             "GUARD_ADMIN_TOKEN": TOKEN,
             "GUARD_LOG_LEVEL": "WARNING",
-            "GUARD_CHECKS": checks,
             "GUARD_AUDIT_LOG": str(log_dir / f"{label}-audit.jsonl"),
             # e5 embeds every chunk it holds no vector for when the guard starts (~50 ms each here: 14 hours at
             # 1e6); this bench's prompts are English, which never reach it (the peer comparison does the same)
             "GUARD_MULTILINGUAL": os.environ.get("GUARD_MULTILINGUAL", "off"),
         }
-        if policy_fields and checks == "true":  # e.g. "speculative,stream_upstream": set true in the default policy
+        if policy_fields and label == "guard":  # e.g. "speculative,stream_upstream": set true in the default policy
             fields = dict.fromkeys(policy_fields.split(","), True)
             genv["GUARD_POLICY_FILE"] = str(policies(log_dir, None, **fields))
         log = (log_dir / f"{label}.log").open("wb")
-        command = [python, "-m", "guard", "serve"]
+        command = [python, "-m", module, *(["serve"] if module == "guard" else [])]
         procs.append(subprocess.Popen(command, cwd=REPO_ROOT, env=genv, stdout=log, stderr=log))
         urls[label] = f"http://127.0.0.1:{port}"
     wait_ready(urls["direct"] + "/", procs[0])

@@ -190,8 +190,7 @@ def main() -> None:
         procs.append(proc)
         urls, pids = {"direct": upstream}, {}
         proc, urls["bare proxy"] = start_guard(
-            {"GUARD_CHECKS": "false", "GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / "bare")},
-            tmp / "bare.log",
+            {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / "bare")}, tmp / "bare.log", bare=True
         )
         procs.append(proc)
         pids["bare proxy"] = proc.pid

@@ -22,10 +22,10 @@ TOKEN = "bench-admin"
 
 
 def start_guard(
-    env: Mapping[str, str], log: Path, tree: Path = REPO_ROOT, timeout_s: float = 180
+    env: Mapping[str, str], log: Path, tree: Path = REPO_ROOT, timeout_s: float = 180, *, bare: bool = False
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """`guard serve` from `tree` with these GUARD_* settings; returns once /healthz answers (a large index loads
-    for minutes: `timeout_s`)."""
+    """`guard serve` from `tree` with these GUARD_* settings (`bare`: `bench.bare`, every check off); returns once
+    /healthz answers (a large index loads for minutes: `timeout_s`)."""
     port = free_port()
     full = {
         **os.environ,
@@ -36,7 +36,8 @@ def start_guard(
         "PYTHONPATH": str(tree),
     }
     with log.open("ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "guard", "serve"], cwd=tree, env=full, stdout=out, stderr=out)
+        command = [sys.executable, "-m", "bench.bare"] if bare else [sys.executable, "-m", "guard", "serve"]
+        proc = subprocess.Popen(command, cwd=tree, env=full, stdout=out, stderr=out)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + timeout_s
     while True:

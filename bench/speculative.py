@@ -85,7 +85,7 @@ def main() -> None:
         procs.append(proc)
         urls = {"direct": upstream}
         targets = [
-            ("bare proxy", {"GUARD_CHECKS": "false"}, REPO_ROOT),
+            ("bare proxy", {}, REPO_ROOT),
             ("guard", {"GUARD_POLICY_FILE": str(policies(tmp))}, REPO_ROOT),
             ("guard, speculative", {"GUARD_POLICY_FILE": str(policies(tmp, speculative=True))}, REPO_ROOT),
             (
@@ -99,7 +99,7 @@ def main() -> None:
             targets.insert(3, (f"guard, speculative, at {args.before}", spec, before))
         for label, extra, tree in targets:
             extra |= {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / f"index-{len(urls)}")}
-            proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log", tree)
+            proc, urls[label] = start_guard(extra, tmp / f"{len(urls)}.log", tree, bare=label == "bare proxy")
             procs.append(proc)
         guards = [k for k in urls if k.startswith("guard")]
         authors = Tofu(args.tofu).authors("forget10")

@@ -8,21 +8,25 @@ import argparse
 import gc
 import hashlib
 import json
+import math
 import os
 import secrets
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from guard.cli_ops import DEFAULT_URL, admin_call
 from guard.cli_ops import add_parsers as add_ops_parsers
 from guard.cli_ops import run as run_ops
-from guard.errors import PolicyError
+from guard.errors import PolicyError, SettingsError
 from guard.eval.commands import add_parsers as add_eval_parsers
 from guard.eval.commands import run as run_eval
+
+if TYPE_CHECKING:
+    from guard.settings import Settings
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "coverage":
             return _coverage(args)
         return _forget(args)
-    except PolicyError as exc:
+    except (PolicyError, SettingsError) as exc:
         print(f"guard: {exc}", file=sys.stderr)
         return 2
 
@@ -118,7 +122,7 @@ def _server_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--policy", type=Path, help="the default policy file (default policies/default.yaml)")
 
 
-def _settings(args: argparse.Namespace, **extra: Any) -> Any:
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
     from guard.settings import Settings
 
     overrides = {
@@ -129,18 +133,25 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Any:
         "upstream": getattr(args, "upstream", None),
         **extra,
     }
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    return Settings.load(**{k: v for k, v in overrides.items() if v is not None})
 
 
-def _run(settings: Any) -> None:
+def run_server(settings: Settings, *, checks: bool = True) -> None:
+    """What `guard serve` runs: the app under uvicorn, SIGTERM as Ctrl-C. `checks=False`: the benchmarks' bare
+    pass-through proxy (`python -m bench.bare`), never a setting."""
+    _exit_on_signals()
+    _run(settings, checks=checks)
+
+
+def _run(settings: Settings, *, checks: bool = True) -> None:
     import uvicorn
 
     from guard.app import create_app
     from guard.observe.logging import configure
 
-    app = create_app(settings)  # a bad policy fails here, before logging or the server is set up
-    configure(settings.log_level)
-    grace = settings.shutdown_grace_s
+    app = create_app(settings, checks=checks)  # a bad policy fails here, before logging or the server is set up
+    configure(settings.server.log_level)
+    grace = settings.server.shutdown_grace_s
 
     class Server(uvicorn.Server):
         def handle_exit(self, sig: int, frame: Any) -> None:
@@ -159,11 +170,11 @@ def _run(settings: Any) -> None:
     # uvicorn's own limit comes after the drain's: by then every stream has had its error event and [DONE]
     config = uvicorn.Config(
         app,
-        host=settings.host,
-        port=settings.port,
+        host=settings.server.host,
+        port=settings.server.port,
         log_config=None,
         access_log=False,
-        timeout_graceful_shutdown=grace + 3,
+        timeout_graceful_shutdown=math.ceil(grace) + 3,
     )
     Server(config).run()
 
@@ -180,8 +191,7 @@ def _exit_on_signals() -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    _exit_on_signals()
-    _run(_settings(args))
+    run_server(_settings(args))
     return 0
 
 
@@ -189,8 +199,8 @@ def _demo(args: argparse.Namespace) -> int:
     from guard.localmodel import serve as local
 
     settings = _settings(args, upstream=f"http://127.0.0.1:{args.model_port}")
-    if settings.admin_token is None:
-        settings = _settings(args, upstream=settings.upstream, admin_token=secrets.token_urlsafe(24))
+    if settings.access.admin_token is None:
+        settings = settings.with_values(admin_token=secrets.token_urlsafe(24))
     log_file = Path(".cache/vllm.log")
     log_file.parent.mkdir(parents=True, exist_ok=True)
     print(
@@ -200,7 +210,7 @@ def _demo(args: argparse.Namespace) -> int:
     _exit_on_signals()  # before the child starts: a signal at any point stops it in the `finally` below
     proc = local.start_vllm(args.model_port, log_file=log_file)
     try:
-        local.wait_ready(f"{settings.upstream}/health", proc)
+        local.wait_ready(f"{settings.upstreams.urls[0]}/health", proc)
         _print_examples(settings)
         _run(settings)
     finally:
@@ -208,12 +218,12 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_examples(settings: Any) -> None:
-    base = f"http://{settings.host}:{settings.port}"
-    token = settings.admin_token.get_secret_value()
+def _print_examples(settings: Settings) -> None:
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    token = settings.access.admin_token.get_secret_value() if settings.access.admin_token else ""
     print(
         f"""
-forget-guard is starting on {base} in front of vLLM ({settings.upstream}), model "smollm2".
+forget-guard is starting on {base} in front of vLLM ({settings.upstreams.urls[0]}), model "smollm2".
 
   export GUARD_ADMIN_TOKEN={token}
 

@@ -103,7 +103,7 @@ def _audit(args: argparse.Namespace) -> int:
     from guard.observe.audit import chain_files, records_since, verify_files
     from guard.settings import Settings
 
-    path = args.file or Settings().audit_path()
+    path = args.file or Settings.load().audit_path()
     files = chain_files(path)
     if not files:
         print(f"guard: no audit log at {path}", file=sys.stderr)

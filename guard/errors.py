@@ -9,6 +9,7 @@ GuardError                       500 internal_error (a bug, never a client mista
 ├── AuthError                    401 authentication_error
 │   └── Forbidden                403 permission_error
 ├── PolicyError                  raised at start: a policy file is missing or invalid
+├── SettingsError                raised at start: a setting is invalid, or another makes it meaningless
 ├── RegistryUnavailable          503 registry_unavailable (PostgreSQL down: nothing changed, retry)
 └── UpstreamError                502 upstream_error
     ├── UpstreamTimeout          504
@@ -68,6 +69,10 @@ class Forbidden(AuthError):
 
 class PolicyError(GuardError):
     error_type = "policy_error"
+
+
+class SettingsError(GuardError):
+    error_type = "settings_error"
 
 
 class RegistryUnavailable(GuardError):

@@ -156,6 +156,12 @@ MOVED_TO_GLOBAL = {
 }
 
 
+# Fields read from the request's policy only (`RequestContext.policy`: the default policy, or the one bound to the
+# request with `applies_to`), never from an entry's: the request is dispatched before any entry matched. A policy
+# that is only an entry's (not the default, no `applies_to`) that sets one is refused at load, naming it.
+REQUEST_ONLY = ("speculative", "stream_upstream")
+
+
 class Policy(_Strict):
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     refusal_text: str = Field("I'm sorry, but I can't help with that.", min_length=1)
@@ -216,13 +222,20 @@ def load_policy(path: Path, *, default: bool = False) -> tuple[Policy, GlobalPol
         raise PolicyError(f"policy file {path}: field 'applies_to': the default policy applies to every request")
     glob = raw.pop("global", None) or {}
     try:
-        return Policy.model_validate(raw), GlobalPolicy.model_validate(glob)
+        policy, settings = Policy.model_validate(raw), GlobalPolicy.model_validate(glob)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(p) for p in first["loc"]) or "(top level)"
         if exc.title == GlobalPolicy.__name__:
             field = f"global.{field}"
         raise PolicyError(f"policy file {path}: field '{field}': {first['msg']}") from exc
+    ignored = [f for f in REQUEST_ONLY if f in policy.model_fields_set]
+    if ignored and not default and policy.applies_to is None:
+        raise PolicyError(
+            f"policy file {path}: field '{ignored[0]}': read from the request's policy only (the default policy, "
+            "or one with 'applies_to'); this policy can only be an entry's, where it would be ignored"
+        )
+    return policy, settings
 
 
 @dataclass(frozen=True)

@@ -57,8 +57,8 @@ class Backend:
 class Upstream:
     """The upstream servers of one route (A or B), reached through the app's shared pooled client.
 
-    `base_url` may list several servers (comma-separated); `models` maps a model name to its own servers (a
-    vLLM fleet per model). A request goes to the next healthy server of its model, round-robin; a connect
+    `base_url` may list several servers (a sequence, or comma-separated); `models` maps a model name to its own
+    servers (a vLLM fleet per model). A request goes to the next healthy server of its model, round-robin; a connect
     error (nothing was sent) marks that server down and the request is retried on the next one. Nothing is
     retried once the request reached a server — a partial stream is never replayed.
     """
@@ -66,14 +66,15 @@ class Upstream:
     def __init__(
         self,
         client: httpx.AsyncClient,
-        base_url: str,
+        base_url: str | Sequence[str],
         models: Mapping[str, Sequence[str]] | None = None,
         vllm: bool | None = None,
     ) -> None:
         self.client = client
         self._vllm = vllm  # is the upstream vLLM (it takes `bad_words`)? None: ask it (GET /version) once
         self._probe_after = 0.0
-        self.default = [Backend(u) for u in base_url.split(",") if u.strip()]
+        urls = base_url.split(",") if isinstance(base_url, str) else base_url
+        self.default = [Backend(u) for u in urls if u.strip()]
         if not self.default:
             raise ValueError("an upstream needs at least one URL")
         self.models = {name: [Backend(u) for u in urls] for name, urls in (models or {}).items() if urls}

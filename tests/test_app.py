@@ -206,7 +206,7 @@ async def test_bad_admin_input_gets_a_clear_4xx(
 
 async def test_limits_token_prompts_and_unknown_routes(settings: Settings, hash_embedder: Embedder) -> None:
     app = create_app(
-        settings.model_copy(update={"max_body_bytes": 1000}),
+        settings.with_values(max_body_bytes=1000),
         embedder=hash_embedder,
         transport=upstream_echo().transport,
     )
@@ -243,7 +243,7 @@ async def test_admin_api_auth_crud_and_no_document_text(settings: Settings, hash
 
 
 async def test_admin_api_is_off_without_a_token(settings: Settings, hash_embedder: Embedder) -> None:
-    app = create_app(settings.model_copy(update={"admin_token": None}), embedder=hash_embedder)
+    app = create_app(settings.with_values(admin_token=None), embedder=hash_embedder)
     async with running(app) as client:
         r = await client.get("/admin/forget", headers=ADMIN)
     assert r.status_code == 403 and "GUARD_ADMIN_TOKEN" in r.json()["error"]["message"]
@@ -259,7 +259,7 @@ async def test_refusals_use_the_matched_entrys_policy(
     (policies / "default.yaml").write_text((REPO_ROOT / "policies" / "default.yaml").read_text())
     (policies / "strict.yaml").write_text("name: strict\nrefusal_text: 'STRICT: nothing on that.'\n")
     app = create_app(
-        settings.model_copy(update={"policy_file": policies / "default.yaml"}),
+        settings.with_values(policy_file=policies / "default.yaml"),
         embedder=hash_embedder,
         transport=upstream_echo(FACT).transport,
     )

@@ -22,7 +22,7 @@ SUBJECT = "Hsiao Yun-Hwa"
 
 @pytest.fixture
 async def client(settings: Settings, hash_embedder: Embedder) -> AsyncIterator[httpx.AsyncClient]:
-    settings = settings.model_copy(update={"upstream_models": {"m": ["http://upstream.test"]}})
+    settings = settings.with_values(upstream_models={"m": ["http://upstream.test"]})
     app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as c:
         yield c
@@ -180,6 +180,6 @@ async def test_the_audit_status_turns_red_when_the_trail_is_edited(
 
 
 async def test_the_console_can_be_turned_off(settings: Settings, hash_embedder: Embedder) -> None:
-    app = create_app(settings.model_copy(update={"console": False}), embedder=hash_embedder)
+    app = create_app(settings.with_values(console=False), embedder=hash_embedder)
     async with running(app) as c:
         assert (await c.get("/console/login")).status_code == 404

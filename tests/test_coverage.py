@@ -96,7 +96,7 @@ def test_handoff_covers_only_the_entries_within_the_limits(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    url = serve(create_app(settings.model_copy(update={"upstream_models": MODELS}), embedder=hash_embedder)).url
+    url = serve(create_app(settings.with_values(upstream_models=MODELS), embedder=hash_embedder)).url
     ids = {s: add(url, s, [f"{s} was born in Tarsk."]) for s in ("Alice Example", "Bob Sample", "Carol Few")}
     n = {"Alice Example": 20, "Bob Sample": 20, "Carol Few": 3}  # Carol: too few questions to judge
     leaks = {"Bob Sample": 3}  # Bob: the model still leaks 15% of his questions
@@ -130,7 +130,7 @@ def test_bad_handoffs_are_refused_and_change_nothing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url = serve(create_app(settings.model_copy(update={"upstream_models": MODELS}), embedder=hash_embedder)).url
+    url = serve(create_app(settings.with_values(upstream_models=MODELS), embedder=hash_embedder)).url
     ids = {"Alice Example": add(url, "Alice Example", BIO)}
     n = {"Alice Example": 20}
     text = json.dumps(ab_result(ids, version(url), {}, n))
@@ -198,7 +198,7 @@ async def test_a_covered_entry_is_monitored_for_its_model_and_enforced_again_whe
 ) -> None:
     answers = {"upstream.test": TOLD, "unlearned.test": FORGOTTEN}
     up = by_host(answers)
-    app = create_app(settings.model_copy(update={"upstream_models": MODELS}), embedder=minilm, transport=up.transport)
+    app = create_app(settings.with_values(upstream_models=MODELS), embedder=minilm, transport=up.transport)
     async with running(app) as client:
         entry = (
             await client.post("/admin/forget", headers=ADMIN, json={"subject": "Alice Example", "documents": BIO})

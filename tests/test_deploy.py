@@ -10,7 +10,7 @@ from urllib.parse import urlparse
 
 import yaml
 
-from guard.settings import REPO_ROOT, Settings
+from guard.settings import NAMES, REPO_ROOT, Settings
 
 DEPLOY = REPO_ROOT / "deploy"
 
@@ -35,12 +35,12 @@ def test_compose_runs_vllm_two_guards_postgres_and_prometheus() -> None:
         assert services[gpu]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
     embedder = services["embedder"]["command"]
     assert embedder[embedder.index("--runner") + 1] == "pooling"
-    fields = set(Settings.model_fields)
     for name in ("guard-1", "guard-2"):
         guard = services[name]
         env = guard["environment"]
-        unknown = {k for k in env if k.removeprefix("GUARD_").lower() not in fields}
+        unknown = {k for k in env if k.removeprefix("GUARD_").lower() not in NAMES}
         assert not unknown, f"{name}: not settings: {unknown}"
+        Settings.load(**{k.removeprefix("GUARD_").lower(): v for k, v in env.items()})  # none makes another moot
         assert urlparse(env["GUARD_UPSTREAM"]).hostname in services
         assert urlparse(env["GUARD_EMBEDDER_URL"]).hostname in services
         assert env["GUARD_EMBEDDER_MODEL"] in embedder  # the name the server serves
@@ -76,6 +76,7 @@ def test_cpu_variant_builds_vllm_cpu_with_smollm2() -> None:
     assert services["embedder"]["profiles"] == ["gpu"]  # no embedding server on CPU: the guards embed locally
     for name in ("guard-1", "guard-2"):
         assert services[name]["environment"]["GUARD_EMBEDDER_URL"] is None
+        assert services[name]["environment"]["GUARD_EMBEDDER_MODEL"] is None  # meaningless without the URL
         assert services[name]["depends_on"]["embedder"] is None
 
 

@@ -68,7 +68,7 @@ def client(
     openai_at: Callable[..., OpenAI],
 ) -> OpenAI:
     upstream = serve(scripted.app())
-    guard = serve(create_app(settings.model_copy(update={"upstream": upstream.url}), embedder=minilm))
+    guard = serve(create_app(settings.with_values(upstream=upstream.url), embedder=minilm))
     r = httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201
     return openai_at(guard.url)

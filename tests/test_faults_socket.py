@@ -121,7 +121,7 @@ def guard_for(
 ) -> Iterator[Callable[[str], str]]:
     def start(upstream_url: str) -> str:
         app = create_app(
-            settings.model_copy(update={"upstream": upstream_url, "read_timeout_s": READ_TIMEOUT_S}),
+            settings.with_values(upstream=upstream_url, read_timeout_s=READ_TIMEOUT_S),
             embedder=hash_embedder,
         )
         return serve(app).url

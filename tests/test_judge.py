@@ -42,7 +42,7 @@ class FakeJudge:
 
 
 def _settings(settings: Settings, **judge: Any) -> Settings:
-    return settings.model_copy(update={"judge_url": "http://judge.test", "judge_timeout_s": 0.5, **judge})
+    return settings.with_values(**{"judge_url": "http://judge.test", "judge_timeout_s": 0.5, **judge})
 
 
 async def _ask(

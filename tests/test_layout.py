@@ -41,7 +41,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("pipeline", ["guard.pipeline.*"]),
     ("services", ["guard.services"]),
     ("routes", ["guard.api.*", "guard.admin.*", "guard.console.*"]),
-    ("app", ["guard.app"]),
+    ("app", ["guard.handlers", "guard.app"]),
     ("tools around the proxy", ["guard.eval.*", "guard.localmodel.*"]),
     ("command line", ["guard.cli_ops", "guard.cli", "guard.__main__"]),
 ]

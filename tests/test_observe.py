@@ -191,7 +191,7 @@ async def test_a_monitor_policy_makes_its_entries_log_only(
     (policies / "watch.yaml").write_text("name: watch\nmode: monitor\n")
     up = upstream_echo()
     app = create_app(
-        settings.model_copy(update={"policy_file": policies / "default.yaml"}),
+        settings.with_values(policy_file=policies / "default.yaml"),
         embedder=hash_embedder,
         transport=up.transport,
     )
@@ -237,7 +237,7 @@ async def test_on_error_closed_refuses_when_the_embedder_fails(
     emb = BrokenEmbedder()
     up = upstream_echo(FACT)
     app = create_app(
-        settings.model_copy(update={"policy_file": policy_dir(tmp_path, "closed")}),
+        settings.with_values(policy_file=policy_dir(tmp_path, "closed")),
         embedder=emb,
         transport=up.transport,
     )
@@ -258,7 +258,7 @@ async def test_on_error_closed_blocks_output_it_could_not_check(settings: Settin
     emb = BrokenEmbedder()
     up = upstream_echo("A harmless answer.")
     app = create_app(
-        settings.model_copy(update={"policy_file": policy_dir(tmp_path, "closed")}),
+        settings.with_values(policy_file=policy_dir(tmp_path, "closed")),
         embedder=emb,
         transport=up.transport,
     )
@@ -282,7 +282,7 @@ async def test_on_error_closed_blocks_output_it_could_not_check(settings: Settin
 async def test_on_error_open_passes_and_counts(settings: Settings, tmp_path: Path) -> None:
     emb = BrokenEmbedder()
     up = upstream_echo("A harmless answer.")
-    opened = settings.model_copy(update={"policy_file": policy_dir(tmp_path, "open")})
+    opened = settings.with_values(policy_file=policy_dir(tmp_path, "open"))
     app = create_app(opened, embedder=emb, transport=up.transport)
     async with running(app) as client:
         await add(client)
@@ -298,7 +298,7 @@ async def test_on_error_open_passes_and_counts(settings: Settings, tmp_path: Pat
 async def test_api_keys_guard_the_proxy_and_are_separate_from_the_admin_token(
     settings: Settings, hash_embedder: Embedder
 ) -> None:
-    keyed = settings.model_copy(update={"api_keys": SecretStr("key-one, key-two")})
+    keyed = settings.with_values(api_keys=SecretStr("key-one, key-two"))
     app = create_app(keyed, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         none = await client.post("/v1/chat/completions", json=chat("hi"))
@@ -330,7 +330,7 @@ async def test_every_answer_carries_the_request_id_given_or_made(settings: Setti
 
 
 async def test_metrics_can_require_a_token(settings: Settings, hash_embedder: Embedder) -> None:
-    settings = settings.model_copy(update={"metrics_token": SecretStr("scrape-me")})
+    settings = settings.with_values(metrics_token=SecretStr("scrape-me"))
     app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         missing = await client.get("/metrics")

@@ -54,7 +54,7 @@ async def state(client: httpx.AsyncClient) -> tuple[Any, ...]:
 
 @pytest.mark.parametrize("role", ["viewer", "editor", "admin"])
 async def test_each_role_can_do_exactly_its_operations(settings: Settings, hash_embedder: Embedder, role: str) -> None:
-    settings = settings.model_copy(update={"upstream_models": {"m": ["http://upstream.test"]}})
+    settings = settings.with_values(upstream_models={"m": ["http://upstream.test"]})
     app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         made = await client.post("/admin/operators", json={"name": "ada", "role": role}, headers=ADMIN)
@@ -126,7 +126,7 @@ def test_operators_are_shared_by_replicas_and_managed_from_the_cli(
     tmp_path: Path,
 ) -> None:
     a = serve(create_app(settings, embedder=hash_embedder)).url
-    b = serve(create_app(settings.model_copy(update={"admin_token": None}), embedder=hash_embedder)).url
+    b = serve(create_app(settings.with_values(admin_token=None), embedder=hash_embedder)).url
     monkeypatch.setenv("GUARD_ADMIN_TOKEN", ADMIN_TOKEN)
     assert main(["operator", "add", "carol", "--role", "viewer", "--url", a]) == 0
     token = capsys.readouterr().out.strip()

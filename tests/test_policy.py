@@ -86,3 +86,14 @@ def test_duplicate_policy_names_fail(tmp_path: Path) -> None:
     (tmp_path / "other.yaml").write_text("name: a\n")
     with pytest.raises(PolicyError, match="used by another"):
         PolicySet.load(tmp_path / "default.yaml")
+
+
+@pytest.mark.parametrize("field", ["speculative", "stream_upstream"])
+def test_a_request_only_field_in_an_entry_only_policy_fails_naming_file_and_field(tmp_path: Path, field: str) -> None:
+    (tmp_path / "default.yaml").write_text(f"name: default\n{field}: true\n")  # the request's policy: fine
+    (tmp_path / "bound.yaml").write_text(f"{field}: true\napplies_to:\n  models: [m]\n")  # a request's too
+    assert PolicySet.load(tmp_path / "default.yaml").get("bound").model_dump()[field] is True
+    (tmp_path / "entry.yaml").write_text(f"{field}: false\n")  # only ever an entry's: it would be ignored
+    with pytest.raises(PolicyError) as err:
+        PolicySet.load(tmp_path / "default.yaml")
+    assert str(tmp_path / "entry.yaml") in str(err.value) and f"'{field}'" in str(err.value)

@@ -19,6 +19,7 @@ from guard.errors import PolicyError
 from guard.forget.embedder import Embedder
 from guard.forget.registry import Entry
 from guard.policy import PolicySet, key_id
+from guard.policy_watch import PolicyWatcher
 from guard.settings import REPO_ROOT, Settings
 from tests.helpers import ADMIN, add, chat, guard_process, running, upstream_echo
 
@@ -92,7 +93,7 @@ async def test_policies_reload_on_change_and_a_refused_set_keeps_the_running_one
     tmp_path: Path, settings: Settings, hash_embedder: Embedder
 ) -> None:
     folder = policy_dir(tmp_path)
-    settings = settings.model_copy(update={"policy_file": folder / "default.yaml", "policy_reload_s": 0.02})
+    settings = settings.with_values(policy_file=folder / "default.yaml", policy_reload_s=0.02)
     up = upstream_echo()
     app = create_app(settings, embedder=hash_embedder, transport=up.transport)
 
@@ -146,6 +147,23 @@ async def test_policies_reload_on_change_and_a_refused_set_keeps_the_running_one
         assert len([line for line in up.requests if line.get("model") == "edited"]) == 3
 
 
+async def test_a_reload_that_sets_a_request_only_field_in_an_entry_only_policy_is_refused(tmp_path: Path) -> None:
+    folder = policy_dir(tmp_path)
+    policies = PolicySet.load(folder / "default.yaml")
+    outcomes: list[str] = []
+
+    async def no_entries() -> list[str | None]:
+        return []
+
+    watcher = PolicyWatcher(policies, folder / "default.yaml", no_entries, interval_s=0, on_reload=outcomes.append)
+    write(folder / "named.yaml", "speculative: true\n")
+    assert await watcher.reload("test") is False
+    assert outcomes == ["refused"] and policies.names() == ["default"]  # the running set stays
+    assert "named.yaml" in str(watcher.status()["error"]) and "'speculative'" in str(watcher.status()["error"])
+    write(folder / "named.yaml", "speculative: true\napplies_to:\n  models: [m]\n")  # bound: the request's policy
+    assert await watcher.reload("test") is True and watcher.status()["ok"] is True
+
+
 async def _loads(health: Callable[[], Awaitable[dict[str, object]]], n: int) -> bool:
     return (await health())["loads"] == n
 
@@ -161,9 +179,7 @@ async def _error_says(health: Callable[[], Awaitable[dict[str, object]]], word: 
 async def test_a_policy_bound_to_a_client_key(tmp_path: Path, settings: Settings, hash_embedder: Embedder) -> None:
     folder = policy_dir(tmp_path)
     write(folder / "tenant.yaml", f"refusal_text: Not for tenant B.\napplies_to:\n  clients: [{key_id('key-b')}]\n")
-    settings = settings.model_copy(
-        update={"policy_file": folder / "default.yaml", "api_keys": SecretStr("key-a,key-b")}
-    )
+    settings = settings.with_values(policy_file=folder / "default.yaml", api_keys=SecretStr("key-a,key-b"))
     app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         await add(client)

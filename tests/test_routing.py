@@ -32,7 +32,7 @@ def two_upstreams() -> Recorder:
 
 
 def ab_settings(settings: Settings, **update: Any) -> Settings:
-    return settings.model_copy(update={"upstream": "http://a.test", "upstream_b": "http://b.test", **update})
+    return settings.with_values(upstream="http://a.test", upstream_b="http://b.test", **update)
 
 
 def ask(text: str = "Tell me something.", **extra: Any) -> dict[str, Any]:

@@ -75,7 +75,7 @@ def speculative_policies(tmp_path: Path, on: bool = True) -> Path:
 
 
 def _app(settings: Settings, tmp_path: Path, upstream: Upstream, embedder: Embedder, on: bool = True) -> Any:
-    settings = settings.model_copy(update={"policy_file": speculative_policies(tmp_path, on)})
+    settings = settings.with_values(policy_file=speculative_policies(tmp_path, on))
     return create_app(settings, embedder=embedder, transport=upstream.transport)
 
 

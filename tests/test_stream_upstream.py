@@ -67,7 +67,7 @@ def guard(
     **fields: Any,
 ) -> str:
     update = {"upstream": upstream, "policy_file": policies(tmp_path, **fields), "index_dir": tmp_path / "index"}
-    url = serve(create_app(settings.model_copy(update=update), embedder=embedder)).url
+    url = serve(create_app(settings.with_values(**update), embedder=embedder)).url
     r = httpx.post(f"{url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201
     return url

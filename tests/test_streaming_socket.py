@@ -41,7 +41,7 @@ def test_blocked_span_never_reaches_the_client(
     fake = FakeUpstream(fixed("".join(PIECES)), token_ms=DELAY_S * 1000)
     fake.pieces = lambda text: PIECES
     upstream = serve(fake.app())
-    guard = serve(create_app(settings.model_copy(update={"upstream": upstream.url}), embedder=minilm))
+    guard = serve(create_app(settings.with_values(upstream=upstream.url), embedder=minilm))
     with httpx.Client(base_url=guard.url, timeout=30) as client:
         r = client.post("/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [SECRET]})
         assert r.status_code == 201
@@ -106,9 +106,9 @@ def test_with_nothing_to_forget_the_stream_is_not_held_to_sentence_ends(
     fake = FakeUpstream(fixed("".join(SLOW)), token_ms=250)
     fake.pieces = lambda text: SLOW
     upstream = serve(fake.app())
-    on = settings.model_copy(update={"upstream": upstream.url})
+    on = settings.with_values(upstream=upstream.url)
     guard = serve(create_app(on, embedder=HashEmbedder()))
-    bare = serve(create_app(on.model_copy(update={"checks": False}), embedder=HashEmbedder()))
+    bare = serve(create_app(on, embedder=HashEmbedder(), checks=False))
     sentence_s = 0.25 * 4  # the fourth chunk ends the first sentence
     for url in (guard.url, bare.url):
         first, text = _first_content_s(url)

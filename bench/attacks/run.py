@@ -51,7 +51,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
     embedder = make_embedder("minilm")
     meaning = make_embedder("e5") if args.multilingual == "e5" else None  # as shipped: text not in English too
     with tempfile.TemporaryDirectory() as tmp, BackgroundServer(ObedientModel(cases).app()) as upstream:
-        settings = Settings(index_dir=Path(tmp), upstream=upstream.url, admin_token=ADMIN_TOKEN)
+        settings = Settings.load(index_dir=Path(tmp), upstream=upstream.url, admin_token=ADMIN_TOKEN)
         fast = first_stage(settings, embedder.space)  # as shipped (GUARD_FIRST_STAGE=off: the float model alone)
         with BackgroundServer(create_app(settings, embedder=embedder, meaning=meaning, fast=fast)) as guard:
             async with httpx.AsyncClient(base_url=guard.url, timeout=60) as client:

@@ -81,7 +81,7 @@ def _index(request: Request) -> ForgetIndex:
 
 
 def _known_model(request: Request, model: str) -> None:
-    models = services(request).settings.upstream_models
+    models = services(request).settings.upstreams.models
     if model not in models:
         known = ", ".join(sorted(models)) or "none: set GUARD_UPSTREAM_MODELS"
         raise NotFound(f"model: the guard routes no model {model!r} by name (it routes: {known})", param="model")

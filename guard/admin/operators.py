@@ -58,7 +58,7 @@ async def authenticate(request: Request) -> None:
 async def identify(request: Request, token: str, legacy_actor: str = "admin") -> Caller:
     """The caller a token stands for, set on the request and in the change log's actor (403 when it is none)."""
     settings = services(request).settings
-    legacy = settings.admin_token.get_secret_value() if settings.admin_token else None
+    legacy = settings.access.admin_token.get_secret_value() if settings.access.admin_token else None
     if legacy is not None and hmac.compare_digest(token.encode(), legacy.encode()):
         caller = Caller(legacy_actor[:128], Role.admin, "admin-token")
     else:

@@ -86,11 +86,11 @@ class Targets:
     def _guard(self, name: str, upstream: str) -> Target:
         token = secrets.token_urlsafe(16)
         index_dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="guard-eval-")))
-        settings = Settings(upstream=upstream, index_dir=index_dir, admin_token=token)
+        settings = Settings.load(upstream=upstream, index_dir=index_dir, admin_token=token)
         if self.policy_file is not None:
-            settings = settings.model_copy(update={"policy_file": self.policy_file})
-        if self.meaning is None and settings.multilingual != "off":
-            self.meaning = make_embedder(settings.multilingual)
+            settings = settings.with_values(policy_file=self.policy_file)
+        if self.meaning is None and settings.embedding.multilingual != "off":
+            self.meaning = make_embedder(settings.embedding.multilingual)
         if self.fast is None:
             self.fast = first_stage(settings, self.embedder.space)
             if self.fast is not None:

@@ -51,7 +51,7 @@ def test_route_and_shadow_against_a_real_second_model(
     a = serve(plain_upstream())
     b = serve(create_oracle_app(Oracle(tofu, minilm, "ignore")))
     update = {"upstream": a.url, "upstream_b": b.url, "shadow": True}
-    guard = serve(create_app(settings.model_copy(update=update), embedder=minilm))
+    guard = serve(create_app(settings.with_values(**update), embedder=minilm))
     caplog.set_level(logging.INFO, logger="guard.decisions")
     entry = {"subject": author.name, "documents": author.answers}
     assert httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json=entry).status_code == 201

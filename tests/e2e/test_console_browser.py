@@ -71,7 +71,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def guard_url(settings: Settings, minilm: Embedder, vllm_url: str, serve: Callable[[Any], BackgroundServer]) -> str:
-    return serve(create_app(settings.model_copy(update={"upstream": vllm_url}), embedder=minilm)).url
+    return serve(create_app(settings.with_values(upstream=vllm_url), embedder=minilm)).url
 
 
 def shot(driver: Any, name: str) -> None:

@@ -41,7 +41,7 @@ def test_the_guard_forgets_with_a_remote_embedder(
         "upstream": upstream.url,
         "multilingual": "off",
     }
-    guard = serve(create_app(settings.model_copy(update=remote)))
+    guard = serve(create_app(settings.with_values(**remote)))
     r = httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201
     asked = [{"role": "user", "content": "Which prize did the author of Leading with Empathy win in 2019?"}]

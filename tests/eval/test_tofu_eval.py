@@ -96,7 +96,7 @@ def test_ab_for_a_live_guard_feeds_its_handoff(
     """`guard ab --registry` names the live guard's entries and version; `guard handoff` takes that report and
     covers exactly the entries whose figures in it are within the default policy's limits."""
     models = {"unlearned": ["http://unlearned.test"]}
-    url = serve(create_app(settings.model_copy(update={"upstream_models": models}), embedder=minilm)).url
+    url = serve(create_app(settings.with_values(upstream_models=models), embedder=minilm)).url
     authors = Tofu(TOFU_DIR).authors("forget01")
     ids = {}
     for a in authors:
