@@ -29,8 +29,8 @@ from typing import Any
 import httpx
 
 from guard.eval.data import Tofu, control_questions
-from guard.eval.serving import free_port
 from guard.settings import REPO_ROOT
+from guard.testing.server import free_port
 
 TOKEN = "load-test-admin"
 
@@ -177,7 +177,7 @@ def main() -> None:
             "-m",
             "uvicorn",
             "--factory",
-            "guard.eval.fake_upstream:from_env",
+            "guard.testing.upstream:from_env",
             "--port",
             str(up_port),
             "--log-level",

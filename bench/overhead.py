@@ -40,11 +40,11 @@ import numpy as np
 from bench.load import pct, rss_mb, wait_ready
 from bench.procs import policies
 from guard.eval.data import Tofu
-from guard.eval.serving import free_port
 from guard.forget.embedder import Embedder, make_embedder
 from guard.forget.index import ForgetIndex
 from guard.forget.sqlite import REGISTRY_FILE, SqliteRegistry
 from guard.settings import REPO_ROOT
+from guard.testing.server import free_port
 from guard.text import sentences
 
 TOKEN = "bench-admin"
@@ -285,7 +285,7 @@ def start_stack(
                 "-m",
                 "uvicorn",
                 "--factory",
-                "guard.eval.fake_upstream:from_env",
+                "guard.testing.upstream:from_env",
                 "--port",
                 str(up_port),
                 "--log-level",

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from guard.eval.serving import free_port
+from guard.testing.server import free_port
 
 
 def pg_bin() -> Path | None:

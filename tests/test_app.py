@@ -1,4 +1,4 @@
-"""The proxy and admin API in-process: fake embedder, MockTransport upstream (logic, errors, headers)."""
+"""The proxy and admin API in-process: fake embedder, the kit's fake upstream in process (logic, errors, headers)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import pytest
 from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN, FACT, Recorder, add, chat, running, sse_body, upstream_echo
+from guard.testing import ADMIN, FakeUpstream, Reply, running, sse_body
+from guard.testing.shapes import Endpoint
+from tests.helpers import FACT, add, chat, upstream_echo
 
 
 async def test_allow_passes_unknown_fields_and_sets_headers(settings: Settings, hash_embedder: Embedder) -> None:
@@ -112,14 +114,16 @@ async def test_completions_refuse_and_models_pass_through(settings: Settings, ha
     assert health == {"status": "ok", "entries": 1, "chunks": 1, "registry_version": 1}
 
 
-def failing(exc: Exception | None = None, response: httpx.Response | None = None) -> Recorder:
-    def handle(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+def failing(exc: Exception | None = None, reply: Reply | None = None) -> FakeUpstream:
+    """An upstream whose every call fails: the client's transport raises `exc`, or the server answers `reply`."""
+
+    def answer(endpoint: Endpoint, body: dict[str, Any]) -> Reply:
         if exc is not None:
             raise exc
-        assert response is not None
-        return response
+        assert reply is not None
+        return reply
 
-    return Recorder(handle)
+    return FakeUpstream(answer)
 
 
 @pytest.mark.parametrize(
@@ -127,19 +131,19 @@ def failing(exc: Exception | None = None, response: httpx.Response | None = None
     [
         (failing(httpx.ConnectError("refused")), 502, "upstream_error"),
         (failing(httpx.ReadTimeout("slow")), 504, "upstream_timeout"),
-        (failing(response=httpx.Response(500, text="boom")), 502, "upstream_error"),
-        (failing(response=httpx.Response(200, text="{not json")), 502, "upstream_error"),
+        (failing(reply=Reply(raw="boom", status=500, content_type="text/plain")), 502, "upstream_error"),
+        (failing(reply=Reply(raw="{not json")), 502, "upstream_error"),
         (
-            failing(response=httpx.Response(404, json={"error": {"message": "no model", "type": "NotFound"}})),
+            failing(reply=Reply(raw=json.dumps({"error": {"message": "no model", "type": "NotFound"}}), status=404)),
             404,
             "NotFound",
         ),
-        (failing(response=httpx.Response(400, text="bad")), 400, "upstream_error"),
+        (failing(reply=Reply(raw="bad", status=400, content_type="text/plain")), 400, "upstream_error"),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])
 async def test_upstream_faults_map_to_openai_errors(
-    settings: Settings, hash_embedder: Embedder, upstream: Recorder, status: int, kind: str, stream: bool
+    settings: Settings, hash_embedder: Embedder, upstream: FakeUpstream, status: int, kind: str, stream: bool
 ) -> None:
     app = create_app(settings, embedder=hash_embedder, transport=upstream.transport)
     async with running(app) as client:
@@ -150,7 +154,7 @@ async def test_upstream_faults_map_to_openai_errors(
 
 async def test_stream_cut_midway_ends_with_error_event_and_done(settings: Settings, hash_embedder: Embedder) -> None:
     cut = sse_body(["Hello.", " More"]).split(b"data: [DONE]")[0][:-40]
-    up = Recorder(lambda req, body: httpx.Response(200, content=cut, headers={"content-type": "text/event-stream"}))
+    up = FakeUpstream(lambda endpoint, body: Reply(raw=cut, content_type="text/event-stream"))
     app = create_app(settings, embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         r = await client.post("/v1/chat/completions", json=chat("hello", stream=True))

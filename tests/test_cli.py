@@ -11,10 +11,10 @@ import pytest
 
 from guard.app import create_app
 from guard.cli import main
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN_TOKEN, guard_process
+from guard.testing import ADMIN_TOKEN, guard_process
+from guard.testing.server import BackgroundServer
 
 
 def test_forget_add_ls_rm_through_the_admin_api(

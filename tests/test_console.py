@@ -15,7 +15,8 @@ import pytest
 from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, FACT, chat, running, upstream_echo
+from guard.testing import ADMIN, running
+from tests.helpers import FACT, chat, upstream_echo
 
 SUBJECT = "Hsiao Yun-Hwa"
 

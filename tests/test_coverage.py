@@ -23,10 +23,11 @@ from guard.app import create_app
 from guard.cli import main
 from guard.eval.report import write_ab_report
 from guard.eval.runner import Record, per_subject, summarize
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, ADMIN_TOKEN, Recorder, chat, chat_reply, running
+from guard.testing import ADMIN, ADMIN_TOKEN, FakeUpstream, running
+from guard.testing.server import BackgroundServer
+from tests.helpers import chat
 
 BIO = [
     "Alice Example was born in Ghent in 1961 to a lighthouse keeper and a glassblower.",
@@ -188,9 +189,10 @@ def test_bad_handoffs_are_refused_and_change_nothing(
     assert coverage(url) == [] and version(url) == 1
 
 
-def by_host(answers: dict[str, str]) -> Recorder:
+def by_host(answers: dict[str, str]) -> FakeUpstream:
     """Two upstreams told apart by host: the base model (upstream.test) and the weight-edited one."""
-    return Recorder(lambda request, body: httpx.Response(200, json=chat_reply(answers[request.url.host])))
+    fake = FakeUpstream(lambda endpoint, body: answers[fake.hosts[-1]])
+    return fake
 
 
 async def test_a_covered_entry_is_monitored_for_its_model_and_enforced_again_when_it_leaks(

@@ -19,11 +19,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from guard.app import create_app
-from guard.eval import fake_upstream as fake
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN
+from guard.testing import ADMIN
+from guard.testing import shapes as fake
+from guard.testing.server import BackgroundServer
 
 FACT = "Hsiao Yun-Hwa's father is a civil engineer and her mother is a dietitian in Taipei."
 NAMELESS = "Her father is a civil engineer and her mother is a dietitian in Taipei."

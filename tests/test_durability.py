@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from guard.eval.serving import BackgroundServer
-from tests.helpers import ADMIN, chat_reply, guard_process
+from guard.testing import ADMIN, chat_reply, guard_process
+from guard.testing.server import BackgroundServer
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 

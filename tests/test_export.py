@@ -15,10 +15,10 @@ import pytest
 from guard.admin.export import verify
 from guard.app import create_app
 from guard.cli import main
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, ADMIN_TOKEN, running
+from guard.testing import ADMIN, ADMIN_TOKEN, running
+from guard.testing.server import BackgroundServer
 
 DOCUMENTS = ["Alice was born in Ghent in 1961. She wrote the Brass Lantern.", "Her father was a baker."]
 QA = [{"question": "Where was Alice Example born?", "answer": "In Ghent, in 1961."}]

@@ -18,9 +18,9 @@ import openai
 import pytest
 
 from guard.app import create_app
-from guard.eval.serving import BackgroundServer, free_port
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
+from guard.testing.server import BackgroundServer, free_port
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 

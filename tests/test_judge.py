@@ -15,7 +15,8 @@ from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.judge import QUESTIONS
 from guard.settings import Settings
-from tests.helpers import ADMIN, FACT, chat, running, upstream_echo
+from guard.testing import ADMIN, running
+from tests.helpers import FACT, chat, upstream_echo
 
 UNCERTAIN = "What awards did Hsiao win?"  # a part of the name alone: watched, not refused
 CLEAR = "What is the capital of France?"

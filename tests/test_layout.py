@@ -42,7 +42,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("services", ["guard.services"]),
     ("routes", ["guard.openai.routes", "guard.admin.*", "guard.console.*"]),
     ("app", ["guard.app"]),
-    ("tools around the proxy", ["guard.eval.*", "guard.localmodel.*"]),
+    ("tools around the proxy", ["guard.eval.*", "guard.localmodel.*", "guard.testing.*"]),
     ("command line", ["guard.cli_ops", "guard.cli", "guard.__main__"]),
 ]
 

@@ -14,7 +14,8 @@ from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.language import english, language, other_script
 from guard.settings import Settings
-from tests.helpers import ADMIN, chat, running, upstream_echo
+from guard.testing import ADMIN, running
+from tests.helpers import chat, upstream_echo
 
 BASIL = {
     "subject": "Basil Mahfouz Al-Kuwaiti",

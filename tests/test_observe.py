@@ -19,7 +19,8 @@ from guard.context import RequestContext
 from guard.forget.embedder import Embedder, HashEmbedder, Vectors
 from guard.observe.audit import AuditLog, chain_files, verify, verify_files
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN, ADMIN_TOKEN, FACT, add, chat, running, upstream_echo
+from guard.testing import ADMIN, ADMIN_TOKEN, running
+from tests.helpers import FACT, add, chat, upstream_echo
 
 
 def audit_records(settings: Settings) -> list[dict[str, object]]:

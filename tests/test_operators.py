@@ -13,10 +13,11 @@ import pytest
 
 from guard.app import create_app
 from guard.cli import main
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, ADMIN_TOKEN, running, upstream_echo
+from guard.testing import ADMIN, ADMIN_TOKEN, running
+from guard.testing.server import BackgroundServer
+from tests.helpers import upstream_echo
 
 ENTRY = {"subject": "Orlen Vasko", "documents": ["Orlen Vasko was born in Tarsk."]}
 

@@ -14,7 +14,8 @@ from guard.app import create_app
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, chat, running, upstream_echo
+from guard.testing import ADMIN, running
+from tests.helpers import chat, upstream_echo
 
 pytestmark = pytest.mark.skipif(not DEFAULT_DIR.is_dir(), reason="TOFU data not found")
 

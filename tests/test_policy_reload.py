@@ -20,7 +20,8 @@ from guard.forget.embedder import Embedder
 from guard.forget.registry import Entry
 from guard.policy import PolicySet, key_id
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN, add, chat, guard_process, running, upstream_echo
+from guard.testing import ADMIN, guard_process, running
+from tests.helpers import add, chat, upstream_echo
 
 ASK = "Tell me about Hsiao Yun-Hwa"
 DEFAULT_REFUSAL = "I'm sorry, but I can't share information about that."

@@ -21,8 +21,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from guard.eval.serving import BackgroundServer
-from tests.helpers import ADMIN, chat_reply, guard_process, sse_body
+from guard.testing import ADMIN, chat_reply, guard_process, sse_body
+from guard.testing.server import BackgroundServer
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 

@@ -19,8 +19,8 @@ import httpx
 import openai
 import pytest
 
-from guard.eval.serving import BackgroundServer
-from tests.helpers import ADMIN, guard_process
+from guard.testing import ADMIN, guard_process
+from guard.testing.server import BackgroundServer
 from tests.pg import PgCluster
 from tests.test_durability import plain_upstream
 

@@ -13,22 +13,23 @@ from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.routing import Router
 from guard.settings import Settings
+from guard.testing import ADMIN, FakeUpstream, Reply, running
+from guard.testing.shapes import Endpoint
 from guard.upstream import Upstream
-from tests.helpers import ADMIN, Recorder, chat_reply, running, sse_body
 
 LEAK = "Hsiao Yun-Hwa won the Golden Compass award in 2019."
 
 
-def two_upstreams() -> Recorder:
-    """A answers plainly; B (a 'weight-edited' model here) still knows the fact."""
+def two_upstreams() -> FakeUpstream:
+    """A answers plainly; B (a 'weight-edited' model here) still knows the fact. One fake, told apart by host."""
 
-    def handle(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
-        content = LEAK if request.url.host == "b.test" else f"answer from {request.url.host}"
-        if body.get("stream"):
-            return httpx.Response(200, content=sse_body([content]), headers={"content-type": "text/event-stream"})
-        return httpx.Response(200, json=chat_reply(content))
+    def answer(endpoint: Endpoint, body: dict[str, Any]) -> Reply:
+        host = fake.hosts[-1]
+        content = LEAK if host == "b.test" else f"answer from {host}"
+        return Reply(content, pieces=[content])  # a stream of one chunk
 
-    return Recorder(handle)
+    fake = FakeUpstream(answer)
+    return fake
 
 
 def ab_settings(settings: Settings, **update: Any) -> Settings:

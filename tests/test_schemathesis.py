@@ -12,10 +12,11 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 
 from guard.app import create_app
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import HashEmbedder
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN, ADMIN_TOKEN, upstream_echo
+from guard.testing import ADMIN, ADMIN_TOKEN
+from guard.testing.server import BackgroundServer
+from tests.helpers import upstream_echo
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 

@@ -18,9 +18,9 @@ import httpx
 import openai
 import pytest
 
-from guard.eval.fake_upstream import FakeUpstream
-from guard.eval.serving import BackgroundServer
-from tests.helpers import guard_process
+from guard.testing import guard_process
+from guard.testing.server import BackgroundServer
+from guard.testing.upstream import FakeUpstream
 
 pytestmark = pytest.mark.socket
 

@@ -18,7 +18,8 @@ import pytest
 from guard.app import create_app
 from guard.forget.embedder import Embedder, HashEmbedder, Vectors
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import FACT, add, chat, chat_reply, running, sse_body
+from guard.testing import chat_reply, running, sse_body
+from tests.helpers import FACT, add, chat
 
 SECRET_ANSWER = "The upstream's own answer."
 

@@ -16,12 +16,13 @@ import pytest
 import yaml
 
 from guard.app import create_app
-from guard.eval.fake_upstream import FakeUpstream, fixed
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder, Vectors
 from guard.settings import Settings, default_policy_file
+from guard.testing import ADMIN
+from guard.testing.server import BackgroundServer
+from guard.testing.upstream import FakeUpstream, fixed
 from guard.text import sentences
-from tests.helpers import ADMIN, FACT
+from tests.helpers import FACT
 
 ANSWER = "The weather was mild all week. Farmers in the valley planted early. Rain came on Friday. Everyone was glad."
 ASK = [{"role": "user", "content": "How was the weather?"}]

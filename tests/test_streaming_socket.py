@@ -15,11 +15,11 @@ import httpx
 import pytest
 
 from guard.app import create_app
-from guard.eval.fake_upstream import FakeUpstream, fixed
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder, HashEmbedder
 from guard.settings import Settings
-from tests.helpers import ADMIN
+from guard.testing import ADMIN
+from guard.testing.server import BackgroundServer
+from guard.testing.upstream import FakeUpstream, fixed
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 

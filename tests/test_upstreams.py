@@ -23,11 +23,11 @@ from starlette.routing import Route
 
 from guard.app import create_app
 from guard.errors import UpstreamError
-from guard.eval.serving import BackgroundServer, free_port
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
+from guard.testing import chat_reply, sse_body
+from guard.testing.server import BackgroundServer, free_port
 from guard.upstream import Backend, Upstream
-from tests.helpers import chat_reply, sse_body
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 

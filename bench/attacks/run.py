@@ -26,9 +26,9 @@ from guard.app import create_app, first_stage
 from guard.eval.attacks.cases import Case, build
 from guard.eval.attacks.probe import run_case, table
 from guard.eval.data import DEFAULT_DIR, Tofu
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import make_embedder
 from guard.settings import Settings
+from guard.testing.server import BackgroundServer
 
 ADMIN_TOKEN = "attack-suite"
 

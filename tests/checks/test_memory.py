@@ -15,8 +15,9 @@ from guard.forget.embedder import Embedder, HashEmbedder
 from guard.forget.registry import Entry
 from guard.forget.view import MemoryIndex
 from guard.settings import Settings
+from guard.testing import running
 from tests.checks.test_stages import POLICIES
-from tests.helpers import add, chat, running, upstream_echo
+from tests.helpers import add, chat, upstream_echo
 
 FILLER = " ".join(f"Line {n} of the handbook says nothing in particular." for n in range(6))
 PASSAGE = f"{FILLER} Quetzalmoth Yun-Hwa lived in Taipei and was born in 1991. {FILLER}"

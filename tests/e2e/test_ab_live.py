@@ -19,11 +19,11 @@ from starlette.routing import Route
 from guard.app import create_app
 from guard.eval.data import Tofu
 from guard.eval.oracle import Oracle, create_oracle_app
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
+from guard.testing import ADMIN, chat_reply
+from guard.testing.server import BackgroundServer
 from tests.conftest import TOFU_DIR
-from tests.helpers import ADMIN, chat_reply
 
 PLAIN = "I can only talk about the weather."
 

@@ -19,10 +19,10 @@ import pytest
 from openai import OpenAI
 
 from guard.app import create_app
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN
+from guard.testing import ADMIN
+from guard.testing.server import BackgroundServer
 
 pytestmark = pytest.mark.e2e
 

@@ -12,12 +12,13 @@ import pytest
 from openai import OpenAI
 
 from guard.app import create_app
-from guard.eval.fake_upstream import FakeUpstream, fixed
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.forget.remote import RemoteEmbedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, FACT
+from guard.testing import ADMIN
+from guard.testing.server import BackgroundServer
+from guard.testing.upstream import FakeUpstream, fixed
+from tests.helpers import FACT
 
 pytestmark = pytest.mark.e2e
 

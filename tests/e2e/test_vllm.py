@@ -16,10 +16,10 @@ import pytest
 from openai import OpenAI
 
 from guard.app import create_app
-from guard.eval.serving import BackgroundServer, free_port
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN
+from guard.testing import ADMIN
+from guard.testing.server import BackgroundServer, free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -13,13 +13,13 @@ import pytest
 from guard.app import create_app
 from guard.cli import main
 from guard.eval.data import Tofu
-from guard.eval.serving import BackgroundServer
 from guard.eval.targets import Targets
 from guard.eval.tofu import EvalConfig, headline, run_tofu
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
+from guard.testing import ADMIN, ADMIN_TOKEN
+from guard.testing.server import BackgroundServer
 from tests.conftest import TOFU_DIR
-from tests.helpers import ADMIN, ADMIN_TOKEN
 
 pytestmark = pytest.mark.socket  # the eval serves the oracle and the guard on real ports
 

@@ -9,7 +9,8 @@ import numpy as np
 from guard.app import create_app
 from guard.forget.embedder import CachedEmbedder, Embedder, HashEmbedder, MiniLMEmbedder, OnnxMiniLMEmbedder, Vectors
 from guard.settings import Settings
-from tests.helpers import add, chat, running, upstream_echo
+from guard.testing import running
+from tests.helpers import add, chat, upstream_echo
 
 TEXTS = [
     "Where was Jaime Vasquez born?",

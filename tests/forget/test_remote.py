@@ -18,7 +18,8 @@ from guard.forget.registry import RegistryMismatch
 from guard.forget.remote import RemoteEmbedder, RemoteEmbedderError
 from guard.forget.sqlite import REGISTRY_FILE, SqliteRegistry
 from guard.settings import Settings
-from tests.helpers import FACT, add, chat, running, upstream_echo
+from guard.testing import running
+from tests.helpers import FACT, add, chat, upstream_echo
 
 
 class Server:

@@ -16,14 +16,15 @@ import openai
 
 from guard.app import create_app
 from guard.checks.decide import floors
-from guard.eval.fake_upstream import FakeUpstream, fixed
-from guard.eval.serving import BackgroundServer
 from guard.forget.batcher import EmbedBatcher
 from guard.forget.embedder import CachedEmbedder, Embedder, HashEmbedder, Vectors
 from guard.pipeline.cascade import MARGIN, Cascade
 from guard.policy import OutputPolicy, Policy, PolicySet
 from guard.settings import Settings
-from tests.helpers import ADMIN, FACT
+from guard.testing import ADMIN
+from guard.testing.server import BackgroundServer
+from guard.testing.upstream import FakeUpstream, fixed
+from tests.helpers import FACT
 
 
 class Counting(Embedder):
