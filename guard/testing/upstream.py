@@ -237,8 +237,8 @@ class FakeUpstream:
             await self._pause(request, 3600)
             return Response(status_code=499)
         # "garbage": not HTTP at all, written on the connection itself (uvicorn's cycle holds it)
-        transport = getattr(getattr(request.receive, "__self__", None), "transport", None)
-        if not isinstance(transport, asyncio.Transport):
+        transport: Any = getattr(getattr(request.receive, "__self__", None), "transport", None)
+        if not callable(getattr(transport, "write", None)):  # asyncio's or uvloop's transport
             raise RuntimeError("the 'garbage' fault needs a socket served by uvicorn")
         transport.write(b"NOT HTTP AT ALL\r\n\r\n")
         transport.close()
