@@ -43,8 +43,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.cost import PROMPTS
-from bench.overhead import WORK, build_index, load_corpus
+from bench.lib.corpus import WORK, build_index, load_corpus
+from bench.lib.texts import PROMPTS
 from bench.procs import cpu_seconds, register_forget10, start_fake_upstream, start_guard, stop
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.forget.embedder import make_embedder
