@@ -19,7 +19,7 @@ import pytest
 from guard.forget.embedder import Embedder, make_embedder
 from guard.settings import REPO_ROOT, Settings
 from guard.testing import BackgroundServer, HashEmbedder, settings_for
-from tests.pg import PgCluster, pg_bin
+from guard.testing.pg import PgCluster, pg_bin
 
 SHARED_TOFU = REPO_ROOT.parent / "shared" / "data" / "tofu"
 # the full benchmark beside the checkout when it is there, else the small sample in the tree
@@ -105,7 +105,7 @@ def openai_at() -> Iterator[Callable[..., openai.OpenAI]]:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
-    """A throw-away PostgreSQL cluster for the session (see tests/pg.py)."""
+    """A throw-away PostgreSQL cluster for the session (see guard/testing/pg.py)."""
     bindir = pg_bin()
     if bindir is None:
         if os.environ.get("GUARD_TEST_REQUIRE_PG") == "1":

@@ -25,7 +25,7 @@ from guard.eval.report import write_ab_report
 from guard.eval.runner import Record, per_subject, summarize
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from guard.testing import ADMIN, ADMIN_TOKEN, FakeUpstream, running
+from guard.testing import ADMIN, ADMIN_TOKEN, HANG_S, FakeUpstream, running
 from guard.testing.server import BackgroundServer
 from tests.helpers import chat
 
@@ -223,7 +223,7 @@ async def test_a_covered_entry_is_monitored_for_its_model_and_enforced_again_whe
 
         metrics = (await client.get("/metrics")).text
         assert f'guard_coverage_regressions_total{{entry="{entry}",model="unlearned"}} 1.0' in metrics
-        for _ in range(100):  # enforced here at once; written to the registry (for every replica) in the background
+        for _ in range(int(HANG_S / 0.02)):  # enforced at once; written to the registry (every replica's) meanwhile
             health = (await client.get("/healthz")).json()
             if health["registry_version"] == 3:  # add, cover, revert
                 break

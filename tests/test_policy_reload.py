@@ -20,7 +20,7 @@ from guard.forget.embedder import Embedder
 from guard.forget.registry import Entry
 from guard.policy import PolicySet, key_id
 from guard.settings import REPO_ROOT, Settings
-from guard.testing import ADMIN, guard_process, running
+from guard.testing import ADMIN, HANG_S, guard_process, running
 from tests.helpers import add, chat, upstream_echo
 
 ASK = "Tell me about Hsiao Yun-Hwa"
@@ -39,7 +39,7 @@ def write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> None:
+async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = HANG_S) -> None:
     deadline = time.monotonic() + timeout_s
     while not await check():
         assert time.monotonic() < deadline, "condition not reached"
@@ -195,7 +195,7 @@ def test_sighup_reloads_a_running_guard_and_keeps_it_alive(tmp_path: Path) -> No
 
 
 def _wait_health(url: str, ok: Callable[[dict[str, object]], bool]) -> dict[str, object]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + HANG_S
     while True:
         status: dict[str, object] = httpx.get(url + "/healthz", timeout=2).json()["policies"]
         if ok(status):
