@@ -14,10 +14,9 @@ import openai
 import pytest
 from openai import OpenAI
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from guard.testing import ADMIN, BackgroundServer, FakeUpstream, Reply, completion_body
+from guard.testing import ADMIN, BackgroundServer, FakeUpstream, Reply, completion_body, guard_app
 
 FACT = "Hsiao Yun-Hwa's father is a civil engineer and her mother is a dietitian in Taipei."
 NAMELESS = "Her father is a civil engineer and her mother is a dietitian in Taipei."
@@ -39,7 +38,7 @@ def client(
     openai_at: Callable[..., OpenAI],
 ) -> OpenAI:
     upstream = serve(scripted.app())
-    guard = serve(create_app(settings.model_copy(update={"upstream": upstream.url}), embedder=minilm))
+    guard = serve(guard_app(settings.model_copy(update={"upstream": upstream.url}), embedder=minilm))
     r = httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201
     return openai_at(guard.url)

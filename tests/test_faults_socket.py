@@ -15,10 +15,9 @@ import httpx
 import openai
 import pytest
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from guard.testing import HANG_S, BackgroundServer, FakeUpstream, Reply, fixed, free_port
+from guard.testing import HANG_S, BackgroundServer, FakeUpstream, Reply, fixed, free_port, guard_app
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 
@@ -52,7 +51,7 @@ def guard_for(
     settings: Settings, hash_embedder: Embedder, serve: Callable[[Any], BackgroundServer]
 ) -> Iterator[Callable[[str], str]]:
     def start(upstream_url: str) -> str:
-        app = create_app(
+        app = guard_app(
             settings.model_copy(update={"upstream": upstream_url, "read_timeout_s": READ_TIMEOUT_S}),
             embedder=hash_embedder,
         )

@@ -10,11 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.judge import QUESTIONS
 from guard.settings import Settings
-from guard.testing import ADMIN, HANG_S, FakeUpstream, Reply, running
+from guard.testing import ADMIN, HANG_S, FakeUpstream, Reply, guard_app, running
 from guard.testing.shapes import Endpoint
 from tests.helpers import FACT, chat, upstream_echo
 
@@ -48,7 +47,7 @@ async def _ask(
     stream: bool = False,
 ) -> tuple[httpx.Response, Any, str]:
     upstream = upstream_echo(answer)
-    app = create_app(
+    app = guard_app(
         settings, embedder=embedder, transport=upstream.transport, judge_transport=judge.transport if judge else None
     )
     async with running(app) as client:

@@ -14,13 +14,12 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from guard.app import create_app
 from guard.errors import PolicyError
 from guard.forget.embedder import Embedder
 from guard.forget.registry import Entry
 from guard.policy import PolicySet, key_id
 from guard.settings import REPO_ROOT, Settings
-from guard.testing import ADMIN, HANG_S, guard_process, running
+from guard.testing import ADMIN, HANG_S, guard_app, guard_process, running
 from tests.helpers import add, chat, upstream_echo
 
 ASK = "Tell me about Hsiao Yun-Hwa"
@@ -95,7 +94,7 @@ async def test_policies_reload_on_change_and_a_refused_set_keeps_the_running_one
     folder = policy_dir(tmp_path)
     settings = settings.model_copy(update={"policy_file": folder / "default.yaml", "policy_reload_s": 0.02})
     up = upstream_echo()
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
 
     async def ask(model: str) -> httpx.Response:
         return await client.post("/v1/chat/completions", json={**chat(ASK), "model": model})
@@ -165,7 +164,7 @@ async def test_a_policy_bound_to_a_client_key(tmp_path: Path, settings: Settings
     settings = settings.model_copy(
         update={"policy_file": folder / "default.yaml", "api_keys": SecretStr("key-a,key-b")}
     )
-    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         await add(client)
         texts = {}

@@ -9,11 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.routing import Router
 from guard.settings import Settings
-from guard.testing import ADMIN, FakeUpstream, Reply, running
+from guard.testing import ADMIN, FakeUpstream, Reply, guard_app, running
 from guard.testing.shapes import Endpoint
 from guard.upstream import Upstream
 
@@ -42,7 +41,7 @@ def ask(text: str = "Tell me something.", **extra: Any) -> dict[str, Any]:
 
 async def test_share_routes_traffic_and_the_header_overrides(settings: Settings, hash_embedder: Embedder) -> None:
     up = two_upstreams()
-    app = create_app(ab_settings(settings, ab_share=1.0), embedder=hash_embedder, transport=up.transport)
+    app = guard_app(ab_settings(settings, ab_share=1.0), embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         to_b = await client.post("/v1/chat/completions", json=ask())
         forced_a = await client.post("/v1/chat/completions", json=ask(), headers={"x-guard-route": "A"})
@@ -55,7 +54,7 @@ async def test_share_routes_traffic_and_the_header_overrides(settings: Settings,
 
 async def test_b_answers_go_through_the_same_output_check(settings: Settings, hash_embedder: Embedder) -> None:
     up = two_upstreams()
-    app = create_app(ab_settings(settings), embedder=hash_embedder, transport=up.transport)
+    app = guard_app(ab_settings(settings), embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         r = await client.post("/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [LEAK]})
         assert r.status_code == 201
@@ -68,7 +67,7 @@ async def test_b_answers_go_through_the_same_output_check(settings: Settings, ha
 
 
 async def test_no_second_upstream_means_route_b_is_a_client_error(settings: Settings, hash_embedder: Embedder) -> None:
-    app = create_app(settings, embedder=hash_embedder, transport=two_upstreams().transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=two_upstreams().transport)
     async with running(app) as client:
         r = await client.post("/v1/chat/completions", json=ask(), headers={"x-guard-route": "b"})
     assert r.status_code == 400 and "no second upstream" in r.json()["error"]["message"]
@@ -78,7 +77,7 @@ async def test_shadow_mirrors_and_logs_the_verdict_on_b(
     settings: Settings, hash_embedder: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     up = two_upstreams()
-    app = create_app(ab_settings(settings, shadow=True), embedder=hash_embedder, transport=up.transport)
+    app = guard_app(ab_settings(settings, shadow=True), embedder=hash_embedder, transport=up.transport)
     caplog.set_level(logging.INFO, logger="guard")
     async with running(app) as client:
         await client.post("/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [LEAK]})

@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder, HashEmbedder, Vectors
 from guard.settings import REPO_ROOT, Settings
-from guard.testing import HANG_S, FakeUpstream, Reply, fixed, running
+from guard.testing import HANG_S, FakeUpstream, Reply, fixed, guard_app, running
 from tests.helpers import FACT, add, chat
 
 SECRET_ANSWER = "The upstream's own answer."
@@ -56,7 +55,7 @@ def speculative_policies(tmp_path: Path, on: bool = True) -> Path:
 
 def _app(settings: Settings, tmp_path: Path, upstream: FakeUpstream, embedder: Embedder, on: bool = True) -> Any:
     settings = settings.model_copy(update={"policy_file": speculative_policies(tmp_path, on)})
-    return create_app(settings, embedder=embedder, transport=upstream.transport)
+    return guard_app(settings, embedder=embedder, transport=upstream.transport)
 
 
 @pytest.mark.parametrize("on", [True, False])

@@ -15,10 +15,9 @@ import openai
 import pytest
 import yaml
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder, Vectors
 from guard.settings import Settings, default_policy_file
-from guard.testing import ADMIN, HANG_S
+from guard.testing import ADMIN, HANG_S, guard_app
 from guard.testing.server import BackgroundServer
 from guard.testing.upstream import FakeUpstream, fixed
 from guard.text import sentences
@@ -72,7 +71,7 @@ def guard(
     **fields: Any,
 ) -> str:
     update = {"upstream": upstream, "policy_file": policies(tmp_path, **fields), "index_dir": tmp_path / "index"}
-    url = serve(create_app(settings.model_copy(update=update), embedder=embedder)).url
+    url = serve(guard_app(settings.model_copy(update=update), embedder=embedder)).url
     r = httpx.post(f"{url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201
     return url

@@ -13,10 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder, HashEmbedder
 from guard.settings import Settings
-from guard.testing import ADMIN, wait_until
+from guard.testing import ADMIN, guard_app, wait_until
 from guard.testing.server import BackgroundServer
 from guard.testing.upstream import FakeUpstream, fixed
 
@@ -40,7 +39,7 @@ def test_blocked_span_never_reaches_the_client(
     fake = FakeUpstream(fixed("".join(PIECES)), token_ms=DELAY_S * 1000)
     fake.pieces = lambda text: PIECES
     upstream = serve(fake.app())
-    guard = serve(create_app(settings.model_copy(update={"upstream": upstream.url}), embedder=minilm))
+    guard = serve(guard_app(settings.model_copy(update={"upstream": upstream.url}), embedder=minilm))
     with httpx.Client(base_url=guard.url, timeout=30) as client:
         r = client.post("/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [SECRET]})
         assert r.status_code == 201
@@ -104,8 +103,8 @@ def test_with_nothing_to_forget_the_stream_is_not_held_to_sentence_ends(
     fake.pieces = lambda text: SLOW
     upstream = serve(fake.app())
     on = settings.model_copy(update={"upstream": upstream.url})
-    guard = serve(create_app(on, embedder=HashEmbedder()))
-    bare = serve(create_app(on.model_copy(update={"checks": False}), embedder=HashEmbedder()))
+    guard = serve(guard_app(on, embedder=HashEmbedder()))
+    bare = serve(guard_app(on.model_copy(update={"checks": False}), embedder=HashEmbedder()))
     sentence_end = 1 + 4  # the role chunk, then the fourth chunk ends the first sentence
     for url in (guard.url, bare.url):
         first, text = _first_content(url, fake)

@@ -17,11 +17,10 @@ import httpx
 import openai
 import pytest
 
-from guard.app import create_app
 from guard.errors import UpstreamError
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from guard.testing import BackgroundServer, FakeUpstream, Reply, free_port
+from guard.testing import BackgroundServer, FakeUpstream, Reply, free_port, guard_app
 from guard.testing.shapes import Endpoint
 from guard.upstream import Backend, Upstream
 
@@ -113,7 +112,7 @@ def guard_in_front(
             read_timeout_s=5.0,
             policy_file=Path(__file__).resolve().parents[1] / "policies" / "default.yaml",
         )
-        guard = serve(create_app(settings, embedder=hash_embedder))
+        guard = serve(guard_app(settings, embedder=hash_embedder))
         return openai_at(guard.url, timeout=30)
 
     return start

@@ -12,7 +12,6 @@ import httpx
 from fastapi import FastAPI
 
 from guard.app import create_app
-from guard.forget.embedder import Embedder, HashEmbedder
 from guard.settings import REPO_ROOT, Settings
 from guard.testing.server import ADMIN_TOKEN
 from guard.testing.upstream import FakeUpstream
@@ -31,18 +30,13 @@ def settings_for(index_dir: Path, **overrides: Any) -> Settings:
     return Settings(**{**base, **overrides})
 
 
-def guard_app(
-    settings: Settings,
-    *,
-    embedder: Embedder | None = None,
-    upstream: FakeUpstream | None = None,
-    **seams: Any,
-) -> FastAPI:
-    """The guard's app on `settings`, the hash embedder unless another is given; `upstream`: a fake served in
-    process (else `settings.upstream` is called over the network). `seams`: create_app's other test seams."""
+def guard_app(settings: Settings, *, upstream: FakeUpstream | None = None, **seams: Any) -> FastAPI:
+    """The guard's app on `settings`, as every test builds it. `upstream`: the fake served in process (else
+    `settings.upstream` is called over the network); `seams`: the app's other test seams (embedder, meaning,
+    fast, transport, judge_transport)."""
     if upstream is not None:
         seams["transport"] = upstream.transport
-    return create_app(settings, embedder=embedder or HashEmbedder(), **seams)
+    return create_app(settings, **seams)
 
 
 @asynccontextmanager

@@ -12,12 +12,11 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from guard.app import create_app
 from guard.eval.data import Tofu
 from guard.eval.oracle import Oracle, create_oracle_app
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from guard.testing import ADMIN, BackgroundServer, FakeUpstream, fixed
+from guard.testing import ADMIN, BackgroundServer, FakeUpstream, fixed, guard_app
 from tests.conftest import TOFU_DIR
 
 PLAIN = "I can only talk about the weather."
@@ -36,7 +35,7 @@ def test_route_and_shadow_against_a_real_second_model(
     a = serve(FakeUpstream(fixed(PLAIN), model="tofu-oracle").app())
     b = serve(create_oracle_app(Oracle(tofu, minilm, "ignore")))
     update = {"upstream": a.url, "upstream_b": b.url, "shadow": True}
-    guard = serve(create_app(settings.model_copy(update=update), embedder=minilm))
+    guard = serve(guard_app(settings.model_copy(update=update), embedder=minilm))
     caplog.set_level(logging.INFO, logger="guard.decisions")
     entry = {"subject": author.name, "documents": author.answers}
     assert httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json=entry).status_code == 201

@@ -11,11 +11,10 @@ from typing import Any
 
 import pytest
 
-from guard.app import create_app
 from guard.eval.data import author_name
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from guard.testing import ADMIN, FakeUpstream, running
+from guard.testing import ADMIN, FakeUpstream, guard_app, running
 from guard.testing.shapes import Endpoint
 from tests.conftest import TOFU_DIR
 
@@ -53,7 +52,7 @@ async def test_forgotten_author_is_refused_and_others_pass(
     retain = tofu["retain90"][::36][:100]  # 100 questions spread over the 180 retain authors
     assert len(retain) == 100
     upstream = memorizing(tofu["forget10"] + tofu["retain90"])
-    app = create_app(settings, embedder=minilm, transport=upstream.transport)
+    app = guard_app(settings, embedder=minilm, transport=upstream.transport)
 
     async def ask(question: str) -> tuple[str, str]:
         body = {"model": "m", "messages": [{"role": "user", "content": question}]}

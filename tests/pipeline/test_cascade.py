@@ -13,14 +13,13 @@ import httpx
 import numpy as np
 import openai
 
-from guard.app import create_app
 from guard.checks.decide import floors
 from guard.forget.batcher import EmbedBatcher
 from guard.forget.embedder import CachedEmbedder, Embedder, HashEmbedder, Vectors
 from guard.pipeline.cascade import MARGIN, Cascade
 from guard.policy import OutputPolicy, Policy, PolicySet
 from guard.settings import Settings
-from guard.testing import ADMIN, wait_until
+from guard.testing import ADMIN, guard_app, wait_until
 from guard.testing.server import BackgroundServer
 from guard.testing.upstream import FakeUpstream, fixed
 from tests.helpers import FACT
@@ -192,7 +191,7 @@ def test_with_the_real_models_what_is_near_an_entry_is_decided_on_float_vectors(
     upstream = serve(FakeUpstream(fixed("Here is a function that does it."), token_ms=5).app()).url
     # every settled text audited, to see the audit in the metrics
     update = {"upstream": upstream, "first_stage_audit": 1, "index_dir": tmp_path / "index"}
-    url = serve(create_app(settings.model_copy(update=update), embedder=exact, fast=fast)).url
+    url = serve(guard_app(settings.model_copy(update=update), embedder=exact, fast=fast)).url
     r = httpx.post(f"{url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201
     client = openai_at(url)
