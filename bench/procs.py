@@ -51,7 +51,7 @@ def start_guard(
 
 
 def start_fake_upstream(env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """The fake upstream on a free port (FAKE_* settings in `env`, see `fake_upstream.from_env`)."""
+    """The fake upstream on a free port (FAKE_* settings in `env`, see `guard.testing.upstream.from_env`)."""
     port = free_port()
     proc = subprocess.Popen(
         [
