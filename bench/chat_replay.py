@@ -26,8 +26,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.cascade import staged
-from bench.overhead import WORK, build_index, conversation, load_corpus
+from bench.lib.corpus import WORK, build_index, conversation, load_corpus
+from bench.lib.staged import staged
 from guard.checks.conversation import Conversation
 from guard.checks.decide import floors
 from guard.checks.evidence import INDEX, Segment

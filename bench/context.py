@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import re
 import statistics
 import subprocess
 import sys
@@ -37,7 +36,8 @@ from pathlib import Path
 
 import httpx
 
-from bench.cascade import staged
+from bench.lib.staged import staged
+from bench.lib.texts import contexts, forgotten
 from bench.procs import policies, register_forget10, start_fake_upstream, start_guard, stop
 from guard.checks.conversation import Conversation
 from guard.checks.decide import floors
@@ -55,29 +55,6 @@ FLOAT = "guard, float only"
 SPECULATIVE = "guard, speculative + stream_upstream"
 # each context is sent first, then seen again with another question; "none": a new question without any context
 SENT = (("first", "Summarise the passage."), ("seen", "Who is it about?"), ("none", "Who is it about, in short?"))
-
-
-def contexts(tofu: Tofu, n: int, tokens: int) -> list[str]:
-    answers = [r["answer"] for a in tofu.authors("retain90") for r in a.rows]
-    out, at = [], 0
-    for _ in range(n):
-        words: list[str] = []
-        while len(words) < tokens * 3 // 4:  # ~0.75 words a token
-            words += answers[at % len(answers)].split()
-            at += 1
-        out.append(" ".join(words))
-    return out
-
-
-def forgotten(tofu: Tofu) -> list[str]:
-    """Per forget10 author, a passage of its paraphrased answers, its name's parts replaced by "the writer"."""
-    out = []
-    for author in tofu.authors("forget10"):
-        text = " ".join(r["paraphrased_answer"] for r in author.rows)
-        for part in sorted(set(author.name.replace("-", " ").split()), key=len, reverse=True):
-            text = re.sub(rf"\b{re.escape(part)}\b", "the writer", text)
-        out.append(text)
-    return out
 
 
 def replay(tofu: Tofu, n: int, tokens: int) -> None:

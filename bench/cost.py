@@ -19,26 +19,10 @@ from pathlib import Path
 
 import httpx
 
+from bench.lib.texts import OTHER, PROMPTS
 from bench.procs import cpu_seconds, register_forget10, start_fake_upstream, start_guard, stop
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.settings import REPO_ROOT
-
-PROMPTS = [
-    "What is a good name for a golden retriever?",
-    "How do I keep basil alive on a windowsill?",
-    "Give me a synonym for quick.",
-    "What is the boiling point of water at sea level?",
-    "Suggest a title for a talk about databases.",
-    "How many legs does a spider have?",
-]
-OTHER = [  # the same kind of prompt in other languages: these are read by the multilingual model too
-    "Quel est un bon nom pour un golden retriever ?",
-    "如何在窗台上养活罗勒？",
-    "「速い」の類義語を教えてください。",
-    "Какова температура кипения воды на уровне моря?",
-    "اقترح عنوانا لمحاضرة عن قواعد البيانات.",
-    "एक मकड़ी के कितने पैर होते हैं?",
-]
 
 
 def main() -> None:

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.overhead import load_corpus
+from bench.lib.corpus import load_corpus
 from guard.eval.data import Tofu
 from guard.forget.embedder import make_embedder
 from guard.forget.vectors import RECENT_MAX, TRAIN_PER_LIST, VectorIndex, choose, pin_threads

@@ -15,6 +15,7 @@ reaches the input threshold, side by side in one process:
 
 from __future__ import annotations
 
+import argparse
 import os
 import sqlite3
 import statistics
@@ -23,8 +24,8 @@ import time
 import faiss
 import numpy as np
 
-from bench.load import pct, rss_mb
-from bench.overhead import WORK
+from bench.lib.corpus import WORK
+from bench.lib.measure import pct, rss_mb
 from guard.eval.data import Tofu
 from guard.forget.embedder import make_embedder
 from guard.forget.sqlite import REGISTRY_FILE
@@ -37,6 +38,7 @@ IP = faiss.METRIC_INNER_PRODUCT
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     faiss.omp_set_num_threads(2)  # building; searches below run on one thread
     db = sqlite3.connect(WORK / "index-1000000" / REGISTRY_FILE)
     n = int(db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])

@@ -15,6 +15,7 @@ whether each question finds its own entry.
 
 from __future__ import annotations
 
+import argparse
 import sqlite3
 import statistics
 import time
@@ -22,7 +23,7 @@ import time
 import faiss
 import numpy as np
 
-from bench.overhead import WORK
+from bench.lib.corpus import WORK
 from guard.eval.data import Tofu
 from guard.forget.embedder import make_embedder
 from guard.forget.sqlite import REGISTRY_FILE
@@ -34,6 +35,7 @@ DIM = 384
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     faiss.omp_set_num_threads(1)
     db = sqlite3.connect(WORK / "index-1000000" / REGISTRY_FILE)
     n = int(db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])

@@ -28,9 +28,10 @@ from typing import Any
 
 import httpx
 
+from bench.lib.measure import pct, rss_mb, wait_ready
 from guard.eval.data import Tofu, control_questions
-from guard.eval.serving import free_port
 from guard.settings import REPO_ROOT
+from guard.testing.server import free_port
 
 TOKEN = "load-test-admin"
 
@@ -49,33 +50,6 @@ class Stats:
 
     def finish(self, latency_ms: float, error: bool) -> None:
         self.done.append((time.monotonic() - self.origin, latency_ms, error))
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout_s: float = 120) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"process exited with {proc.returncode}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise SystemExit(f"{url} did not come up")
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 async def one(client: httpx.AsyncClient, question: str, stream: bool, stats: Stats) -> None:
@@ -177,7 +151,7 @@ def main() -> None:
             "-m",
             "uvicorn",
             "--factory",
-            "guard.eval.fake_upstream:from_env",
+            "guard.testing.upstream:from_env",
             "--port",
             str(up_port),
             "--log-level",

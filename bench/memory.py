@@ -17,8 +17,8 @@ import os
 import time
 from pathlib import Path
 
-from bench.load import rss_mb
-from bench.overhead import WORK, build_index, load_corpus
+from bench.lib.corpus import WORK, build_index, load_corpus
+from bench.lib.measure import rss_mb
 from guard.eval.data import Tofu
 from guard.forget.embedder import Embedder, make_embedder
 from guard.forget.index import ForgetIndex

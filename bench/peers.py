@@ -43,14 +43,14 @@ from pathlib import Path
 
 import httpx
 
-from bench.cost import PROMPTS
-from bench.overhead import WORK, build_index, load_corpus
+from bench.lib.corpus import WORK, build_index, load_corpus
+from bench.lib.texts import PROMPTS
 from bench.procs import cpu_seconds, register_forget10, start_fake_upstream, start_guard, stop
 from guard.eval.data import DEFAULT_DIR, Tofu
-from guard.eval.serving import free_port
 from guard.forget.embedder import make_embedder
 from guard.forget.sqlite import REGISTRY_FILE
 from guard.settings import REPO_ROOT
+from guard.testing.server import free_port
 
 # 1.106.2: the release the issue measured. Not 1.107.0, the release that was compromised on PyPI.
 LITELLM = "litellm[proxy]==1.106.2"

@@ -1,5 +1,5 @@
 """The processes the side-by-side benches start: guards (`guard serve`, from this tree or another, with the shipped
-policies or a variant of them) and the fake upstream (`guard.eval.fake_upstream`), and forget10 registered through
+policies or a variant of them) and the fake upstream (`guard.testing.upstream`), and forget10 registered through
 the admin API."""
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import httpx
 import yaml
 
 from guard.eval.data import Tofu
-from guard.eval.serving import free_port
 from guard.settings import REPO_ROOT, default_policy_file
+from guard.testing.server import free_port
 
 TOKEN = "bench-admin"
 
@@ -52,7 +52,7 @@ def start_guard(
 
 
 def start_fake_upstream(env: Mapping[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str]:
-    """The fake upstream on a free port (FAKE_* settings in `env`, see `fake_upstream.from_env`)."""
+    """The fake upstream on a free port (FAKE_* settings in `env`, see `guard.testing.upstream.from_env`)."""
     port = free_port()
     proc = subprocess.Popen(
         [
@@ -60,7 +60,7 @@ def start_fake_upstream(env: Mapping[str, str] | None = None) -> tuple[subproces
             "-m",
             "uvicorn",
             "--factory",
-            "guard.eval.fake_upstream:from_env",
+            "guard.testing.upstream:from_env",
             "--port",
             str(port),
             "--log-level",

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.load import pct, rss_mb
-from bench.overhead import WORK, build_index, load_corpus
+from bench.lib.corpus import WORK, build_index, load_corpus
+from bench.lib.measure import pct, rss_mb
 from guard.eval.data import Tofu
 from guard.forget import upkeep, vectors
 from guard.forget.embedder import Embedder, make_embedder

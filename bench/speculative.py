@@ -29,7 +29,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.cost import OTHER, PROMPTS
+from bench.lib.texts import OTHER, PROMPTS
 from bench.procs import policies, register_forget10, start_fake_upstream, start_guard, stop
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.settings import REPO_ROOT

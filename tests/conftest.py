@@ -1,4 +1,4 @@
-"""Shared fixtures: embedders (fake and real), app factories, a MockTransport upstream, servers on real sockets.
+"""Shared fixtures: embedders (fake and real), settings, servers on real sockets (the kit: `guard.testing`).
 
 The tiers (markers): a test that uses the real embedding model is marked `model`; one that opens a socket, starts
 a server or a process (the guard, PostgreSQL) is marked `socket`; `e2e` needs the real vLLM server. The rest is the
@@ -16,11 +16,10 @@ from typing import Any
 import openai
 import pytest
 
-from guard.eval.serving import BackgroundServer
-from guard.forget.embedder import Embedder, HashEmbedder, make_embedder
+from guard.forget.embedder import Embedder, make_embedder
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN_TOKEN
-from tests.pg import PgCluster, pg_bin
+from guard.testing import BackgroundServer, HashEmbedder, settings_for
+from guard.testing.pg import PgCluster, pg_bin
 
 SHARED_TOFU = REPO_ROOT.parent / "shared" / "data" / "tofu"
 # the full benchmark beside the checkout when it is there, else the small sample in the tree
@@ -71,13 +70,7 @@ def hash_embedder() -> Embedder:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(
-        index_dir=tmp_path / "index",
-        admin_token=ADMIN_TOKEN,
-        upstream="http://upstream.test",
-        upstream_vllm=False,  # no GET /version probe in the recorded upstream traffic (tests of it set None)
-        policy_file=REPO_ROOT / "policies" / "default.yaml",
-    )
+    return settings_for(tmp_path / "index")
 
 
 @pytest.fixture
@@ -112,7 +105,7 @@ def openai_at() -> Iterator[Callable[..., openai.OpenAI]]:
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
-    """A throw-away PostgreSQL cluster for the session (see tests/pg.py)."""
+    """A throw-away PostgreSQL cluster for the session (see guard/testing/pg.py)."""
     bindir = pg_bin()
     if bindir is None:
         if os.environ.get("GUARD_TEST_REQUIRE_PG") == "1":

@@ -1,4 +1,4 @@
-"""The proxy and admin API in-process: fake embedder, MockTransport upstream (logic, errors, headers)."""
+"""The proxy and admin API in-process: fake embedder, the kit's fake upstream in process (logic, errors, headers)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from typing import Any
 import httpx
 import pytest
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN, FACT, Recorder, add, chat, running, sse_body, upstream_echo
+from guard.testing import ADMIN, FakeUpstream, Reply, guard_app, running, sse_body
+from guard.testing.shapes import Endpoint
+from tests.helpers import FACT, add, chat, upstream_echo
 
 
 async def test_allow_passes_unknown_fields_and_sets_headers(settings: Settings, hash_embedder: Embedder) -> None:
     up = upstream_echo()
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
     extra = {
         "tools": [{"type": "function", "function": {"name": "f"}}],
         "top_k": 5,
@@ -34,7 +35,7 @@ async def test_allow_passes_unknown_fields_and_sets_headers(settings: Settings, 
 
 async def test_refuse_answers_without_calling_upstream(settings: Settings, hash_embedder: Embedder) -> None:
     up = upstream_echo()
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         r0 = await client.post("/v1/chat/completions", json=chat("Tell me about Hsiao Yun-Hwa"))
         assert r0.headers["x-guard-action"] == "allow"  # nothing forgotten yet
@@ -55,7 +56,7 @@ async def test_refuse_answers_without_calling_upstream(settings: Settings, hash_
 
 async def test_subject_named_turns_earlier_still_counts(settings: Settings, hash_embedder: Embedder) -> None:
     up = upstream_echo()
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
     turns = [
         {"role": "user", "content": "I am curious about Hsiao Yun-Hwa."},
         {"role": "assistant", "content": "Sure, what would you like to know?"},
@@ -69,7 +70,7 @@ async def test_subject_named_turns_earlier_still_counts(settings: Settings, hash
 
 async def test_rewrite_policy_instructs_and_redacts(settings: Settings, hash_embedder: Embedder) -> None:
     up = upstream_echo("I have no information about that person.")
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         await add(client, policy="rewrite")
         r = await client.post("/v1/chat/completions", json=chat("Who is HSIAO Yun Hwa?", temperature=0))
@@ -82,7 +83,7 @@ async def test_rewrite_policy_instructs_and_redacts(settings: Settings, hash_emb
 
 async def test_output_leak_is_replaced(settings: Settings, hash_embedder: Embedder) -> None:
     up = upstream_echo("As you asked: " + FACT.replace("Hsiao Yun-Hwa", "She"))
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         await add(client)
         r = await client.post("/v1/chat/completions", json=chat("Tell me something interesting."))
@@ -97,7 +98,7 @@ async def test_output_leak_is_replaced(settings: Settings, hash_embedder: Embedd
 
 async def test_completions_refuse_and_models_pass_through(settings: Settings, hash_embedder: Embedder) -> None:
     up = upstream_echo()
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         await add(client)
         r = await client.post("/v1/completions", json={"model": "m", "prompt": ["ok", "Hsiao Yun-Hwa was born"]})
@@ -112,14 +113,16 @@ async def test_completions_refuse_and_models_pass_through(settings: Settings, ha
     assert health == {"status": "ok", "entries": 1, "chunks": 1, "registry_version": 1}
 
 
-def failing(exc: Exception | None = None, response: httpx.Response | None = None) -> Recorder:
-    def handle(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
+def failing(exc: Exception | None = None, reply: Reply | None = None) -> FakeUpstream:
+    """An upstream whose every call fails: the client's transport raises `exc`, or the server answers `reply`."""
+
+    def answer(endpoint: Endpoint, body: dict[str, Any]) -> Reply:
         if exc is not None:
             raise exc
-        assert response is not None
-        return response
+        assert reply is not None
+        return reply
 
-    return Recorder(handle)
+    return FakeUpstream(answer)
 
 
 @pytest.mark.parametrize(
@@ -127,21 +130,21 @@ def failing(exc: Exception | None = None, response: httpx.Response | None = None
     [
         (failing(httpx.ConnectError("refused")), 502, "upstream_error"),
         (failing(httpx.ReadTimeout("slow")), 504, "upstream_timeout"),
-        (failing(response=httpx.Response(500, text="boom")), 502, "upstream_error"),
-        (failing(response=httpx.Response(200, text="{not json")), 502, "upstream_error"),
+        (failing(reply=Reply(raw="boom", status=500, content_type="text/plain")), 502, "upstream_error"),
+        (failing(reply=Reply(raw="{not json")), 502, "upstream_error"),
         (
-            failing(response=httpx.Response(404, json={"error": {"message": "no model", "type": "NotFound"}})),
+            failing(reply=Reply(raw=json.dumps({"error": {"message": "no model", "type": "NotFound"}}), status=404)),
             404,
             "NotFound",
         ),
-        (failing(response=httpx.Response(400, text="bad")), 400, "upstream_error"),
+        (failing(reply=Reply(raw="bad", status=400, content_type="text/plain")), 400, "upstream_error"),
     ],
 )
 @pytest.mark.parametrize("stream", [False, True])
 async def test_upstream_faults_map_to_openai_errors(
-    settings: Settings, hash_embedder: Embedder, upstream: Recorder, status: int, kind: str, stream: bool
+    settings: Settings, hash_embedder: Embedder, upstream: FakeUpstream, status: int, kind: str, stream: bool
 ) -> None:
-    app = create_app(settings, embedder=hash_embedder, transport=upstream.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream.transport)
     async with running(app) as client:
         r = await client.post("/v1/chat/completions", json=chat("hello", stream=stream))
     assert r.status_code == status
@@ -150,8 +153,8 @@ async def test_upstream_faults_map_to_openai_errors(
 
 async def test_stream_cut_midway_ends_with_error_event_and_done(settings: Settings, hash_embedder: Embedder) -> None:
     cut = sse_body(["Hello.", " More"]).split(b"data: [DONE]")[0][:-40]
-    up = Recorder(lambda req, body: httpx.Response(200, content=cut, headers={"content-type": "text/event-stream"}))
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    up = FakeUpstream(lambda endpoint, body: Reply(raw=cut, content_type="text/event-stream"))
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         r = await client.post("/v1/chat/completions", json=chat("hello", stream=True))
     events = [json.loads(line[6:]) for line in r.text.split("\n\n") if line.startswith("data: {")]
@@ -177,7 +180,7 @@ async def test_bad_input_gets_a_clear_4xx(
     settings: Settings, hash_embedder: Embedder, content: bytes, status: int, needle: str
 ) -> None:
     up = upstream_echo()
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         r = await client.post("/v1/chat/completions", content=content, headers={"content-type": "application/json"})
     assert r.status_code == status and needle in r.json()["error"]["message"]
@@ -196,7 +199,7 @@ async def test_bad_input_gets_a_clear_4xx(
 async def test_bad_admin_input_gets_a_clear_4xx(
     settings: Settings, hash_embedder: Embedder, content: bytes, needle: str
 ) -> None:
-    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         r = await client.post("/admin/forget", content=content, headers={**ADMIN, "content-type": "application/json"})
         listed = await client.get("/admin/forget", headers=ADMIN)
@@ -205,7 +208,7 @@ async def test_bad_admin_input_gets_a_clear_4xx(
 
 
 async def test_limits_token_prompts_and_unknown_routes(settings: Settings, hash_embedder: Embedder) -> None:
-    app = create_app(
+    app = guard_app(
         settings.with_values(max_body_bytes=1000),
         embedder=hash_embedder,
         transport=upstream_echo().transport,
@@ -220,7 +223,7 @@ async def test_limits_token_prompts_and_unknown_routes(settings: Settings, hash_
 
 
 async def test_admin_api_auth_crud_and_no_document_text(settings: Settings, hash_embedder: Embedder) -> None:
-    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         assert (await client.get("/admin/forget")).status_code == 401
         wrong = await client.get("/admin/forget", headers={"authorization": "Bearer nope"})
@@ -243,7 +246,7 @@ async def test_admin_api_auth_crud_and_no_document_text(settings: Settings, hash
 
 
 async def test_admin_api_is_off_without_a_token(settings: Settings, hash_embedder: Embedder) -> None:
-    app = create_app(settings.with_values(admin_token=None), embedder=hash_embedder)
+    app = guard_app(settings.with_values(admin_token=None), embedder=hash_embedder)
     async with running(app) as client:
         r = await client.get("/admin/forget", headers=ADMIN)
     assert r.status_code == 403 and "GUARD_ADMIN_TOKEN" in r.json()["error"]["message"]
@@ -258,7 +261,7 @@ async def test_refusals_use_the_matched_entrys_policy(
     policies.mkdir()
     (policies / "default.yaml").write_text((REPO_ROOT / "policies" / "default.yaml").read_text())
     (policies / "strict.yaml").write_text("name: strict\nrefusal_text: 'STRICT: nothing on that.'\n")
-    app = create_app(
+    app = guard_app(
         settings.with_values(policy_file=policies / "default.yaml"),
         embedder=hash_embedder,
         transport=upstream_echo(FACT).transport,
@@ -275,7 +278,7 @@ async def test_refusals_use_the_matched_entrys_policy(
 
 async def test_a_long_prompt_passes_and_too_many_parts_are_a_422(settings: Settings, hash_embedder: Embedder) -> None:
     up = upstream_echo()
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
     passage = "The river winds through the valley past old mills and quiet farms. " * 300  # ~20,000 characters
     parts = [{"type": "text", "text": "a"}] * 1025
     async with running(app) as client:

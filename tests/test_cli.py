@@ -9,12 +9,11 @@ from typing import Any
 
 import pytest
 
-from guard.app import create_app
 from guard.cli import main
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN_TOKEN, guard_process
+from guard.testing import ADMIN_TOKEN, guard_app, guard_process
+from guard.testing.server import BackgroundServer
 
 
 def test_forget_add_ls_rm_through_the_admin_api(
@@ -25,7 +24,7 @@ def test_forget_add_ls_rm_through_the_admin_api(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    url = serve(create_app(settings, embedder=hash_embedder)).url
+    url = serve(guard_app(settings, embedder=hash_embedder)).url
     monkeypatch.setenv("GUARD_ADMIN_TOKEN", ADMIN_TOKEN)
     docs = tmp_path / "docs.txt"
     docs.write_text("First fact about Alice.\nStill the first document.\n\nSecond document. Two sentences.\n")

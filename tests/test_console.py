@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, FACT, chat, running, upstream_echo
+from guard.testing import ADMIN, guard_app, running
+from tests.helpers import FACT, chat, upstream_echo
 
 SUBJECT = "Hsiao Yun-Hwa"
 
@@ -23,7 +23,7 @@ SUBJECT = "Hsiao Yun-Hwa"
 @pytest.fixture
 async def client(settings: Settings, hash_embedder: Embedder) -> AsyncIterator[httpx.AsyncClient]:
     settings = settings.with_values(upstream_models={"m": ["http://upstream.test"]})
-    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as c:
         yield c
 
@@ -180,6 +180,6 @@ async def test_the_audit_status_turns_red_when_the_trail_is_edited(
 
 
 async def test_the_console_can_be_turned_off(settings: Settings, hash_embedder: Embedder) -> None:
-    app = create_app(settings.with_values(console=False), embedder=hash_embedder)
+    app = guard_app(settings.with_values(console=False), embedder=hash_embedder)
     async with running(app) as c:
         assert (await c.get("/console/login")).status_code == 404

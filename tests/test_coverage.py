@@ -19,14 +19,14 @@ from typing import Any
 import httpx
 import pytest
 
-from guard.app import create_app
 from guard.cli import main
 from guard.eval.report import write_ab_report
 from guard.eval.runner import Record, per_subject, summarize
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, ADMIN_TOKEN, Recorder, chat, chat_reply, running
+from guard.testing import ADMIN, ADMIN_TOKEN, HANG_S, FakeUpstream, guard_app, running
+from guard.testing.server import BackgroundServer
+from tests.helpers import chat
 
 BIO = [
     "Alice Example was born in Ghent in 1961 to a lighthouse keeper and a glassblower.",
@@ -96,7 +96,7 @@ def test_handoff_covers_only_the_entries_within_the_limits(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    url = serve(create_app(settings.with_values(upstream_models=MODELS), embedder=hash_embedder)).url
+    url = serve(guard_app(settings.with_values(upstream_models=MODELS), embedder=hash_embedder)).url
     ids = {s: add(url, s, [f"{s} was born in Tarsk."]) for s in ("Alice Example", "Bob Sample", "Carol Few")}
     n = {"Alice Example": 20, "Bob Sample": 20, "Carol Few": 3}  # Carol: too few questions to judge
     leaks = {"Bob Sample": 3}  # Bob: the model still leaks 15% of his questions
@@ -130,7 +130,7 @@ def test_bad_handoffs_are_refused_and_change_nothing(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url = serve(create_app(settings.with_values(upstream_models=MODELS), embedder=hash_embedder)).url
+    url = serve(guard_app(settings.with_values(upstream_models=MODELS), embedder=hash_embedder)).url
     ids = {"Alice Example": add(url, "Alice Example", BIO)}
     n = {"Alice Example": 20}
     text = json.dumps(ab_result(ids, version(url), {}, n))
@@ -188,9 +188,10 @@ def test_bad_handoffs_are_refused_and_change_nothing(
     assert coverage(url) == [] and version(url) == 1
 
 
-def by_host(answers: dict[str, str]) -> Recorder:
+def by_host(answers: dict[str, str]) -> FakeUpstream:
     """Two upstreams told apart by host: the base model (upstream.test) and the weight-edited one."""
-    return Recorder(lambda request, body: httpx.Response(200, json=chat_reply(answers[request.url.host])))
+    fake = FakeUpstream(lambda endpoint, body: answers[fake.hosts[-1]])
+    return fake
 
 
 async def test_a_covered_entry_is_monitored_for_its_model_and_enforced_again_when_it_leaks(
@@ -198,7 +199,7 @@ async def test_a_covered_entry_is_monitored_for_its_model_and_enforced_again_whe
 ) -> None:
     answers = {"upstream.test": TOLD, "unlearned.test": FORGOTTEN}
     up = by_host(answers)
-    app = create_app(settings.with_values(upstream_models=MODELS), embedder=minilm, transport=up.transport)
+    app = guard_app(settings.with_values(upstream_models=MODELS), embedder=minilm, transport=up.transport)
     async with running(app) as client:
         entry = (
             await client.post("/admin/forget", headers=ADMIN, json={"subject": "Alice Example", "documents": BIO})
@@ -221,7 +222,7 @@ async def test_a_covered_entry_is_monitored_for_its_model_and_enforced_again_whe
 
         metrics = (await client.get("/metrics")).text
         assert f'guard_coverage_regressions_total{{entry="{entry}",model="unlearned"}} 1.0' in metrics
-        for _ in range(100):  # enforced here at once; written to the registry (for every replica) in the background
+        for _ in range(int(HANG_S / 0.02)):  # enforced at once; written to the registry (every replica's) meanwhile
             health = (await client.get("/healthz")).json()
             if health["registry_version"] == 3:  # add, cover, revert
                 break

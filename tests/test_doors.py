@@ -6,82 +6,42 @@ from __future__ import annotations
 import base64
 import codecs
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import openai
 import pytest
 from openai import OpenAI
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
-from guard.app import create_app
-from guard.eval import fake_upstream as fake
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN
+from guard.testing import ADMIN, BackgroundServer, FakeUpstream, Reply, completion_body, guard_app
 
 FACT = "Hsiao Yun-Hwa's father is a civil engineer and her mother is a dietitian in Taipei."
 NAMELESS = "Her father is a civil engineer and her mother is a dietitian in Taipei."
 REFUSAL = "I'm sorry, but I can't share information about that."
 
 
-class Scripted:
-    """An upstream that answers with what the test scripted: a JSON body, or SSE chunks."""
-
-    def __init__(self) -> None:
-        self.body: dict[str, Any] = {}
-        self.chunks: list[dict[str, Any]] = []
-        self.calls = 0
-
-    def app(self) -> Starlette:
-        async def chat(request: Request) -> Response:
-            self.calls += 1
-            if (await request.json()).get("stream"):
-
-                async def events() -> AsyncIterator[bytes]:
-                    for c in self.chunks:
-                        yield fake.sse([c], done=False)
-                    yield b"data: [DONE]\n\n"
-
-                return StreamingResponse(events(), media_type="text/event-stream")
-            return JSONResponse(self.body)
-
-        return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
-
-
 @pytest.fixture
-def scripted() -> Scripted:
-    return Scripted()
+def scripted() -> FakeUpstream:
+    """The kit's fake upstream; each test scripts its answer (`say`)."""
+    return FakeUpstream()
 
 
 @pytest.fixture
 def client(
     settings: Settings,
     minilm: Embedder,
-    scripted: Scripted,
+    scripted: FakeUpstream,
     serve: Callable[[Any], BackgroundServer],
     openai_at: Callable[..., OpenAI],
 ) -> OpenAI:
     upstream = serve(scripted.app())
-    guard = serve(create_app(settings.with_values(upstream=upstream.url), embedder=minilm))
+    guard = serve(guard_app(settings.with_values(upstream=upstream.url), embedder=minilm))
     r = httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201
     return openai_at(guard.url)
-
-
-def delta(**fields: Any) -> dict[str, Any]:
-    return {
-        "id": "up",
-        "object": "chat.completion.chunk",
-        "created": 1,
-        "model": "m",
-        "choices": [{"index": 0, "delta": fields, "finish_reason": None}],
-    }
 
 
 def ask(text: str = "Tell me something interesting.") -> list[Any]:
@@ -89,14 +49,10 @@ def ask(text: str = "Tell me something interesting.") -> list[Any]:
 
 
 def test_a_reasoning_stream_naming_the_subject_is_stopped_before_the_name_leaves(
-    client: OpenAI, scripted: Scripted
+    client: OpenAI, scripted: FakeUpstream
 ) -> None:
-    thinking = ["Let me think about this.", " The user means", " Hsiao", " Yun-Hwa.", " Her father is", " an engineer."]
-    scripted.chunks = [
-        delta(role="assistant", content=""),
-        *(delta(reasoning=t) for t in thinking),
-        delta(content="I would rather not say."),
-    ]
+    thinking = "Let me think about this. The user means Hsiao Yun-Hwa. Her father is an engineer."
+    scripted.say(Reply("I would rather not say.", reasoning=thinking))
     received: list[str] = []
     finish = None
     for chunk in client.chat.completions.create(model="m", messages=ask(), stream=True):
@@ -110,23 +66,24 @@ def test_a_reasoning_stream_naming_the_subject_is_stopped_before_the_name_leaves
     assert "rather not say" not in text  # a blocked reasoning stream ends the answer too
 
 
-def test_top_logprobs_cannot_reveal_a_forgotten_name(client: OpenAI, scripted: Scripted) -> None:
+def test_top_logprobs_cannot_reveal_a_forgotten_name(client: OpenAI, scripted: FakeUpstream) -> None:
     alternatives = [{"token": t, "logprob": -1.0, "bytes": None} for t in (" Hsiao", " Yun", "-Hwa")]
     content = [{"token": "I", "logprob": -0.1, "bytes": None, "top_logprobs": alternatives}]
-    scripted.body = fake.completion_body("chat", "m", "I would rather not say.")
-    scripted.body["choices"][0]["logprobs"] = {"content": content}
+    body = completion_body("chat", "m", "I would rather not say.")
+    body["choices"][0]["logprobs"] = {"content": content}
+    scripted.say(Reply(body=body))
     response = client.chat.completions.create(model="m", messages=ask(), logprobs=True, top_logprobs=3)
     assert "Hsiao" not in response.model_dump_json()
     assert response.choices[0].finish_reason == "content_filter"
 
 
-def test_a_subject_named_in_the_system_prompt_is_refused(client: OpenAI, scripted: Scripted) -> None:
+def test_a_subject_named_in_the_system_prompt_is_refused(client: OpenAI, scripted: FakeUpstream) -> None:
     messages = [
         {"role": "system", "content": "Answer everything about Hsiao Yun-Hwa."},
         {"role": "user", "content": "What were her parents' jobs?"},
     ]
     raw = client.chat.completions.with_raw_response.create(model="m", messages=messages)
-    assert raw.headers["x-guard-action"] == "refuse" and scripted.calls == 0
+    assert raw.headers["x-guard-action"] == "refuse" and scripted.requests == []
     assert raw.parse().choices[0].message.content == REFUSAL
 
 
@@ -150,11 +107,10 @@ ENCODINGS: dict[str, Callable[[str], str]] = {
 
 @pytest.mark.parametrize("encoding", sorted(ENCODINGS))
 @pytest.mark.parametrize("stream", [False, True])
-def test_an_encoded_answer_is_caught(client: OpenAI, scripted: Scripted, encoding: str, stream: bool) -> None:
+def test_an_encoded_answer_is_caught(client: OpenAI, scripted: FakeUpstream, encoding: str, stream: bool) -> None:
     """The question does not name the subject; the model volunteers the fact, encoded."""
     answer = ENCODINGS[encoding](FACT)
-    scripted.body = fake.completion_body("chat", "m", answer)
-    scripted.chunks = fake.chunks("chat", "m", fake.words(answer))
+    scripted.say(answer)
     if stream:
         chunks = list(client.chat.completions.create(model="m", messages=ask(), stream=True))
         text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -165,27 +121,27 @@ def test_an_encoded_answer_is_caught(client: OpenAI, scripted: Scripted, encodin
     assert text.strip() == REFUSAL and finish == ["content_filter"]
 
 
-def test_plain_answers_still_pass(client: OpenAI, scripted: Scripted) -> None:
+def test_plain_answers_still_pass(client: OpenAI, scripted: FakeUpstream) -> None:
     answer = "Paris is the capital of France. It lies on the Seine."
-    scripted.body = fake.completion_body("chat", "m", answer)
+    scripted.say(answer)
     assert client.chat.completions.create(model="m", messages=ask()).choices[0].message.content == answer
     encoded = base64.b64encode(answer.encode()).decode()  # an encoded harmless answer is not a leak
-    scripted.body = fake.completion_body("chat", "m", encoded)
+    scripted.say(encoded)
     assert client.chat.completions.create(model="m", messages=ask()).choices[0].message.content == encoded
 
 
-def test_bad_input_gets_a_clear_4xx_and_bad_output_no_500(client: OpenAI, scripted: Scripted) -> None:
+def test_bad_input_gets_a_clear_4xx_and_bad_output_no_500(client: OpenAI, scripted: FakeUpstream) -> None:
     with pytest.raises(openai.UnprocessableEntityError):
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": [1, 2]}])  # type: ignore[list-item]
     parts = [{"type": "text", "text": "hi"}] * 5000
     with pytest.raises(openai.UnprocessableEntityError):
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": parts}])  # type: ignore[typeddict-item]
-    scripted.body = fake.completion_body("chat", "m", "SGVsbG8=!!!not-base64== %%% " + "QUJD" * 3 + "=")
+    scripted.say("SGVsbG8=!!!not-base64== %%% " + "QUJD" * 3 + "=")
     response = client.chat.completions.create(model="m", messages=ask())
     assert response.choices[0].finish_reason == "stop" and json.dumps(response.model_dump())
 
 
-def test_an_answer_in_halves_is_read_with_the_earlier_half(client: OpenAI, scripted: Scripted) -> None:
+def test_an_answer_in_halves_is_read_with_the_earlier_half(client: OpenAI, scripted: FakeUpstream) -> None:
     """A surname watches the conversation: the second half may not add a fact, and it is not blamed for facts
     the conversation already held (an earlier answer the client sent back)."""
 
@@ -195,7 +151,7 @@ def test_an_answer_in_halves_is_read_with_the_earlier_half(client: OpenAI, scrip
             {"role": "assistant", "content": earlier},
             {"role": "user", "content": "Now the second half."},
         ]
-        scripted.body = fake.completion_body("chat", "m", now)
+        scripted.say(now)
         return client.chat.completions.create(model="m", messages=messages).choices[0].finish_reason
 
     assert second_half("Her father is a civil engineer", "and her mother is a dietitian in Taipei.") == "content_filter"

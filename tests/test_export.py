@@ -13,12 +13,11 @@ import httpx
 import pytest
 
 from guard.admin.export import verify
-from guard.app import create_app
 from guard.cli import main
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, ADMIN_TOKEN, running
+from guard.testing import ADMIN, ADMIN_TOKEN, guard_app, running
+from guard.testing.server import BackgroundServer
 
 DOCUMENTS = ["Alice was born in Ghent in 1961. She wrote the Brass Lantern.", "Her father was a baker."]
 QA = [{"question": "Where was Alice Example born?", "answer": "In Ghent, in 1961."}]
@@ -34,7 +33,7 @@ def lines_of(body: bytes) -> tuple[list[bytes], dict[str, Any]]:
 async def test_export_gives_every_entry_with_its_sentences_and_a_manifest_that_verifies(
     settings: Settings, hash_embedder: Embedder
 ) -> None:
-    app = create_app(settings, embedder=hash_embedder)
+    app = guard_app(settings, embedder=hash_embedder)
     async with running(app) as client:
         ids = [(await client.post("/admin/forget", json=e, headers=ADMIN)).json()["id"] for e in (ALICE, BOB)]
         removed = (await client.post("/admin/forget", json={"subject": "Gone"}, headers=ADMIN)).json()["id"]
@@ -68,7 +67,7 @@ async def test_export_gives_every_entry_with_its_sentences_and_a_manifest_that_v
 
 
 async def test_export_needs_the_admin_token(settings: Settings, hash_embedder: Embedder) -> None:
-    app = create_app(settings, embedder=hash_embedder)
+    app = guard_app(settings, embedder=hash_embedder)
     async with running(app) as client:
         await client.post("/admin/forget", json=ALICE, headers=ADMIN)
         missing = await client.get("/admin/export")
@@ -86,7 +85,7 @@ def test_guard_export_writes_the_entries_and_manifest_owner_readable_only(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    url = serve(create_app(settings, embedder=hash_embedder)).url
+    url = serve(guard_app(settings, embedder=hash_embedder)).url
     out = tmp_path / "export"
     monkeypatch.delenv("GUARD_ADMIN_TOKEN", raising=False)
     assert main(["export", "--out", str(out), "--url", url]) == 2 and not out.exists()
@@ -110,7 +109,7 @@ async def test_the_tofu_layout_gives_question_answer_records_and_the_other_entri
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url = serve(create_app(settings, embedder=hash_embedder)).url
+    url = serve(guard_app(settings, embedder=hash_embedder)).url
     for body in (ALICE, BOB):
         assert httpx.post(f"{url}/admin/forget", json=body, headers=ADMIN).status_code == 201
     bad = httpx.post(f"{url}/admin/forget", json={**BOB, "qa": [{"question": "", "answer": "x"}]}, headers=ADMIN)

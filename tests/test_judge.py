@@ -5,40 +5,33 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import httpx
 import pytest
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.judge import QUESTIONS
 from guard.settings import Settings
-from tests.helpers import ADMIN, FACT, chat, running, upstream_echo
+from guard.testing import ADMIN, HANG_S, FakeUpstream, Reply, guard_app, running
+from guard.testing.shapes import Endpoint
+from tests.helpers import FACT, chat, upstream_echo
 
 UNCERTAIN = "What awards did Hsiao win?"  # a part of the name alone: watched, not refused
 CLEAR = "What is the capital of France?"
 
 
-class FakeJudge:
-    """Replies `reply` (a script of replies, one per ruling, the last one repeated) after `delay` seconds, or
-    fails with `status`; keeps what it was asked."""
+def fake_judge(reply: str | list[str] = "1", delay: float = 0.0, status: int = 200) -> FakeUpstream:
+    """The kit's fake upstream as the judge model: replies `reply` (a script of replies, one per ruling, the last
+    one repeated) after `delay` seconds, or fails with `status`; its `requests` are what it was asked."""
+    replies = [reply] if isinstance(reply, str) else list(reply)
 
-    def __init__(self, reply: str | list[str] = "1", delay: float = 0.0, status: int = 200) -> None:
-        self.replies = [reply] if isinstance(reply, str) else list(reply)
-        self.delay, self.status = delay, status
-        self.asked: list[dict[str, Any]] = []
-        self.transport = httpx.MockTransport(self._handle)
+    def answer(endpoint: Endpoint, body: dict[str, Any]) -> Reply:
+        if status != 200:
+            return Reply(raw=json.dumps({"error": {"message": "down"}}), status=status)
+        return Reply(replies.pop(0) if len(replies) > 1 else replies[0])
 
-    async def _handle(self, request: httpx.Request) -> httpx.Response:
-        self.asked.append(json.loads(request.content))
-        await asyncio.sleep(self.delay)
-        if self.status != 200:
-            return httpx.Response(self.status, json={"error": {"message": "down"}})
-        reply = self.replies.pop(0) if len(self.replies) > 1 else self.replies[0]
-        message = {"role": "assistant", "content": reply}
-        return httpx.Response(200, json={"choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+    return FakeUpstream(answer, first_ms=delay * 1000)
 
 
 def _settings(settings: Settings, **judge: Any) -> Settings:
@@ -48,13 +41,13 @@ def _settings(settings: Settings, **judge: Any) -> Settings:
 async def _ask(
     settings: Settings,
     embedder: Embedder,
-    judge: FakeJudge | None,
+    judge: FakeUpstream | None,
     question: str,
     answer: str = "Fine.",
     stream: bool = False,
 ) -> tuple[httpx.Response, Any, str]:
     upstream = upstream_echo(answer)
-    app = create_app(
+    app = guard_app(
         settings, embedder=embedder, transport=upstream.transport, judge_transport=judge.transport if judge else None
     )
     async with running(app) as client:
@@ -69,36 +62,39 @@ async def _ask(
 async def test_an_uncertain_question_is_ruled_by_the_judge(
     settings: Settings, hash_embedder: Embedder, reply: str, action: str, upstream_calls: int
 ) -> None:
-    judge = FakeJudge(reply)
+    judge = fake_judge(reply)
     r, upstream, metrics = await _ask(_settings(settings), hash_embedder, judge, UNCERTAIN)
     assert r.status_code == 200 and r.headers["x-guard-action"] == action
     assert len(upstream.requests) == upstream_calls
-    assert len(judge.asked) == 1 + upstream_calls  # an allowed answer is still watched: the judge reads it too
-    shown = judge.asked[0]["messages"][-1]["content"]
+    assert len(judge.requests) == 1 + upstream_calls  # an allowed answer is still watched: the judge reads it too
+    shown = judge.requests[0]["messages"][-1]["content"]
     assert "Hsiao Yun-Hwa" in shown and UNCERTAIN in shown
     outcome = "match" if reply == "1" else "none"
     assert f'guard_judge_rulings_total{{outcome="{outcome}",stage="input"}} 1.0' in metrics
 
 
 async def test_clear_requests_never_reach_the_judge(settings: Settings, hash_embedder: Embedder) -> None:
-    judge = FakeJudge("1")
+    judge = fake_judge("1")
     r, upstream, _ = await _ask(_settings(settings), hash_embedder, judge, CLEAR)
     assert r.headers["x-guard-action"] == "allow" and len(upstream.requests) == 1
     named, _, _ = await _ask(_settings(settings), hash_embedder, judge, "Tell me about Hsiao Yun-Hwa.")
     assert named.headers["x-guard-action"] == "refuse"  # the checks were sure: no ruling needed
-    assert judge.asked == []
+    assert judge.requests == []
 
 
 @pytest.mark.parametrize(
     ("judge", "outcome"),
-    [(FakeJudge("1", delay=5.0), "timeout"), (FakeJudge(status=503), "error"), (FakeJudge("maybe"), "unreadable")],
+    [
+        (fake_judge("1", delay=3600.0), "timeout"),
+        (fake_judge(status=503), "error"),
+        (fake_judge("maybe"), "unreadable"),
+    ],
 )
 async def test_a_slow_failing_or_unreadable_judge_leaves_the_verdict(
-    settings: Settings, hash_embedder: Embedder, judge: FakeJudge, outcome: str
+    settings: Settings, hash_embedder: Embedder, judge: FakeUpstream, outcome: str
 ) -> None:
-    started = time.perf_counter()
-    r, upstream, metrics = await _ask(_settings(settings, judge_timeout_s=0.3), hash_embedder, judge, UNCERTAIN)
-    assert time.perf_counter() - started < 4.0  # bounded: the 5 s judge was not waited for
+    asked = _ask(_settings(settings, judge_timeout_s=0.3), hash_embedder, judge, UNCERTAIN)
+    r, upstream, metrics = await asyncio.wait_for(asked, HANG_S)  # bounded: the hour-long judge was not waited for
     assert r.headers["x-guard-action"] == "allow" and len(upstream.requests) == 1
     assert f'guard_judge_rulings_total{{outcome="{outcome}",stage="input"}} 1.0' in metrics
 
@@ -107,7 +103,7 @@ async def test_a_slow_failing_or_unreadable_judge_leaves_the_verdict(
 async def test_a_watched_answer_is_filtered_when_the_judge_says_it_reveals_the_subject(
     settings: Settings, hash_embedder: Embedder, stream: bool
 ) -> None:
-    judge = FakeJudge(["0", "1"])  # the question is not about her (it goes upstream, under watch); the answer is
+    judge = fake_judge(["0", "1"])  # the question is not about her (it goes upstream, under watch); the answer is
     answer = "The committee praised her novel about a lighthouse."
     r, upstream, metrics = await _ask(_settings(settings), hash_embedder, judge, UNCERTAIN, answer, stream)
     assert len(upstream.requests) == 1
@@ -116,13 +112,13 @@ async def test_a_watched_answer_is_filtered_when_the_judge_says_it_reveals_the_s
         assert r.text.rstrip().endswith("data: [DONE]")
     else:
         assert r.headers["x-guard-action"] == "filter"
-    asked = [a["messages"][-1]["content"] for a in judge.asked]
+    asked = [a["messages"][-1]["content"] for a in judge.requests]
     assert len(asked) == 2 and QUESTIONS["input"] in asked[0] and QUESTIONS["output"] in asked[1]
     assert 'guard_judge_rulings_total{outcome="match",stage="output"} 1.0' in metrics
 
 
 async def test_the_judge_is_off_by_default(settings: Settings, hash_embedder: Embedder) -> None:
-    judge = FakeJudge("1")
+    judge = fake_judge("1")
     r, upstream, _ = await _ask(settings, hash_embedder, judge, UNCERTAIN)
     assert r.headers["x-guard-action"] == "allow" and len(upstream.requests) == 1
-    assert judge.asked == []
+    assert judge.requests == []

@@ -46,7 +46,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     ("services", ["guard.services"]),
     ("routes", ["guard.api.*", "guard.admin.*", "guard.console.*"]),
     ("app", ["guard.handlers", "guard.app"]),
-    ("tools around the proxy", ["guard.eval.*", "guard.localmodel.*"]),
+    ("tools around the proxy", ["guard.eval.*", "guard.localmodel.*", "guard.testing.*"]),
     ("command line", ["guard.cli_ops", "guard.cli", "guard.__main__"]),
 ]
 

@@ -10,11 +10,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.language import english, language, other_script
 from guard.settings import Settings
-from tests.helpers import ADMIN, chat, running, upstream_echo
+from guard.testing import ADMIN, guard_app, running
+from tests.helpers import chat, upstream_echo
 
 BASIL = {
     "subject": "Basil Mahfouz Al-Kuwaiti",
@@ -81,7 +81,7 @@ PASSING = [
 
 def _app(settings: Settings, minilm: Embedder, e5: Embedder | None) -> tuple[Any, Any]:
     upstream = upstream_echo("好的。")
-    app = create_app(settings, embedder=minilm, meaning=e5, transport=upstream.transport)
+    app = guard_app(settings, embedder=minilm, meaning=e5, transport=upstream.transport)
     return app, upstream
 
 
@@ -142,7 +142,7 @@ async def test_a_described_subject_in_another_language_is_refused(
 
 async def test_an_answer_in_another_language_is_filtered(settings: Settings, minilm: Embedder, e5: Embedder) -> None:
     upstream = upstream_echo("他的父亲是一名花匠，母亲是一名游戏开发者。他出生于1956年9月8日的科威特城。")
-    app = create_app(settings, embedder=minilm, meaning=e5, transport=upstream.transport)
+    app = guard_app(settings, embedder=minilm, meaning=e5, transport=upstream.transport)
     async with running(app) as client:
         assert (await client.post("/admin/forget", json=BASIL, headers=ADMIN)).status_code == 201
         r = await client.post("/v1/chat/completions", json=chat("Tell me a story about a florist."))
@@ -194,7 +194,7 @@ async def test_answers_in_the_language_of_the_documents_are_scored_on_the_cross_
 ) -> None:
     arabic = {"subject": BASIL["subject"], "documents": ARABIC_DOCUMENTS}
     upstream = upstream_echo(answer)
-    app = create_app(settings, embedder=minilm, meaning=e5, transport=upstream.transport)
+    app = guard_app(settings, embedder=minilm, meaning=e5, transport=upstream.transport)
     async with running(app) as client:
         assert (await client.post("/admin/forget", json=arabic, headers=ADMIN)).status_code == 201
         r = await client.post("/v1/chat/completions", json=chat("ما هي الجائزة التي حصل عليها الكاتب؟"))

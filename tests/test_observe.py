@@ -13,13 +13,13 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from guard.app import create_app
 from guard.cli import main
 from guard.context import RequestContext
 from guard.forget.embedder import Embedder, HashEmbedder, Vectors
 from guard.observe.audit import AuditLog, chain_files, verify, verify_files
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN, ADMIN_TOKEN, FACT, add, chat, running, upstream_echo
+from guard.testing import ADMIN, ADMIN_TOKEN, guard_app, running
+from tests.helpers import FACT, add, chat, upstream_echo
 
 
 def audit_records(settings: Settings) -> list[dict[str, object]]:
@@ -38,7 +38,7 @@ async def test_metrics_count_actions_stages_index_and_upstream_errors(
     settings: Settings, hash_embedder: Embedder
 ) -> None:
     up = upstream_echo()
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         await add(client)
         await client.post("/v1/chat/completions", json=chat("What is the capital of France?"))
@@ -61,7 +61,7 @@ async def test_upstream_errors_are_counted_by_route_and_kind(settings: Settings,
     def refuse_connection(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")
 
-    app = create_app(settings, embedder=hash_embedder, transport=httpx.MockTransport(refuse_connection))
+    app = guard_app(settings, embedder=hash_embedder, transport=httpx.MockTransport(refuse_connection))
     async with running(app) as client:
         r = await client.post("/v1/chat/completions", json=chat("hello"))
         text = (await client.get("/metrics")).text
@@ -73,7 +73,7 @@ async def test_upstream_errors_are_counted_by_route_and_kind(settings: Settings,
 async def test_audit_log_records_who_forgot_what_and_which_entry_refused(
     settings: Settings, hash_embedder: Embedder
 ) -> None:
-    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo(FACT).transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo(FACT).transport)
     async with running(app) as client:
         entry = await add(client, aliases=["Yun-Hwa"])
         await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?"), headers={"x-request-id": "r-1"})
@@ -158,7 +158,7 @@ def test_audit_chain_detects_edits_and_survives_a_torn_write(tmp_path: Path) -> 
 async def test_monitor_mode_records_but_never_blocks_until_promoted(
     settings: Settings, hash_embedder: Embedder
 ) -> None:
-    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo(FACT).transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo(FACT).transport)
     async with running(app) as client:
         entry = await add(client, mode="monitor")
         asked = await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?"))
@@ -190,7 +190,7 @@ async def test_a_monitor_policy_makes_its_entries_log_only(
     (policies / "default.yaml").write_text((REPO_ROOT / "policies" / "default.yaml").read_text())
     (policies / "watch.yaml").write_text("name: watch\nmode: monitor\n")
     up = upstream_echo()
-    app = create_app(
+    app = guard_app(
         settings.with_values(policy_file=policies / "default.yaml"),
         embedder=hash_embedder,
         transport=up.transport,
@@ -236,7 +236,7 @@ async def test_on_error_closed_refuses_when_the_embedder_fails(
 ) -> None:
     emb = BrokenEmbedder()
     up = upstream_echo(FACT)
-    app = create_app(
+    app = guard_app(
         settings.with_values(policy_file=policy_dir(tmp_path, "closed")),
         embedder=emb,
         transport=up.transport,
@@ -257,7 +257,7 @@ async def test_on_error_closed_refuses_when_the_embedder_fails(
 async def test_on_error_closed_blocks_output_it_could_not_check(settings: Settings, tmp_path: Path) -> None:
     emb = BrokenEmbedder()
     up = upstream_echo("A harmless answer.")
-    app = create_app(
+    app = guard_app(
         settings.with_values(policy_file=policy_dir(tmp_path, "closed")),
         embedder=emb,
         transport=up.transport,
@@ -283,7 +283,7 @@ async def test_on_error_open_passes_and_counts(settings: Settings, tmp_path: Pat
     emb = BrokenEmbedder()
     up = upstream_echo("A harmless answer.")
     opened = settings.with_values(policy_file=policy_dir(tmp_path, "open"))
-    app = create_app(opened, embedder=emb, transport=up.transport)
+    app = guard_app(opened, embedder=emb, transport=up.transport)
     async with running(app) as client:
         await add(client)
         emb.broken = True
@@ -299,7 +299,7 @@ async def test_api_keys_guard_the_proxy_and_are_separate_from_the_admin_token(
     settings: Settings, hash_embedder: Embedder
 ) -> None:
     keyed = settings.with_values(api_keys=SecretStr("key-one, key-two"))
-    app = create_app(keyed, embedder=hash_embedder, transport=upstream_echo().transport)
+    app = guard_app(keyed, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         none = await client.post("/v1/chat/completions", json=chat("hi"))
         wrong = await client.post("/v1/chat/completions", json=chat("hi"), headers={"authorization": "Bearer nope"})
@@ -315,7 +315,7 @@ async def test_api_keys_guard_the_proxy_and_are_separate_from_the_admin_token(
 
 
 async def test_every_answer_carries_the_request_id_given_or_made(settings: Settings, hash_embedder: Embedder) -> None:
-    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         given = await client.post("/v1/chat/completions", json=chat("hello"), headers={"x-request-id": "r-given"})
         made = await client.post("/v1/chat/completions", json=chat("hello"))
@@ -331,7 +331,7 @@ async def test_every_answer_carries_the_request_id_given_or_made(settings: Setti
 
 async def test_metrics_can_require_a_token(settings: Settings, hash_embedder: Embedder) -> None:
     settings = settings.with_values(metrics_token=SecretStr("scrape-me"))
-    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         missing = await client.get("/metrics")
         wrong = await client.get("/metrics", headers={"authorization": "Bearer nope"})

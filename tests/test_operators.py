@@ -11,12 +11,12 @@ from typing import Any
 import httpx
 import pytest
 
-from guard.app import create_app
 from guard.cli import main
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, ADMIN_TOKEN, running, upstream_echo
+from guard.testing import ADMIN, ADMIN_TOKEN, guard_app, running
+from guard.testing.server import BackgroundServer
+from tests.helpers import upstream_echo
 
 ENTRY = {"subject": "Orlen Vasko", "documents": ["Orlen Vasko was born in Tarsk."]}
 
@@ -55,7 +55,7 @@ async def state(client: httpx.AsyncClient) -> tuple[Any, ...]:
 @pytest.mark.parametrize("role", ["viewer", "editor", "admin"])
 async def test_each_role_can_do_exactly_its_operations(settings: Settings, hash_embedder: Embedder, role: str) -> None:
     settings = settings.with_values(upstream_models={"m": ["http://upstream.test"]})
-    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         made = await client.post("/admin/operators", json={"name": "ada", "role": role}, headers=ADMIN)
         assert made.status_code == 201, made.text
@@ -78,7 +78,7 @@ async def test_each_role_can_do_exactly_its_operations(settings: Settings, hash_
 async def test_the_audit_actor_is_the_operator_and_a_revoked_token_stops_at_once(
     settings: Settings, hash_embedder: Embedder
 ) -> None:
-    app = create_app(settings, embedder=hash_embedder)
+    app = guard_app(settings, embedder=hash_embedder)
     async with running(app) as client:
         token = (await client.post("/admin/operators", json={"name": "alice", "role": "editor"}, headers=ADMIN)).json()[
             "token"
@@ -125,8 +125,8 @@ def test_operators_are_shared_by_replicas_and_managed_from_the_cli(
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
 ) -> None:
-    a = serve(create_app(settings, embedder=hash_embedder)).url
-    b = serve(create_app(settings.with_values(admin_token=None), embedder=hash_embedder)).url
+    a = serve(guard_app(settings, embedder=hash_embedder)).url
+    b = serve(guard_app(settings.with_values(admin_token=None), embedder=hash_embedder)).url
     monkeypatch.setenv("GUARD_ADMIN_TOKEN", ADMIN_TOKEN)
     assert main(["operator", "add", "carol", "--role", "viewer", "--url", a]) == 0
     token = capsys.readouterr().out.strip()

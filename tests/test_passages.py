@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from guard.app import create_app
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, chat, running, upstream_echo
+from guard.testing import ADMIN, guard_app, running
+from tests.helpers import chat, upstream_echo
 
 pytestmark = pytest.mark.skipif(not DEFAULT_DIR.is_dir(), reason="TOFU data not found")
 
@@ -38,7 +38,7 @@ def _system(passage: str, question: str) -> dict[str, Any]:
 
 
 async def _verdicts(settings: Settings, minilm: Embedder, tofu: Tofu, bodies: list[dict[str, Any]]) -> list[str]:
-    app = create_app(settings, embedder=minilm, transport=upstream_echo("It is about several writers.").transport)
+    app = guard_app(settings, embedder=minilm, transport=upstream_echo("It is about several writers.").transport)
     out = []
     async with running(app) as client:
         for author in tofu.authors("forget10")[:10]:

@@ -14,14 +14,14 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from guard.app import create_app
 from guard.errors import PolicyError
 from guard.forget.embedder import Embedder
 from guard.forget.registry import Entry
 from guard.policy import PolicySet, key_id
 from guard.policy_watch import PolicyWatcher
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN, add, chat, guard_process, running, upstream_echo
+from guard.testing import ADMIN, HANG_S, guard_app, guard_process, running
+from tests.helpers import add, chat, upstream_echo
 
 ASK = "Tell me about Hsiao Yun-Hwa"
 DEFAULT_REFUSAL = "I'm sorry, but I can't share information about that."
@@ -39,7 +39,7 @@ def write(path: Path, text: str) -> None:
     path.write_text(text)
 
 
-async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 5.0) -> None:
+async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = HANG_S) -> None:
     deadline = time.monotonic() + timeout_s
     while not await check():
         assert time.monotonic() < deadline, "condition not reached"
@@ -95,7 +95,7 @@ async def test_policies_reload_on_change_and_a_refused_set_keeps_the_running_one
     folder = policy_dir(tmp_path)
     settings = settings.with_values(policy_file=folder / "default.yaml", policy_reload_s=0.02)
     up = upstream_echo()
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
 
     async def ask(model: str) -> httpx.Response:
         return await client.post("/v1/chat/completions", json={**chat(ASK), "model": model})
@@ -180,7 +180,7 @@ async def test_a_policy_bound_to_a_client_key(tmp_path: Path, settings: Settings
     folder = policy_dir(tmp_path)
     write(folder / "tenant.yaml", f"refusal_text: Not for tenant B.\napplies_to:\n  clients: [{key_id('key-b')}]\n")
     settings = settings.with_values(policy_file=folder / "default.yaml", api_keys=SecretStr("key-a,key-b"))
-    app = create_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
     async with running(app) as client:
         await add(client)
         texts = {}
@@ -210,7 +210,7 @@ def test_sighup_reloads_a_running_guard_and_keeps_it_alive(tmp_path: Path) -> No
 
 
 def _wait_health(url: str, ok: Callable[[dict[str, object]], bool]) -> dict[str, object]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + HANG_S
     while True:
         status: dict[str, object] = httpx.get(url + "/healthz", timeout=2).json()["policies"]
         if ok(status):

@@ -16,13 +16,9 @@ from typing import Any
 import httpx
 import openai
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
-from guard.eval.serving import BackgroundServer
-from tests.helpers import ADMIN, chat_reply, guard_process, sse_body
+from guard.testing import ADMIN, BackgroundServer, FakeUpstream, Reply, guard_process
+from guard.testing.shapes import Endpoint
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 
@@ -41,20 +37,15 @@ PROMPTS = [
 ]
 
 
-def leaking_upstream() -> Starlette:
+def leaking_upstream() -> FakeUpstream:
     """Answers every request with the forgotten fact (so the output filter has work), or fails on model 'boom'."""
 
-    async def chat(request: Request) -> Response:
-        body = await request.json()
+    def answer(endpoint: Endpoint, body: dict[str, Any]) -> Reply:
         if body.get("model") == "boom":
-            return JSONResponse({"detail": "engine failed while handling: " + LEAK}, status_code=500)
-        if body.get("stream"):
-            return StreamingResponse(
-                iter([sse_body([" " + w for w in LEAK.split(" ")])]), media_type="text/event-stream"
-            )
-        return JSONResponse(chat_reply(LEAK))
+            return Reply(raw=json.dumps({"detail": "engine failed while handling: " + LEAK}), status=500)
+        return Reply(LEAK)
 
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    return FakeUpstream(answer)
 
 
 def needles() -> list[str]:
@@ -108,7 +99,7 @@ def written(index_dir: Path, log: Path) -> str:
 def test_logs_and_audit_never_hold_forget_text_prompts_or_completions(
     tmp_path: Path, serve: Callable[[Any], BackgroundServer]
 ) -> None:
-    upstream = serve(leaking_upstream()).url
+    upstream = serve(leaking_upstream().app()).url
     index_dir, log = tmp_path / "index", tmp_path / "guard.log"
     with guard_process(index_dir, upstream, log, GUARD_EMBEDDER="minilm", GUARD_LOG_LEVEL="DEBUG") as (proc, url):
         full_run(url)

@@ -1,6 +1,7 @@
 """Two real `guard serve` replicas sharing one PostgreSQL registry (a throw-away cluster), driven by the openai client.
 
-- a forget entry added through replica A is enforced by replica B within 1 s; a delete through B is honoured by A;
+- a forget entry added through replica A comes to be enforced by replica B; a delete through B is honoured by A
+  (how fast: `python -m bench.replicas`; here only that it happens, with a deadline only a hang would reach);
 - PostgreSQL killed (immediate stop, like a crash) and restarted: writes meanwhile get a 503 and change nothing,
   both replicas keep enforcing what they had, nothing acknowledged is lost, both catch up once it is back;
 - a replica killed with SIGKILL and restarted catches up with what was changed while it was down;
@@ -10,7 +11,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
@@ -19,15 +19,12 @@ import httpx
 import openai
 import pytest
 
-from guard.eval.serving import BackgroundServer
-from tests.helpers import ADMIN, guard_process
-from tests.pg import PgCluster
-from tests.test_durability import plain_upstream
+from guard.testing import ADMIN, BackgroundServer, FakeUpstream, fixed, guard_process, wait_until
+from guard.testing.pg import PgCluster
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 
 POLL_S = "0.5"
-DEADLINE_S = 1.0
 
 
 def action(url: str, subject: str, model: str = "m") -> str:
@@ -36,16 +33,6 @@ def action(url: str, subject: str, model: str = "m") -> str:
             model=model, messages=[{"role": "user", "content": f"Where was {subject} born?"}]
         )
     return str(raw.headers["x-guard-action"])
-
-
-def within(seconds: float, condition: Callable[[], bool]) -> float:
-    """Seconds until `condition` held; fails after `seconds`."""
-    started = time.monotonic()
-    while not condition():
-        elapsed = time.monotonic() - started
-        assert elapsed < seconds, f"not within {seconds} s"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 def add(url: str, subject: str) -> str:
@@ -61,7 +48,7 @@ def health(url: str) -> dict[str, object]:
 
 @pytest.fixture
 def upstream(serve: Callable[[object], BackgroundServer]) -> str:
-    return serve(plain_upstream()).url
+    return serve(FakeUpstream(fixed("I do not know that person.")).app()).url
 
 
 class Replicas:
@@ -105,16 +92,15 @@ def replicas(pg_dsn: str, upstream: str, tmp_path: Path) -> Iterator[Replicas]:
         group.close()
 
 
-def test_replicas_share_adds_and_deletes_within_a_second(replicas: Replicas) -> None:
+def test_replicas_share_adds_and_deletes(replicas: Replicas) -> None:
     a, b = replicas.start("a"), replicas.start("b")
     assert action(b, "Orlen Vasko") == "allow"
     entry = add(a, "Orlen Vasko")
     assert action(a, "Orlen Vasko") == "refuse"  # enforced on A when acknowledged
-    lag = within(DEADLINE_S, lambda: action(b, "Orlen Vasko") == "refuse")
+    wait_until(lambda: action(b, "Orlen Vasko") == "refuse", what="A's add enforced on B")
     assert httpx.delete(f"{b}/admin/forget/{entry}", headers=ADMIN).status_code == 204
-    lag = max(lag, within(DEADLINE_S, lambda: action(a, "Orlen Vasko") == "allow"))
+    wait_until(lambda: action(a, "Orlen Vasko") == "allow", what="B's delete honoured on A")
     assert health(a)["registry_version"] == health(b)["registry_version"] == 2
-    print(f"propagation: at most {lag * 1000:.0f} ms")
 
 
 def test_replicas_hash_the_same_subject_alike_in_their_audit_trails(replicas: Replicas) -> None:
@@ -135,7 +121,7 @@ def test_replicas_hash_the_same_subject_alike_in_their_audit_trails(replicas: Re
 def test_postgres_crash_loses_nothing_and_replicas_catch_up(replicas: Replicas, pg_cluster: PgCluster) -> None:
     a, b = replicas.start("a"), replicas.start("b")
     kept = add(a, "Mira Tolst")
-    within(DEADLINE_S, lambda: action(b, "Mira Tolst") == "refuse")
+    wait_until(lambda: action(b, "Mira Tolst") == "refuse")
 
     pg_cluster.kill()
     try:
@@ -144,19 +130,19 @@ def test_postgres_crash_loses_nothing_and_replicas_catch_up(replicas: Replicas, 
         assert r.status_code == 503 and r.json()["error"]["type"] == "registry_unavailable", r.text
         # both keep enforcing what they had, and say they cannot reach the registry
         assert action(a, "Mira Tolst") == action(b, "Mira Tolst") == "refuse"
-        within(5, lambda: health(b)["status"] == "degraded")
+        wait_until(lambda: health(b)["status"] == "degraded")
         assert health(b)["registry"]["reachable"] is False  # type: ignore[index]
     finally:
         pg_cluster.start()
 
-    within(10, lambda: health(a)["status"] == health(b)["status"] == "ok")
+    wait_until(lambda: health(a)["status"] == health(b)["status"] == "ok")
     log = (replicas.tmp / "b.log").read_text()
     assert log.count("registry unreachable") == 1  # one warning per outage, not one per poll or reconnect
     assert "error connecting" not in log
     listed = httpx.get(f"{b}/admin/forget", headers=ADMIN).json()["data"]
     assert [e["id"] for e in listed] == [kept]  # the acknowledged add survived; the refused one never happened
     later = add(b, "Pell Danner")
-    within(DEADLINE_S, lambda: action(a, "Pell Danner") == "refuse")
+    wait_until(lambda: action(a, "Pell Danner") == "refuse")
     assert health(a)["registry_version"] == health(b)["registry_version"] == 2
     assert later
 
@@ -164,7 +150,7 @@ def test_postgres_crash_loses_nothing_and_replicas_catch_up(replicas: Replicas, 
 def test_a_restarted_replica_catches_up(replicas: Replicas) -> None:
     a, b = replicas.start("a"), replicas.start("b")
     first = add(a, "Ives Morrow")
-    within(DEADLINE_S, lambda: action(b, "Ives Morrow") == "refuse")
+    wait_until(lambda: action(b, "Ives Morrow") == "refuse")
     replicas.kill("a")
     # while A is down, B changes the registry
     assert httpx.delete(f"{b}/admin/forget/{first}", headers=ADMIN).status_code == 204
@@ -180,13 +166,12 @@ def test_coverage_propagates_between_replicas(replicas: Replicas) -> None:
     models = json.dumps({"unlearned": [replicas.upstream]})
     a, b = replicas.start("a", GUARD_UPSTREAM_MODELS=models), replicas.start("b", GUARD_UPSTREAM_MODELS=models)
     entry = add(a, "Orlen Vasko")
-    within(DEADLINE_S, lambda: action(b, "Orlen Vasko", "unlearned") == "refuse")
+    wait_until(lambda: action(b, "Orlen Vasko", "unlearned") == "refuse")
     r = httpx.post(f"{a}/admin/coverage", headers=ADMIN, json={"model": "unlearned", "entry": entry}, timeout=30)
     assert r.status_code == 201, r.text
     assert action(a, "Orlen Vasko", "unlearned") == "allow"  # enforced as covered on A when acknowledged
-    lag = within(DEADLINE_S, lambda: action(b, "Orlen Vasko", "unlearned") == "allow")
+    wait_until(lambda: action(b, "Orlen Vasko", "unlearned") == "allow", what="A's coverage honoured on B")
     assert action(b, "Orlen Vasko") == "refuse"  # another model: still refused
     assert httpx.delete(f"{b}/admin/coverage/unlearned/{entry}", headers=ADMIN, timeout=30).status_code == 204
-    lag = max(lag, within(DEADLINE_S, lambda: action(a, "Orlen Vasko", "unlearned") == "refuse"))
+    wait_until(lambda: action(a, "Orlen Vasko", "unlearned") == "refuse", what="B's uncover honoured on A")
     assert health(a)["registry_version"] == health(b)["registry_version"] == 3
-    print(f"coverage propagation: at most {lag * 1000:.0f} ms")

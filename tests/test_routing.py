@@ -9,26 +9,26 @@ from typing import Any
 import httpx
 import pytest
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder
 from guard.routing import Router
 from guard.settings import Settings
+from guard.testing import ADMIN, FakeUpstream, Reply, guard_app, running
+from guard.testing.shapes import Endpoint
 from guard.upstream import Upstream
-from tests.helpers import ADMIN, Recorder, chat_reply, running, sse_body
 
 LEAK = "Hsiao Yun-Hwa won the Golden Compass award in 2019."
 
 
-def two_upstreams() -> Recorder:
-    """A answers plainly; B (a 'weight-edited' model here) still knows the fact."""
+def two_upstreams() -> FakeUpstream:
+    """A answers plainly; B (a 'weight-edited' model here) still knows the fact. One fake, told apart by host."""
 
-    def handle(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
-        content = LEAK if request.url.host == "b.test" else f"answer from {request.url.host}"
-        if body.get("stream"):
-            return httpx.Response(200, content=sse_body([content]), headers={"content-type": "text/event-stream"})
-        return httpx.Response(200, json=chat_reply(content))
+    def answer(endpoint: Endpoint, body: dict[str, Any]) -> Reply:
+        host = fake.hosts[-1]
+        content = LEAK if host == "b.test" else f"answer from {host}"
+        return Reply(content, pieces=[content])  # a stream of one chunk
 
-    return Recorder(handle)
+    fake = FakeUpstream(answer)
+    return fake
 
 
 def ab_settings(settings: Settings, **update: Any) -> Settings:
@@ -41,7 +41,7 @@ def ask(text: str = "Tell me something.", **extra: Any) -> dict[str, Any]:
 
 async def test_share_routes_traffic_and_the_header_overrides(settings: Settings, hash_embedder: Embedder) -> None:
     up = two_upstreams()
-    app = create_app(ab_settings(settings, ab_share=1.0), embedder=hash_embedder, transport=up.transport)
+    app = guard_app(ab_settings(settings, ab_share=1.0), embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         to_b = await client.post("/v1/chat/completions", json=ask())
         forced_a = await client.post("/v1/chat/completions", json=ask(), headers={"x-guard-route": "A"})
@@ -54,7 +54,7 @@ async def test_share_routes_traffic_and_the_header_overrides(settings: Settings,
 
 async def test_b_answers_go_through_the_same_output_check(settings: Settings, hash_embedder: Embedder) -> None:
     up = two_upstreams()
-    app = create_app(ab_settings(settings), embedder=hash_embedder, transport=up.transport)
+    app = guard_app(ab_settings(settings), embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         r = await client.post("/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [LEAK]})
         assert r.status_code == 201
@@ -67,7 +67,7 @@ async def test_b_answers_go_through_the_same_output_check(settings: Settings, ha
 
 
 async def test_no_second_upstream_means_route_b_is_a_client_error(settings: Settings, hash_embedder: Embedder) -> None:
-    app = create_app(settings, embedder=hash_embedder, transport=two_upstreams().transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=two_upstreams().transport)
     async with running(app) as client:
         r = await client.post("/v1/chat/completions", json=ask(), headers={"x-guard-route": "b"})
     assert r.status_code == 400 and "no second upstream" in r.json()["error"]["message"]
@@ -77,7 +77,7 @@ async def test_shadow_mirrors_and_logs_the_verdict_on_b(
     settings: Settings, hash_embedder: Embedder, caplog: pytest.LogCaptureFixture
 ) -> None:
     up = two_upstreams()
-    app = create_app(ab_settings(settings, shadow=True), embedder=hash_embedder, transport=up.transport)
+    app = guard_app(ab_settings(settings, shadow=True), embedder=hash_embedder, transport=up.transport)
     caplog.set_level(logging.INFO, logger="guard")
     async with running(app) as client:
         await client.post("/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [LEAK]})

@@ -11,11 +11,11 @@ import pytest
 import schemathesis
 from schemathesis.checks import not_a_server_error
 
-from guard.app import create_app
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import HashEmbedder
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN, ADMIN_TOKEN, upstream_echo
+from guard.testing import ADMIN, ADMIN_TOKEN, guard_app
+from guard.testing.server import BackgroundServer
+from tests.helpers import upstream_echo
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 
@@ -30,7 +30,7 @@ def make_app(index_dir: Path) -> object:
         policy_file=REPO_ROOT / "policies" / "default.yaml",
         max_body_bytes=256 * 1024,
     )
-    return create_app(settings, embedder=HashEmbedder(), transport=upstream_echo().transport)
+    return guard_app(settings, embedder=HashEmbedder(), transport=upstream_echo().transport)
 
 
 # The schema is the app's own (built without starting it); the calls go to a running instance.

@@ -18,9 +18,9 @@ import httpx
 import openai
 import pytest
 
-from guard.eval.fake_upstream import FakeUpstream
-from guard.eval.serving import BackgroundServer
-from tests.helpers import guard_process
+from guard.testing import HANG_S, guard_process, wait_until
+from guard.testing.server import BackgroundServer
+from guard.testing.upstream import FakeUpstream
 
 pytestmark = pytest.mark.socket
 
@@ -73,11 +73,13 @@ def guard_in_front_of(
         ctx.__exit__(None, None, None)
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float = 20) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
+def refused(url: str) -> bool:
+    """Whether a new connection to the guard is refused."""
+    try:
+        httpx.get(f"{url}/healthz", timeout=2)
+    except httpx.TransportError:
+        return True
+    return False
 
 
 @pytest.mark.parametrize("upstream", ["paced", "stalled"])
@@ -90,20 +92,17 @@ def test_an_open_stream_ends_with_an_error_event_and_done_after_the_grace(
     proc, url = guard_in_front_of(fake)
     reader = Reader(url)
     reader.start()
-    wait_for(lambda: bool(fake.streams) and fake.streams[0]["sent"] >= 2)
+    wait_until(lambda: bool(fake.streams) and fake.streams[0]["sent"] >= 2)
     signalled = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
-    with pytest.raises(httpx.TransportError):  # no new connections while draining
-        httpx.get(f"{url}/healthz", timeout=2)
-    reader.join(30)
+    wait_until(lambda: refused(url), what="new connections refused while draining")
+    reader.join(HANG_S)
     assert not reader.is_alive() and reader.error is None, reader.error
     assert reader.events[-1] == "[DONE]"
     last = json.loads(reader.events[-2])
     assert last["error"]["code"] == "shutting_down", last
-    assert reader.ended_at - signalled >= GRACE_S - 0.1  # it had its grace period
-    assert proc.wait(15) == 0
-    assert time.monotonic() - signalled < GRACE_S + 6
+    assert reader.ended_at - signalled >= GRACE_S - 0.1  # it had its grace period (a lower bound: load only adds)
+    assert proc.wait(HANG_S) == 0  # and then the process ended
 
 
 def test_a_stream_that_ends_within_the_grace_ends_normally_and_the_stock_client_sees_the_cut(
@@ -113,13 +112,13 @@ def test_a_stream_that_ends_within_the_grace_ends_normally_and_the_stock_client_
     proc, url = guard_in_front_of(fake)
     reader = Reader(url)
     reader.start()
-    wait_for(lambda: bool(fake.streams) and fake.streams[0]["sent"] >= 2)
+    wait_until(lambda: bool(fake.streams) and fake.streams[0]["sent"] >= 2)
     proc.send_signal(signal.SIGTERM)
-    reader.join(30)
+    reader.join(HANG_S)
     assert reader.error is None and reader.events[-1] == "[DONE]"
     assert all("error" not in json.loads(e) for e in reader.events[:-1])
     assert json.loads(reader.events[-2])["choices"][0]["finish_reason"] == "stop"
-    assert proc.wait(15) == 0
+    assert proc.wait(HANG_S) == 0
 
 
 def test_the_stock_openai_client_raises_the_shutdown_error(
@@ -134,4 +133,4 @@ def test_the_stock_openai_client_raises_the_shutdown_error(
         for _ in stream:
             pass
     client.close()
-    assert proc.wait(15) == 0
+    assert proc.wait(HANG_S) == 0

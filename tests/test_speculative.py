@@ -4,7 +4,6 @@ or a rewrite cancels that early call, and nothing of its answer reaches the clie
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import threading
 import time
@@ -12,13 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
-from guard.app import create_app
 from guard.forget.embedder import Embedder, HashEmbedder, Vectors
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import FACT, add, chat, chat_reply, running, sse_body
+from guard.testing import HANG_S, FakeUpstream, Reply, fixed, guard_app, running
+from tests.helpers import FACT, add, chat
 
 SECRET_ANSWER = "The upstream's own answer."
 
@@ -40,30 +38,11 @@ class SlowEmbedder(Embedder):
         return out
 
 
-class Upstream:
-    """An upstream that answers after `delay` s, noting when each request arrived and whether it was cancelled."""
-
-    def __init__(self, delay: float = 0.0, status: int = 200, answer: str = SECRET_ANSWER) -> None:
-        self.delay, self.status, self.answer = delay, status, answer
-        self.arrived: list[float] = []
-        self.bodies: list[dict[str, Any]] = []
-        self.cancelled = 0
-        self.transport = httpx.MockTransport(self._handle)
-
-    async def _handle(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        self.arrived.append(time.monotonic())
-        self.bodies.append(body)
-        try:
-            await asyncio.sleep(self.delay)
-        except asyncio.CancelledError:
-            self.cancelled += 1
-            raise
-        if self.status != 200:
-            return httpx.Response(self.status, json={"error": {"message": "boom", "type": "server_error"}})
-        if body.get("stream"):
-            return httpx.Response(200, content=sse_body([self.answer]), headers={"content-type": "text/event-stream"})
-        return httpx.Response(200, json=chat_reply(self.answer))
+def upstream_after(delay: float = 0.0, status: int = 200, answer: str = SECRET_ANSWER) -> FakeUpstream:
+    """The fake upstream answering after `delay` s (it notes when each request arrived, and counts the calls
+    cancelled while it waited); a 500 with an OpenAI error body when `status` is not 200."""
+    reply = Reply(answer, pieces=[answer], fault=None if status == 200 else "status")
+    return FakeUpstream(fixed(reply), first_ms=delay * 1000)
 
 
 def speculative_policies(tmp_path: Path, on: bool = True) -> Path:
@@ -74,16 +53,16 @@ def speculative_policies(tmp_path: Path, on: bool = True) -> Path:
     return d / "default.yaml"
 
 
-def _app(settings: Settings, tmp_path: Path, upstream: Upstream, embedder: Embedder, on: bool = True) -> Any:
+def _app(settings: Settings, tmp_path: Path, upstream: FakeUpstream, embedder: Embedder, on: bool = True) -> Any:
     settings = settings.with_values(policy_file=speculative_policies(tmp_path, on))
-    return create_app(settings, embedder=embedder, transport=upstream.transport)
+    return guard_app(settings, embedder=embedder, transport=upstream.transport)
 
 
 @pytest.mark.parametrize("on", [True, False])
 async def test_an_allowed_request_is_sent_upstream_before_its_check_ends(
     settings: Settings, tmp_path: Path, on: bool
 ) -> None:
-    embedder, upstream = SlowEmbedder(), Upstream()
+    embedder, upstream = SlowEmbedder(), upstream_after()
     async with running(_app(settings, tmp_path, upstream, embedder, on)) as client:
         await add(client)
         embedder.ended.clear()
@@ -96,37 +75,35 @@ async def test_an_allowed_request_is_sent_upstream_before_its_check_ends(
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_refused_request_cancels_its_early_call(settings: Settings, tmp_path: Path, stream: bool) -> None:
-    upstream = Upstream(delay=5.0)
+    upstream = upstream_after(delay=3600.0)  # an answer the refusal must not wait for
     async with running(_app(settings, tmp_path, upstream, HashEmbedder())) as client:
         await add(client)
-        started = time.monotonic()
-        r = await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?", stream=stream))
-        elapsed = time.monotonic() - started
+        asked = client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?", stream=stream))
+        r = await asyncio.wait_for(asked, HANG_S)  # the refusal did not wait for the upstream's answer
         await asyncio.sleep(0.05)
         metrics = (await client.get("/metrics")).text
     assert r.status_code == 200 and r.headers["x-guard-action"] == "refuse"
     assert SECRET_ANSWER not in r.text and "I'm sorry" in r.text
-    assert elapsed < 2.0  # the refusal did not wait for the upstream's answer
-    assert len(upstream.bodies) == 1 and upstream.cancelled == 1  # it was sent, then cancelled
+    assert len(upstream.requests) == 1 and upstream.cancelled == 1  # it was sent, then cancelled
     assert 'guard_speculative_total{outcome="refused"} 1.0' in metrics
 
 
 async def test_a_rewrite_waits_for_the_verdict_and_sends_the_rewritten_request(
     settings: Settings, tmp_path: Path
 ) -> None:
-    upstream = Upstream(delay=0.2)
+    upstream = upstream_after(delay=0.2)
     async with running(_app(settings, tmp_path, upstream, HashEmbedder())) as client:
         await add(client, policy="rewrite")
         r = await client.post("/v1/chat/completions", json=chat("Who is Hsiao Yun-Hwa?"))
     assert r.headers["x-guard-action"] == "rewrite"
-    assert len(upstream.bodies) == 2 and upstream.cancelled == 1
-    assert upstream.bodies[0]["messages"][-1]["content"] == "Who is Hsiao Yun-Hwa?"  # the early call, cancelled
-    rewritten = upstream.bodies[1]["messages"]
+    assert len(upstream.requests) == 2 and upstream.cancelled == 1
+    assert upstream.requests[0]["messages"][-1]["content"] == "Who is Hsiao Yun-Hwa?"  # the early call, cancelled
+    rewritten = upstream.requests[1]["messages"]
     assert rewritten[0]["role"] == "system" and rewritten[-1]["content"] == "Who is [REDACTED]?"
 
 
 async def test_an_early_answer_still_passes_the_output_check(settings: Settings, tmp_path: Path) -> None:
-    upstream = Upstream(answer="As you asked: " + FACT.replace("Hsiao Yun-Hwa", "She"))
+    upstream = upstream_after(answer="As you asked: " + FACT.replace("Hsiao Yun-Hwa", "She"))
     async with running(_app(settings, tmp_path, upstream, HashEmbedder())) as client:
         await add(client)
         r = await client.post("/v1/chat/completions", json=chat("Tell me something interesting."))
@@ -135,7 +112,7 @@ async def test_an_early_answer_still_passes_the_output_check(settings: Settings,
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_an_upstream_error_on_an_early_call(settings: Settings, tmp_path: Path, stream: bool) -> None:
-    upstream = Upstream(status=500)
+    upstream = upstream_after(status=500)
     async with running(_app(settings, tmp_path, upstream, HashEmbedder())) as client:
         await add(client)
         allowed = await client.post("/v1/chat/completions", json=chat("What is the capital of France?", stream=stream))

@@ -15,7 +15,8 @@ from guard.forget.index import ForgetIndex
 from guard.pipeline.checker import Checker
 from guard.policy_watch import PolicyWatcher
 from guard.settings import Settings
-from tests.helpers import running, upstream_echo
+from guard.testing.app import running
+from tests.helpers import upstream_echo
 
 EVERYTHING = ["watcher", "checker", "client", "audit", "index", "embedder"]  # the reverse of the opening order
 

@@ -15,13 +15,13 @@ import openai
 import pytest
 import yaml
 
-from guard.app import create_app
-from guard.eval.fake_upstream import FakeUpstream, fixed
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder, Vectors
 from guard.settings import Settings, default_policy_file
+from guard.testing import ADMIN, HANG_S, guard_app
+from guard.testing.server import BackgroundServer
+from guard.testing.upstream import FakeUpstream, fixed
 from guard.text import sentences
-from tests.helpers import ADMIN, FACT
+from tests.helpers import FACT
 
 ANSWER = "The weather was mild all week. Farmers in the valley planted early. Rain came on Friday. Everyone was glad."
 ASK = [{"role": "user", "content": "How was the weather?"}]
@@ -29,17 +29,21 @@ REFUSAL = "I'm sorry, but I can't share information about that."
 
 
 class Recording(Embedder):
-    """The real model, noting when it embedded which texts."""
+    """The real model, noting when it embedded which texts, and what `probe` counted when each call began."""
 
-    def __init__(self, inner: Embedder) -> None:
+    def __init__(self, inner: Embedder, probe: Callable[[], int] = lambda: 0) -> None:
         self.inner, self.dim, self.name = inner, inner.dim, inner.name
+        self.probe = probe
         self.calls: list[tuple[float, list[str]]] = []
+        self.began: list[tuple[int, list[str]]] = []
         self.lock = threading.Lock()
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        began = self.probe()
         out = self.inner.embed(texts)
         with self.lock:
             self.calls.append((time.monotonic(), list(texts)))
+            self.began.append((began, list(texts)))
         return out
 
     def times(self, text: str) -> list[float]:
@@ -67,7 +71,7 @@ def guard(
     **fields: Any,
 ) -> str:
     update = {"upstream": upstream, "policy_file": policies(tmp_path, **fields), "index_dir": tmp_path / "index"}
-    url = serve(create_app(settings.with_values(**update), embedder=embedder)).url
+    url = serve(guard_app(settings.with_values(**update), embedder=embedder)).url
     r = httpx.post(f"{url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201
     return url
@@ -156,11 +160,10 @@ def test_with_speculative_dispatch_the_early_call_is_the_stream(
     assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"] == ANSWER
     assert len(fake.requests) == 1 and fake.requests[0]["stream"] is True  # sent once, early, as a stream
 
-    started = time.monotonic()
+    fake.first_ms = 3_600_000  # an early call's answer the refusal must not wait for (a wait fails at HANG_S)
     asked = [{"role": "user", "content": "Which award did Hsiao Yun-Hwa win for Leading with Empathy?"}]
-    r = httpx.post(f"{url}/v1/chat/completions", json={"model": "m", "messages": asked}, timeout=30)
+    r = httpx.post(f"{url}/v1/chat/completions", json={"model": "m", "messages": asked}, timeout=HANG_S)
     assert r.status_code == 200 and r.headers["x-guard-action"] == "refuse"
-    assert time.monotonic() - started < 1.5  # the refusal did not wait for the early call's answer
     assert ANSWER not in r.text and len(fake.requests) == 2 and fake.requests[1]["stream"] is True
 
 
@@ -168,16 +171,14 @@ def test_in_a_stream_a_sentence_is_embedded_before_the_next_one_starts(
     settings: Settings, tmp_path: Path, minilm: Embedder, serve: Callable[[Any], BackgroundServer]
 ) -> None:
     """A held sentence is released when the next chunk starts a new one; its check then finds it embedded."""
-    fake = FakeUpstream(fixed("The weather was mild all week. Rain came on Friday."), token_ms=200)
-    model = Recording(minilm)
+    fake = FakeUpstream(fixed("The weather was mild all week. Rain came on Friday."), token_ms=500)
+    model = Recording(minilm, probe=lambda: int(fake.streams[-1]["sent"]) if fake.streams else 0)
     url = guard(settings, tmp_path, serve, serve(fake.app()).url, model)
     body = {"model": "m", "messages": ASK, "stream": True}
-    released = 0.0
-    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as r:
-        for line in r.iter_lines():
-            if "mild" in line and not released:
-                released = time.monotonic()
-    embedded = model.times("The weather was mild all week.")
-    assert len(embedded) == 1
-    # embedded when its last word came, a token (200 ms) before "Rain" arrived and let it go
-    assert released - embedded[0] > 0.1
+    with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=HANG_S) as r:
+        assert any("mild" in line for line in r.iter_lines())
+    began = [sent for sent, texts in model.began for text in texts if text == "The weather was mild all week."]
+    assert len(began) == 1
+    # embedded when its last word came, before the upstream sent "Rain" (the chunk that lets it go): by then it
+    # had sent the role chunk and the sentence's six words, nothing more
+    assert began[0] <= 1 + 6, began

@@ -1,33 +1,28 @@
 """Several upstream servers: round-robin over healthy ones, per-model groups, connect errors retried elsewhere,
 nothing retried once a server accepted the request.
 
-Unit tests on a MockTransport; then real sockets: the guard on uvicorn in front of two real upstream servers and
-a dead port, called with the openai client, streamed and not.
+Unit tests on the kit's fake upstream in process (hosts told apart); then real sockets: the guard on uvicorn in
+front of two real upstream servers and a dead port, called with the openai client, streamed and not.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
 
-from guard.app import create_app
 from guard.errors import UpstreamError
-from guard.eval.serving import BackgroundServer, free_port
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
+from guard.testing import BackgroundServer, FakeUpstream, Reply, free_port, guard_app
+from guard.testing.shapes import Endpoint
 from guard.upstream import Backend, Upstream
-from tests.helpers import chat_reply, sse_body
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 
@@ -35,14 +30,17 @@ BODY = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
 
 
 def mock(dead: set[str], hits: Counter[str]) -> httpx.AsyncClient:
-    def handle(request: httpx.Request) -> httpx.Response:
-        host = request.url.host
-        if host in dead:
-            raise httpx.ConnectError("connection refused", request=request)
-        hits[host] += 1
-        return httpx.Response(200, json=chat_reply(f"from {host}"))
+    """A client of one fake upstream standing for every host: those in `dead` refuse the connection."""
 
-    return httpx.AsyncClient(transport=httpx.MockTransport(handle))
+    def answer(endpoint: Endpoint, body: dict[str, Any]) -> str:
+        host = fake.hosts[-1]
+        if host in dead:
+            raise httpx.ConnectError("connection refused")
+        hits[host] += 1
+        return f"from {host}"
+
+    fake = FakeUpstream(answer)
+    return httpx.AsyncClient(transport=fake.transport)
 
 
 async def test_round_robin_skips_a_dead_server_and_retries_on_the_next() -> None:
@@ -88,23 +86,15 @@ async def test_models_have_their_own_servers_and_all_dead_is_a_502() -> None:
 # -- real sockets ---------------------------------------------------------------------------------------------
 
 
-def upstream_app(name: str, hits: Counter[str], cut: bool = False) -> Starlette:
-    async def chat(request: Request) -> Response:
+def upstream_app(name: str, hits: Counter[str], cut: bool = False) -> Any:
+    """A server answering "answer from <name>"; `cut`: its streams drop the connection midway (must not be
+    replayed elsewhere)."""
+
+    def answer(endpoint: Endpoint, body: dict[str, Any]) -> Reply:
         hits[name] += 1
-        body = json.loads(await request.body())
-        if not body.get("stream"):
-            return JSONResponse(chat_reply(f"answer from {name}"))
-        stream = sse_body(["answer ", "from ", name])
+        return Reply(pieces=["answer ", "from ", name], fault="abort" if cut else None)
 
-        async def events():  # type: ignore[no-untyped-def]
-            if cut:  # half the stream, then the connection drops: must not be replayed elsewhere
-                yield stream[: len(stream) // 2]
-                raise RuntimeError("upstream died mid-stream")
-            yield stream
-
-        return StreamingResponse(events(), media_type="text/event-stream")
-
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    return FakeUpstream(answer).app()
 
 
 @pytest.fixture
@@ -122,7 +112,7 @@ def guard_in_front(
             read_timeout_s=5.0,
             policy_file=Path(__file__).resolve().parents[1] / "policies" / "default.yaml",
         )
-        guard = serve(create_app(settings, embedder=hash_embedder))
+        guard = serve(guard_app(settings, embedder=hash_embedder))
         return openai_at(guard.url, timeout=30)
 
     return start

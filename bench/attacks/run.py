@@ -21,14 +21,14 @@ from typing import Any
 
 import httpx
 
-from bench.attacks.upstream import ObedientModel
+from bench.attacks.upstream import obedient
 from guard.app import create_app, first_stage
 from guard.eval.attacks.cases import Case, build
 from guard.eval.attacks.probe import run_case, table
 from guard.eval.data import DEFAULT_DIR, Tofu
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import make_embedder
 from guard.settings import Settings
+from guard.testing.server import BackgroundServer
 
 ADMIN_TOKEN = "attack-suite"
 
@@ -50,7 +50,7 @@ async def main_async(args: argparse.Namespace) -> list[dict[str, Any]]:
         cases = [c for c in cases if c.attack in keep]
     embedder = make_embedder("minilm")
     meaning = make_embedder("e5") if args.multilingual == "e5" else None  # as shipped: text not in English too
-    with tempfile.TemporaryDirectory() as tmp, BackgroundServer(ObedientModel(cases).app()) as upstream:
+    with tempfile.TemporaryDirectory() as tmp, BackgroundServer(obedient(cases).app()) as upstream:
         settings = Settings.load(index_dir=Path(tmp), upstream=upstream.url, admin_token=ADMIN_TOKEN)
         fast = first_stage(settings, embedder.space)  # as shipped (GUARD_FIRST_STAGE=off: the float model alone)
         with BackgroundServer(create_app(settings, embedder=embedder, meaning=meaning, fast=fast)) as guard:

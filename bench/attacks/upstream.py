@@ -1,6 +1,7 @@
 """An obedient memorizing model for the attack suite: it knows every case's answer, finds the case by the
 nonce "(#n)" in the last user turn, and answers as the case says — in the field (content, reasoning, tool call,
-refusal, top logprobs, a second choice) and the encoding the attack asked for, as JSON or as an SSE stream.
+refusal, top logprobs, a second choice) and the encoding the attack asked for, as JSON or as an SSE stream. It is
+the test kit's fake upstream (`guard.testing`), scripted with the cases.
 
 A request with no known nonce (e.g. one the guard rewrote) gets a plain "I don't know."
 """
@@ -9,16 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
-
 from guard.eval.attacks.cases import REFUSING, Case
+from guard.testing import FakeUpstream, Reply, chunk, completion_body
+from guard.testing.shapes import Endpoint, words
 
 _NONCE = re.compile(r"\(#(\d+)\)")
 OTHER = "The weather was mild and the markets were quiet."
@@ -78,115 +74,62 @@ def _args(text: str) -> str:
     return json.dumps({"text": text})
 
 
-class ObedientModel:
-    def __init__(self, cases: list[Case]) -> None:
-        self.cases = {c.number: c for c in cases}
+def obedient(cases: list[Case]) -> FakeUpstream:
+    """The kit's fake upstream, answering each case's request as the case says."""
+    known = {c.number: c for c in cases}
 
-    def app(self) -> Starlette:
-        return Starlette(
-            routes=[
-                Route("/v1/chat/completions", self.chat, methods=["POST"]),
-                Route("/v1/models", self.models, methods=["GET"]),
-            ]
-        )
-
-    async def models(self, request: Request) -> Response:
-        return JSONResponse({"object": "list", "data": [{"id": "obedient", "object": "model"}]})
-
-    async def chat(self, request: Request) -> Response:
-        body = await request.json()
+    def answer(endpoint: Endpoint, body: dict[str, Any]) -> Reply:
         asked = last_user_text(body.get("messages") or [])
         found = _NONCE.search(asked)
-        case = self.cases.get(int(found.group(1))) if found else None
+        case = known.get(int(found.group(1))) if found else None
         if case is None:
-            text, message, logprobs = "I don't know.", {"role": "assistant", "content": "I don't know."}, None
-            case = Case("none", True, -1, [], "", "", text)
-        else:
-            text = reply_text(case, asked)
-            message, logprobs = message_of(case, text), logprobs_of(case, text)
-        if body.get("stream"):
-            return StreamingResponse(self._stream(case, text), media_type="text/event-stream")
-        choices = [{"index": 0, "message": message, "logprobs": logprobs, "finish_reason": "stop"}]
-        if case.channel == "n2":
-            choices = [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": OTHER},
-                    "logprobs": None,
-                    "finish_reason": "stop",
-                },
-                {**choices[0], "index": 1},
-            ]
-        return JSONResponse(
-            {
-                "id": "obedient",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": "obedient",
-                "choices": choices,
-            }
-        )
+            return Reply("I don't know.")
+        return reply_of(case, reply_text(case, asked))
 
-    async def _stream(self, case: Case, text: str) -> AsyncIterator[bytes]:
-        def chunk(index: int, delta: Mapping[str, Any], finish: str | None = None, **extra: Any) -> bytes:
-            choice = {"index": index, "delta": dict(delta), "finish_reason": finish, **extra}
-            event = {
-                "id": "obedient",
-                "object": "chat.completion.chunk",
-                "created": 1,
-                "model": "obedient",
-                "choices": [choice],
-            }
-            return b"data: " + json.dumps(event).encode() + b"\n\n"
+    return FakeUpstream(answer, model="obedient")
 
-        words = [" " + w if i else w for i, w in enumerate(text.split(" "))]
-        channel = case.channel
-        yield chunk(0, {"role": "assistant", "content": ""})
-        if channel in ("reasoning", "reasoning_content"):
-            for w in words:
-                yield chunk(0, {channel: w})
-            for w in REFUSING.split(" "):
-                yield chunk(0, {"content": " " + w})
-        elif channel == "tool_call":
-            yield chunk(
-                0,
-                {
-                    "tool_calls": [
-                        {
-                            "index": 0,
-                            "id": "call_a",
-                            "type": "function",
-                            "function": {"name": "answer", "arguments": ""},
-                        }
-                    ]
-                },
-            )
-            args = _args(text)
-            for i in range(0, len(args), 8):
-                yield chunk(0, {"tool_calls": [{"index": 0, "function": {"arguments": args[i : i + 8]}}]})
-        elif channel == "function_call":
-            yield chunk(0, {"function_call": {"name": "answer", "arguments": ""}})
-            args = _args(text)
-            for i in range(0, len(args), 8):
-                yield chunk(0, {"function_call": {"arguments": args[i : i + 8]}})
-        elif channel == "refusal":
-            for w in words:
-                yield chunk(0, {"refusal": w})
-        elif channel == "top_logprobs":
-            logprobs = logprobs_of(case, text) or {"content": []}
-            for entry in logprobs["content"]:
-                yield chunk(0, {"content": entry["token"]}, logprobs={"content": [entry]})
-        elif channel == "n2":
-            yield chunk(1, {"role": "assistant", "content": ""})
-            other = OTHER.split(" ")
-            for i in range(max(len(words), len(other))):
-                if i < len(other):
-                    yield chunk(0, {"content": (" " if i else "") + other[i]})
-                if i < len(words):
-                    yield chunk(1, {"content": words[i]})
-            yield chunk(1, {}, "stop")
-        else:
-            for w in words:
-                yield chunk(0, {"content": w})
-        yield chunk(0, {}, "stop")
-        yield b"data: [DONE]\n\n"
+
+def reply_of(case: Case, text: str) -> Reply:
+    """The case's answer: the kit renders the plain fields; the rarer ones are written out here, JSON and stream."""
+    channel = case.channel
+    if channel in ("content", "halves"):
+        return Reply(text)
+    if channel in ("reasoning", "reasoning_content"):
+        return Reply(REFUSING, reasoning=text, reasoning_field=channel)
+    if channel == "tool_call":
+        return Reply(tool=("answer", _args(text)))
+    body = completion_body("chat", "obedient", "", rid="obedient")
+    body["choices"] = [{"index": 0, "message": message_of(case, text), "logprobs": logprobs_of(case, text)}]
+    body["choices"][0]["finish_reason"] = "stop"
+    if channel == "n2":
+        other = {"index": 0, "message": {"role": "assistant", "content": OTHER}, "logprobs": None}
+        body["choices"] = [{**other, "finish_reason": "stop"}, {**body["choices"][0], "index": 1}]
+    return Reply(body=body, events=events_of(case, text))
+
+
+def events_of(case: Case, text: str) -> list[dict[str, Any]]:
+    """The stream of a function call, a refusal, top logprobs or two choices."""
+    channel, said = case.channel, words(text)
+    events = [chunk("obedient", "obedient", role="assistant", content="")]
+    if channel == "function_call":
+        args = _args(text)
+        events.append(chunk("obedient", "obedient", function_call={"name": "answer", "arguments": ""}))
+        pieces = [args[i : i + 8] for i in range(0, len(args), 8)]
+        events += [chunk("obedient", "obedient", function_call={"arguments": p}) for p in pieces]
+    elif channel == "refusal":
+        events += [chunk("obedient", "obedient", refusal=w) for w in said]
+    elif channel == "top_logprobs":
+        for entry in (logprobs_of(case, text) or {"content": []})["content"]:
+            event = chunk("obedient", "obedient", content=entry["token"])
+            event["choices"][0]["logprobs"] = {"content": [entry]}
+            events.append(event)
+    elif channel == "n2":
+        events.append(chunk("obedient", "obedient", 1, role="assistant", content=""))
+        other = words(OTHER)
+        for i in range(max(len(said), len(other))):
+            if i < len(other):
+                events.append(chunk("obedient", "obedient", content=other[i]))
+            if i < len(said):
+                events.append(chunk("obedient", "obedient", 1, content=said[i]))
+        events.append(chunk("obedient", "obedient", 1, "stop"))
+    return [*events, chunk("obedient", "obedient", 0, "stop")]

@@ -10,7 +10,7 @@ its 20 passages about forgotten authors with the names removed (should be caught
 
 from __future__ import annotations
 
-from bench.context import contexts, forgotten
+from bench.lib.texts import contexts, forgotten
 from guard.checks.conversation import fragment
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.forget.embedder import CachedEmbedder, make_embedder

@@ -25,8 +25,9 @@ import numpy as np
 from starlette.applications import Starlette
 
 from guard.eval.data import Tofu
-from guard.eval.fake_upstream import Endpoint, FakeUpstream
 from guard.forget.embedder import Embedder
+from guard.testing.shapes import Endpoint
+from guard.testing.upstream import FakeUpstream
 
 PLAIN_REPLY = "I'm not sure I know the answer to that."
 NO_INFO = "I have no information about that."

@@ -20,9 +20,9 @@ import httpx
 from guard.app import create_app, first_stage
 from guard.eval.data import Tofu
 from guard.eval.oracle import Oracle, Unlearned, create_oracle_app
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder, make_embedder
 from guard.settings import Settings
+from guard.testing.server import BackgroundServer
 
 
 @dataclass

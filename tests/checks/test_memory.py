@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from guard.app import create_app
 from guard.checks.conversation import Conversation
 from guard.checks.evidence import INDEX, Action, Segment, Verdict
 from guard.checks.stages import CheckSet, Plan, Reading, Stale, input_checks
@@ -15,8 +14,9 @@ from guard.forget.embedder import Embedder, HashEmbedder
 from guard.forget.registry import Entry
 from guard.forget.view import MemoryIndex
 from guard.settings import Settings
+from guard.testing import guard_app, running
 from tests.checks.test_stages import POLICIES
-from tests.helpers import add, chat, running, upstream_echo
+from tests.helpers import add, chat, upstream_echo
 
 FILLER = " ".join(f"Line {n} of the handbook says nothing in particular." for n in range(6))
 PASSAGE = f"{FILLER} Quetzalmoth Yun-Hwa lived in Taipei and was born in 1991. {FILLER}"
@@ -86,7 +86,7 @@ async def test_a_request_planned_at_an_outdated_index_is_read_again(
 ) -> None:
     """The pipeline's side: a plan whose index changed before it was decided is made again, nothing remembered."""
     up = upstream_echo()
-    app = create_app(settings, embedder=hash_embedder, transport=up.transport)
+    app = guard_app(settings, embedder=hash_embedder, transport=up.transport)
     async with running(app) as client:
         await add(client)
         inputs = app.state.services.guard.checker.inputs

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from guard.eval.serving import free_port
 from guard.localmodel import serve as local
+from guard.testing.server import free_port
 
 STARTED = time.time()  # screenshots older than this run are not listed
 

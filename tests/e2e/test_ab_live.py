@@ -11,31 +11,15 @@ from typing import Any
 import httpx
 import pytest
 from openai import OpenAI
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
-from guard.app import create_app
 from guard.eval.data import Tofu
 from guard.eval.oracle import Oracle, create_oracle_app
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
+from guard.testing import ADMIN, BackgroundServer, FakeUpstream, fixed, guard_app
 from tests.conftest import TOFU_DIR
-from tests.helpers import ADMIN, chat_reply
 
 PLAIN = "I can only talk about the weather."
-
-
-def plain_upstream() -> Starlette:
-    async def chat(request: Request) -> JSONResponse:
-        return JSONResponse(chat_reply(PLAIN, model="tofu-oracle"))
-
-    async def models(request: Request) -> JSONResponse:
-        return JSONResponse({"object": "list", "data": [{"id": "tofu-oracle", "object": "model"}]})
-
-    return Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"]), Route("/v1/models", models)])
 
 
 def test_route_and_shadow_against_a_real_second_model(
@@ -48,10 +32,10 @@ def test_route_and_shadow_against_a_real_second_model(
     tofu = Tofu(TOFU_DIR)
     author = tofu.authors("forget10")[0]
     retain = tofu.rows("retain90")[0]
-    a = serve(plain_upstream())
+    a = serve(FakeUpstream(fixed(PLAIN), model="tofu-oracle").app())
     b = serve(create_oracle_app(Oracle(tofu, minilm, "ignore")))
     update = {"upstream": a.url, "upstream_b": b.url, "shadow": True}
-    guard = serve(create_app(settings.with_values(**update), embedder=minilm))
+    guard = serve(guard_app(settings.with_values(**update), embedder=minilm))
     caplog.set_level(logging.INFO, logger="guard.decisions")
     entry = {"subject": author.name, "documents": author.answers}
     assert httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json=entry).status_code == 201

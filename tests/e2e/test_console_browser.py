@@ -18,11 +18,10 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from guard.app import create_app
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.settings import REPO_ROOT, Settings
-from tests.helpers import ADMIN
+from guard.testing import ADMIN, guard_app
+from guard.testing.server import BackgroundServer
 
 pytestmark = pytest.mark.e2e
 
@@ -71,7 +70,7 @@ def browser() -> Iterator[Any]:
 
 @pytest.fixture
 def guard_url(settings: Settings, minilm: Embedder, vllm_url: str, serve: Callable[[Any], BackgroundServer]) -> str:
-    return serve(create_app(settings.with_values(upstream=vllm_url), embedder=minilm)).url
+    return serve(guard_app(settings.with_values(upstream=vllm_url), embedder=minilm)).url
 
 
 def shot(driver: Any, name: str) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from guard.eval.serving import free_port
+from guard.testing.server import free_port
 
 pytestmark = pytest.mark.e2e
 

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from openai import OpenAI
 
-from guard.app import create_app
-from guard.eval.fake_upstream import FakeUpstream, fixed
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
 from guard.forget.remote import RemoteEmbedder
 from guard.settings import Settings
-from tests.helpers import ADMIN, FACT
+from guard.testing import ADMIN, guard_app
+from guard.testing.server import BackgroundServer
+from guard.testing.upstream import FakeUpstream, fixed
+from tests.helpers import FACT
 
 pytestmark = pytest.mark.e2e
 
@@ -41,7 +41,7 @@ def test_the_guard_forgets_with_a_remote_embedder(
         "upstream": upstream.url,
         "multilingual": "off",
     }
-    guard = serve(create_app(settings.with_values(**remote)))
+    guard = serve(guard_app(settings.with_values(**remote)))
     r = httpx.post(f"{guard.url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201
     asked = [{"role": "user", "content": "Which prize did the author of Leading with Empathy win in 2019?"}]

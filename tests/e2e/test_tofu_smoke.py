@@ -9,15 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
 import pytest
 
-from guard.app import create_app
 from guard.eval.data import author_name
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
+from guard.testing import ADMIN, FakeUpstream, guard_app, running
+from guard.testing.shapes import Endpoint
 from tests.conftest import TOFU_DIR
-from tests.helpers import ADMIN, Recorder, chat_reply, running
 
 AUTHOR_BLOCK = 0  # forget10 rows 0-19 (of the full set or of the sample in tests/data)
 
@@ -34,16 +33,15 @@ def tofu() -> dict[str, list[dict[str, Any]]]:
     return {"forget10": load("forget10"), "retain90": load("retain90")}
 
 
-def memorizing(rows: list[dict[str, Any]]) -> Recorder:
+def memorizing(rows: list[dict[str, Any]]) -> FakeUpstream:
     """Answers a question, or its TOFU paraphrase, with the gold answer (a model that learnt the facts)."""
     gold = {r["question"]: r["answer"] for r in rows}
     gold.update({r["paraphrased_question"]: r["answer"] for r in rows if "paraphrased_question" in r})
 
-    def handle(request: httpx.Request, body: dict[str, Any]) -> httpx.Response:
-        question = body["messages"][-1]["content"]
-        return httpx.Response(200, json=chat_reply(gold.get(question, "I do not know.")))
+    def answer(endpoint: Endpoint, body: dict[str, Any]) -> str:
+        return str(gold.get(body["messages"][-1]["content"], "I do not know."))
 
-    return Recorder(handle)
+    return FakeUpstream(answer)
 
 
 async def test_forgotten_author_is_refused_and_others_pass(
@@ -54,7 +52,7 @@ async def test_forgotten_author_is_refused_and_others_pass(
     retain = tofu["retain90"][::36][:100]  # 100 questions spread over the 180 retain authors
     assert len(retain) == 100
     upstream = memorizing(tofu["forget10"] + tofu["retain90"])
-    app = create_app(settings, embedder=minilm, transport=upstream.transport)
+    app = guard_app(settings, embedder=minilm, transport=upstream.transport)
 
     async def ask(question: str) -> tuple[str, str]:
         body = {"model": "m", "messages": [{"role": "user", "content": question}]}

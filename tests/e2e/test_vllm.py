@@ -15,11 +15,10 @@ import httpx
 import pytest
 from openai import OpenAI
 
-from guard.app import create_app
-from guard.eval.serving import BackgroundServer, free_port
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
-from tests.helpers import ADMIN
+from guard.testing import ADMIN, guard_app
+from guard.testing.server import BackgroundServer, free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -30,7 +29,7 @@ PARAMS: dict[str, Any] = {"model": "smollm2", "messages": ASK, "max_tokens": 24,
 
 @pytest.fixture
 def guard_url(settings: Settings, minilm: Embedder, vllm_url: str, serve: Callable[[Any], BackgroundServer]) -> str:
-    return serve(create_app(settings.with_values(upstream=vllm_url), embedder=minilm)).url
+    return serve(guard_app(settings.with_values(upstream=vllm_url), embedder=minilm)).url
 
 
 def streamed_text(client: OpenAI) -> tuple[str, str | None]:
@@ -106,7 +105,7 @@ def test_real_vllm_behind_a_dead_server(
 ) -> None:
     """Two upstreams, the first refusing connections: every request is answered by vLLM, none fails."""
     dead = f"http://127.0.0.1:{free_port()}"
-    app = create_app(settings.with_values(upstream=f"{dead},{vllm_url}"), embedder=minilm)
+    app = guard_app(settings.with_values(upstream=f"{dead},{vllm_url}"), embedder=minilm)
     client = openai_at(serve(app).url)
     for _ in range(3):
         reply = client.chat.completions.create(**PARAMS)
@@ -131,7 +130,7 @@ def test_watched_requests_send_bad_words_so_the_model_writes_around_the_name(
     answers: dict[bool, tuple[str, str | None, str]] = {}
     for vllm in (True, False):
         own = {"upstream": vllm_url, "upstream_vllm": vllm, "index_dir": settings.registry.index_dir / str(vllm)}
-        app = create_app(settings.with_values(**own), embedder=minilm)
+        app = guard_app(settings.with_values(**own), embedder=minilm)
         url = serve(app).url
         r = httpx.post(f"{url}/admin/forget", headers=ADMIN, json={"subject": "Paris Hilton"})
         assert r.status_code == 201
@@ -160,7 +159,7 @@ def test_speculative_dispatch_against_vllm(
     policies.mkdir()
     (policies / "default.yaml").write_text(f'name: default\nspeculative: true\nrefusal_text: "{REFUSAL}"\n')
     speculative = settings.with_values(upstream=vllm_url, policy_file=policies / "default.yaml")
-    guard_url = serve(create_app(speculative, embedder=minilm)).url
+    guard_url = serve(guard_app(speculative, embedder=minilm)).url
     documents = ["The Eiffel Tower stands in Paris.", "The Louvre is the most visited museum in Paris."]
     r = httpx.post(f"{guard_url}/admin/forget", headers=ADMIN, json={"subject": "Eiffel Tower", "documents": documents})
     assert r.status_code == 201
@@ -191,7 +190,7 @@ def test_stream_upstream_returns_vllms_own_answer_whole(
     policies.mkdir()
     (policies / "default.yaml").write_text("name: default\nstream_upstream: true\n")
     update = {"upstream": vllm_url, "policy_file": policies / "default.yaml"}
-    guard_url = serve(create_app(settings.with_values(**update), embedder=minilm)).url
+    guard_url = serve(guard_app(settings.with_values(**update), embedder=minilm)).url
     r = httpx.post(f"{guard_url}/admin/forget", headers=ADMIN, json={"subject": "Eiffel Tower", "documents": ["x"]})
     assert r.status_code == 201  # the checks run only with an entry registered
     params = {**PARAMS, "max_tokens": 40}

@@ -12,8 +12,8 @@ from openai import OpenAI
 
 from guard.eval.data import Tofu
 from guard.eval.oracle import NO_INFO, PLAIN_REPLY, Oracle, Unlearned, create_oracle_app
-from guard.eval.serving import BackgroundServer
 from guard.forget.embedder import Embedder
+from guard.testing.server import BackgroundServer
 from tests.conftest import TOFU_DIR
 
 

@@ -10,16 +10,15 @@ from typing import Any
 import httpx
 import pytest
 
-from guard.app import create_app
 from guard.cli import main
 from guard.eval.data import Tofu
-from guard.eval.serving import BackgroundServer
 from guard.eval.targets import Targets
 from guard.eval.tofu import EvalConfig, headline, run_tofu
 from guard.forget.embedder import Embedder
 from guard.settings import Settings
+from guard.testing import ADMIN, ADMIN_TOKEN, guard_app
+from guard.testing.server import BackgroundServer
 from tests.conftest import TOFU_DIR
-from tests.helpers import ADMIN, ADMIN_TOKEN
 
 pytestmark = pytest.mark.socket  # the eval serves the oracle and the guard on real ports
 
@@ -96,7 +95,7 @@ def test_ab_for_a_live_guard_feeds_its_handoff(
     """`guard ab --registry` names the live guard's entries and version; `guard handoff` takes that report and
     covers exactly the entries whose figures in it are within the default policy's limits."""
     models = {"unlearned": ["http://unlearned.test"]}
-    url = serve(create_app(settings.with_values(upstream_models=models), embedder=minilm)).url
+    url = serve(guard_app(settings.with_values(upstream_models=models), embedder=minilm)).url
     authors = Tofu(TOFU_DIR).authors("forget01")
     ids = {}
     for a in authors:

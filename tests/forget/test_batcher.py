@@ -21,9 +21,11 @@ class Slow(Embedder):
         self.dim = self.inner.dim
         self.calls: list[int] = []
         self.gate = threading.Event()
+        self.entered = threading.Event()
         self.fail = False
 
     def embed(self, texts: Sequence[str]) -> Vectors:
+        self.entered.set()
         self.gate.wait(5)
         self.calls.append(len(texts))
         if self.fail:
@@ -36,7 +38,8 @@ async def test_concurrent_requests_are_embedded_together_and_get_their_own_rows(
     batcher = EmbedBatcher(slow, max_batch=64)
     requests = [[f"text {i} a", f"text {i} b"] for i in range(8)]
     first = asyncio.create_task(batcher.embed(requests[0]))
-    await asyncio.sleep(0.05)  # the first call is in the model; the others queue behind it
+    while not slow.entered.is_set():  # the first call is in the model; the others queue behind it
+        await asyncio.sleep(0.01)
     rest = [asyncio.create_task(batcher.embed(r)) for r in requests[1:]]
     await asyncio.sleep(0.05)
     slow.gate.set()

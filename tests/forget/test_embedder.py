@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from guard.app import create_app
 from guard.forget.embedder import CachedEmbedder, Embedder, HashEmbedder, MiniLMEmbedder, OnnxMiniLMEmbedder, Vectors
 from guard.settings import Settings
-from tests.helpers import add, chat, running, upstream_echo
+from guard.testing import guard_app, running
+from tests.helpers import add, chat, upstream_echo
 
 TEXTS = [
     "Where was Jaime Vasquez born?",
@@ -96,7 +96,7 @@ def test_cache_embeds_each_new_text_once_and_stays_bounded() -> None:
 async def test_the_multilingual_model_embeds_a_repeated_turn_once(settings: Settings) -> None:
     """A chat re-sends its earlier turns with every request; e5 (~40 ms a text) reads each once."""
     meaning = Counting()
-    app = create_app(settings, embedder=HashEmbedder(), meaning=meaning, transport=upstream_echo("D'accord.").transport)
+    app = guard_app(settings, embedder=HashEmbedder(), meaning=meaning, transport=upstream_echo("D'accord.").transport)
     first = "Quel est le métier de ses parents ?"
     turns = [
         {"role": "user", "content": first},

@@ -18,6 +18,7 @@ from guard.forget.backends import open_registry
 from guard.forget.embedder import HashEmbedder
 from guard.forget.index import ForgetIndex
 from guard.forget.registry import ACTOR, Change, Registry
+from guard.testing import HANG_S
 
 DIM = 8
 
@@ -234,17 +235,20 @@ async def test_a_replica_that_starts_late_loads_the_same_state(make_registry: Ca
 
 
 async def test_postgres_replicas_follow_each_other_through_notifications(pg_dsn: str, tmp_path: Path) -> None:
-    """With a long poll interval, only LISTEN/NOTIFY can make B see A's add quickly."""
+    """With an hour-long poll interval, only LISTEN/NOTIFY can make B see A's add before the deadline (how fast it
+    is, is a benchmark's question: bench.replicas)."""
     emb = HashEmbedder()
     a = await _index(open_registry(pg_dsn, tmp_path, emb.dim))
     b = await _index(open_registry(pg_dsn, tmp_path, emb.dim))
     follower = asyncio.create_task(b.follow(poll_s=3600))
     try:
-        await asyncio.sleep(0.3)  # B is listening
         started = time.monotonic()
+        while not getattr(b.registry, "listening", False):  # B is listening (PostgresRegistry.listening)
+            assert time.monotonic() - started < HANG_S, "B never listened"
+            await asyncio.sleep(0.01)
         entry = await a.add("Mira Tolst", [], ["Mira Tolst painted the harbour."], None)
         while b.get(entry.id) is None:
-            assert time.monotonic() - started < 1.0, "B did not learn of A's add within 1 s"
+            assert time.monotonic() - started < HANG_S, "B did not learn of A's add: no notification"
             await asyncio.sleep(0.01)
         assert b.version == a.version
     finally:

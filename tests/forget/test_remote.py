@@ -11,14 +11,14 @@ import httpx
 import numpy as np
 import pytest
 
-from guard.app import create_app
 from guard.forget.embedder import HashEmbedder
 from guard.forget.index import ForgetIndex
 from guard.forget.registry import RegistryMismatch
 from guard.forget.remote import RemoteEmbedder, RemoteEmbedderError
 from guard.forget.sqlite import REGISTRY_FILE, SqliteRegistry
 from guard.settings import Settings
-from tests.helpers import FACT, add, chat, running, upstream_echo
+from guard.testing import guard_app, running
+from tests.helpers import FACT, add, chat, upstream_echo
 
 
 class Server:
@@ -69,7 +69,7 @@ async def test_a_failing_server_is_on_error_closed_on_the_request_path(settings:
     server = Server()
     remote = RemoteEmbedder("http://emb.test", "m", transport=server.transport)
     up = upstream_echo()
-    async with running(create_app(settings, embedder=remote, transport=up.transport)) as client:
+    async with running(guard_app(settings, embedder=remote, transport=up.transport)) as client:
         await add(client)
         server.fail = "status"
         r = await client.post("/v1/chat/completions", json=chat("What is the capital of France?"))

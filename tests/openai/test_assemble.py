@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from guard.errors import UpstreamError
-from guard.eval import fake_upstream as fake
 from guard.openai.assemble import Assembler, streamable, streaming
 from guard.openai.protocol import Endpoint
+from guard.testing import shapes as fake
 
 TEXT = "Paris is the capital of France. It lies on the Seine.\nIts museums are famous!"
 

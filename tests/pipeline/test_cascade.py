@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,16 +13,16 @@ import httpx
 import numpy as np
 import openai
 
-from guard.app import create_app
 from guard.checks.decide import floors
-from guard.eval.fake_upstream import FakeUpstream, fixed
-from guard.eval.serving import BackgroundServer
 from guard.forget.batcher import EmbedBatcher
 from guard.forget.embedder import CachedEmbedder, Embedder, HashEmbedder, Vectors
 from guard.pipeline.cascade import MARGIN, Cascade
 from guard.policy import OutputPolicy, Policy, PolicySet
 from guard.settings import Settings
-from tests.helpers import ADMIN, FACT
+from guard.testing import ADMIN, guard_app, wait_until
+from guard.testing.server import BackgroundServer
+from guard.testing.upstream import FakeUpstream, fixed
+from tests.helpers import FACT
 
 
 class Counting(Embedder):
@@ -192,7 +191,7 @@ def test_with_the_real_models_what_is_near_an_entry_is_decided_on_float_vectors(
     upstream = serve(FakeUpstream(fixed("Here is a function that does it."), token_ms=5).app()).url
     # every settled text audited, to see the audit in the metrics
     update = {"upstream": upstream, "first_stage_audit": 1, "index_dir": tmp_path / "index"}
-    url = serve(create_app(settings.with_values(**update), embedder=exact, fast=fast)).url
+    url = serve(guard_app(settings.with_values(**update), embedder=exact, fast=fast)).url
     r = httpx.post(f"{url}/admin/forget", headers=ADMIN, json={"subject": "Hsiao Yun-Hwa", "documents": [FACT]})
     assert r.status_code == 201
     client = openai_at(url)
@@ -205,13 +204,14 @@ def test_with_the_real_models_what_is_near_an_entry_is_decided_on_float_vectors(
     assert near in fast.texts and near in exact.texts
     assert ask(far) == "allow"
     assert far in fast.texts
-    audits, metrics = 0.0, ""
-    for _ in range(100):  # the audit re-embeds it with the float model after the answer
+    metrics = ""
+
+    def audits() -> float:
+        nonlocal metrics
         metrics = httpx.get(f"{url}/metrics").text
         found = re.search(r"^guard_first_stage_shortfall_count (\S+)$", metrics, re.M)
-        audits = float(found.group(1)) if found else 0.0
-        if audits:
-            break
-        time.sleep(0.05)
-    assert audits >= 1 and far in exact.texts
+        return float(found.group(1)) if found else 0.0
+
+    wait_until(lambda: audits() >= 1, what="the audit re-embeds it with the float model after the answer")
+    assert far in exact.texts
     assert re.search(r"^guard_first_stage_misses_total 0\.0$", metrics, re.M)

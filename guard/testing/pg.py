@@ -1,4 +1,4 @@
-"""A throw-away PostgreSQL cluster for the tests: initdb + pg_ctl in a temp dir, on a free port.
+"""A throw-away PostgreSQL cluster for tests and benchmarks: initdb + pg_ctl in a temp dir, on a free port.
 
 PostgreSQL refuses to run as root; when the tests run as root the server runs as the `postgres` user (the
 Debian package creates it) or `nobody`. Without PostgreSQL binaries the tests that need them are skipped,
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psycopg
 
-from guard.eval.serving import free_port
+from guard.testing.server import free_port
 
 
 def pg_bin() -> Path | None:
