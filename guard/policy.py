@@ -80,6 +80,9 @@ class InputPolicy(_Strict):
     # entry's rare fact values (numbers, words outside the 5,000 most frequent).
     watch_threshold: float = Field(0.65, ge=-1.0, le=1.0)
     watch_facts: int = Field(2, ge=1)
+    # A question this close to an entry by meaning (the closest entry only) has its answer read with it at the
+    # output (`output.qa_threshold`), without the rest of a watch's strictness.
+    near_threshold: float = Field(0.55, ge=-1.0, le=1.0)
     # The same for text in other languages, on the multilingual model's scale (bench/embedders.py).
     multilingual_threshold: float = Field(0.87, ge=-1.0, le=1.0)
     multilingual_watch_threshold: float = Field(0.86, ge=-1.0, le=1.0)
@@ -109,6 +112,13 @@ class OutputPolicy(_Strict):
     multilingual_threshold: float = Field(0.90, ge=-1.0, le=1.0)
     multilingual_watch_threshold: float = Field(0.89, ge=-1.0, le=1.0)
     multilingual_watch_strong_threshold: float = Field(0.87, ge=-1.0, le=1.0)
+    # Under watch or near (`input.near_threshold`), the answer is also read joined to the question it answers ("Who
+    # wanted more unmanned tests of the LM? Grumman."): it counts from this score, a little above where that
+    # question, so answered, would be refused at input (a bare value means nothing alone and passes every other
+    # check). On TOFU, retain answers so read reach 0.70 against a forgotten author for 0.27% of retain
+    # questions, 0.72 for 0.13% (bench/RESULTS.md).
+    qa_threshold: float = Field(0.72, ge=-1.0, le=1.0)
+    multilingual_qa_threshold: float = Field(0.87, ge=-1.0, le=1.0)
 
 
 class CoveragePolicy(_Strict):

@@ -35,6 +35,10 @@ NOT_CLIENT = ("assistant", "history")  # whose text is not compared by meaning o
 PASSAGE_SENTENCES = 5  # a text of more sentences is a passage
 PASSAGE = "passage"  # the role of a passage's statements among the pieces
 CONTEXT_ROLES = ("system", "developer", "tool")  # what the client supplies as context, not what it asks
+# Output side: an answer joined to the question it answers, read as one text by meaning only ("Grumman." says
+# nothing alone; "Who wanted more unmanned tests of the LM? Grumman." states a fact). Names, values and runs of
+# words are not read in it: the question's own were read at input.
+QA = "qa"
 SPELLING_VIEWS = ("folded", "joined", "deleet", "split")  # respellings: a passage's are read for names only
 _QUESTION_ENDS = ("?", "？", "؟", "՞")  # question marks of the scripts that have their own
 _WORD = re.compile(r"[^\W\d_]{2,}")
@@ -81,6 +85,20 @@ class Conversation:
     def said_by(self, role: str) -> str:
         return "\n".join(t.text for t in self.turns if t.role == role)
 
+    def question(self) -> str:
+        """What the client asks now: its last turn, or the last sentence of it when it is a passage (where the
+        request usually is); "" when the last client text is not the user's."""
+        client = [t for t in self.turns if t.role not in NOT_CLIENT and t.text.strip()]
+        if not client or client[-1].role != "user":
+            return ""
+        text = client[-1].text
+        return sentences(text)[-1] if passage(text) else text
+
+
+def lexical(segments: Sequence[Segment]) -> list[Segment]:
+    """The segments names, values and runs of words are read in: not an answer joined to its question (`QA`)."""
+    return [s for s in segments if s.role != QA]
+
 
 def expand(segments: Sequence[Segment]) -> list[Segment]:
     """The segments and their normalised views (each view once)."""
@@ -90,6 +108,8 @@ def expand(segments: Sequence[Segment]) -> list[Segment]:
         if segment.text not in seen:
             seen.add(segment.text)
             out.append(segment)
+        if segment.role == QA:
+            continue  # read by meaning only, as written: its question's views were read at input
         for name, view in views(segment.text):
             if view not in seen:
                 seen.add(view)
@@ -145,12 +165,13 @@ def spans(text: str, width: int) -> list[str]:
 
 def output_pieces(segments: Sequence[Segment]) -> list[Segment]:
     """The pieces the output's semantic check embeds: each generated sentence, in the text and its views (not
-    those without a letter: list numbers, bare figures, rules; values are the fact check's)."""
+    those without a letter: list numbers, bare figures, rules; values are the fact check's), and the answer read
+    with its question (`QA`), whole."""
     pieces = [
         Segment(s.where, part, s.role)
         for s in segments
         if s.role != "history"
-        for part in sentences(s.text)
+        for part in ([s.text] if s.role == QA else sentences(s.text))
         if any(c.isalpha() for c in part)
     ]
     return list({p.text: p for p in pieces}.values())[:MAX_SEGMENTS]

@@ -55,7 +55,8 @@ def relax_input(
         action = input_action((m.entry_id for m in kept), policies, view)
     elif not kept:
         action = Action.allow
-    return Verdict(action, kept, verdict.monitored + moved, watched=watched, strong=verdict.strong & watched)
+    near = verdict.near - left
+    return Verdict(action, kept, verdict.monitored + moved, watched=watched, strong=verdict.strong & watched, near=near)
 
 
 def relax_output(

@@ -16,6 +16,7 @@ model from repeating it), and watch from the input threshold (where a question w
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Literal
 
 from guard.checks.evidence import ALLOW, Action, Evidence, Verdict, Watch
@@ -24,6 +25,7 @@ from guard.policy import InputAction, InputPolicy, OutputPolicy, Policy, PolicyS
 
 Stage = Literal["input", "output"]
 PASSAGE_KINDS = ("passage", "passage-meaning")
+QA_KINDS = ("qa", "qa-meaning")  # an answer read with its question: counts under watch or near (`counts_watched`)
 
 
 def counts(evidence: Evidence, policy: InputPolicy | OutputPolicy) -> bool:
@@ -64,6 +66,8 @@ def floors(policies: PolicySet) -> tuple[float, float]:
             o.semantic_threshold,
             o.watch_threshold,
             o.watch_strong_threshold,
+            o.qa_threshold,
+            i.near_threshold,
         )
         for i, o in every
     )
@@ -87,6 +91,9 @@ def watches(evidence: Evidence, policy: InputPolicy) -> bool:
 
 def counts_watched(evidence: Evidence, policy: OutputPolicy, watch: Watch) -> bool:
     """Output evidence that counts for an entry the conversation is watched for."""
+    if evidence.kind in QA_KINDS:  # the answer with its question: as that question, so answered, at input
+        threshold = policy.qa_threshold if evidence.kind == "qa" else policy.multilingual_qa_threshold
+        return policy.semantic and evidence.score >= threshold
     strong = evidence.entry_id in watch.strong
     if evidence.kind == "part" or (evidence.kind == "fact" and strong):
         return bool(evidence.words - watch.echo)
@@ -136,6 +143,29 @@ def decide(
 ) -> Verdict:
     """Run on the index's reader thread (entries are looked up in `view`)."""
     evidence = list(evidence)
+    verdict = _decide(stage, evidence, policies, view, watch)
+    if stage == "input" and verdict.action is Action.allow:
+        found = nearest(evidence, policies, view)
+        if found is not None and found not in verdict.watched:
+            verdict = replace(verdict, near=frozenset({found}))
+    return verdict
+
+
+def nearest(evidence: Iterable[Evidence], policies: PolicySet, view: IndexView) -> str | None:
+    """The entry a question comes near by meaning (the closest one, at its policy's `near_threshold`): the answer
+    will be read with the question for it (`counts_watched`, kind "qa"). A question alone says little of what
+    the client learns: "Who wanted more unmanned tests of the LM?" is 0.60 from the Apollo program's sentences,
+    and 0.74 with its answer "Grumman." (issue 35)."""
+    closest = max((e for e in evidence if e.kind == "semantic"), key=lambda e: e.score, default=None)
+    entry = view.get(closest.entry_id) if closest is not None else None
+    if closest is None or entry is None or policies.monitored(entry):
+        return None
+    return closest.entry_id if closest.score >= policies.for_entry(entry).input.near_threshold else None
+
+
+def _decide(
+    stage: Stage, evidence: list[Evidence], policies: PolicySet, view: IndexView, watch: Watch | None
+) -> Verdict:
     if stage == "input":
         evidence += described(evidence, policies, view)
     kept: dict[tuple[str, str], Evidence] = {}
@@ -148,10 +178,11 @@ def decide(
             continue
         policy = policies.for_entry(entry)
         strict = stage == "output" and watch is not None and e.entry_id in watch.entries
+        read_with_question = watch is not None and e.kind in QA_KINDS and e.entry_id in watch.near
         passage = e.kind in PASSAGE_KINDS
         if (
             passage_counts(e, policy) if passage else counts(e, policy.input if stage == "input" else policy.output)
-        ) or (strict and watch is not None and counts_watched(e, policy.output, watch)):
+        ) or ((strict or read_with_question) and watch is not None and counts_watched(e, policy.output, watch)):
             key = (e.entry_id, e.kind)
             if key not in kept or e.score > kept[key].score:
                 kept[key] = e

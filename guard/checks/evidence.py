@@ -71,6 +71,8 @@ class Watch:
     # back (it holds them already, whether the guard let them out or the client wrote them): no leak to say again
     echo: frozenset[str] = frozenset()
     history: str = ""  # what the assistant said in earlier turns
+    question: str = ""  # what the client asks now: an answer is also read joined to it (`guard.checks.conversation.QA`)
+    near: frozenset[str] = frozenset()  # entries the question came near: only the joined reading counts for them
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -104,6 +106,7 @@ class Verdict:
     failed: bool = False
     watched: frozenset[str] = frozenset()  # entries with weak evidence: the conversation is under watch for them
     strong: frozenset[str] = frozenset()  # of those, the ones watched strongly (see `Watch`)
+    near: frozenset[str] = frozenset()  # the entry an allowed question came near (`guard.checks.decide.nearest`)
     # the policy that rules what is done: the first matched entry's, else the request's (set by the stage that
     # decided, `guard.pipeline.checker`); its refusal text is what a refusal or a filtered answer says
     policy: Policy | None = field(default=None, compare=False)

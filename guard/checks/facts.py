@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from guard.checks.conversation import spans
+from guard.checks.conversation import lexical, spans
 from guard.checks.evidence import Evidence, Segment
 from guard.forget.embedder import Vectors
 from guard.forget.facts import rare
@@ -37,7 +37,7 @@ class FactCheck:
     def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> ValuesFound:
         found: dict[str, tuple[set[str], str]] = {}
         best: dict[str, tuple[set[str], str]] = {}
-        for segment in segments:
+        for segment in lexical(segments):
             cut = spans(segment.text, FACT_SPAN)
             for span in cut:
                 for entry_id, words in view.find_values(span).items():

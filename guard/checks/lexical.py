@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from guard.checks.conversation import SPELLING_VIEWS, is_view
+from guard.checks.conversation import SPELLING_VIEWS, is_view, lexical
 from guard.checks.evidence import Evidence, Segment
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
@@ -42,7 +42,7 @@ class NameCheck:
     def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> NamesFound:
         names: dict[str, str] = {}
         parts: dict[str, tuple[set[str], str]] = {}
-        for segment in segments:
+        for segment in lexical(segments):
             for entry_id in view.find_names(segment.text):
                 names.setdefault(entry_id, segment.where)
             if not keeps_case(segment):

@@ -53,4 +53,4 @@ class MeaningCheck:
         return found(pieces, view.search_meaning(queries, languages))
 
     def evidence(self, readings: Sequence[list[Found]]) -> list[Evidence]:
-        return best_per_entry(readings, "meaning", "passage-meaning")
+        return best_per_entry(readings, "meaning", "passage-meaning", "qa-meaning")

@@ -15,7 +15,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from guard.checks.conversation import PASSAGE
+from guard.checks.conversation import PASSAGE, QA
 from guard.checks.evidence import INDEX, Evidence, Segment
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
@@ -61,23 +61,25 @@ class SemanticCheck:
         return found(pieces, view.search(queries))
 
     def evidence(self, readings: Sequence[list[Found]]) -> list[Evidence]:
-        return best_per_entry(readings, "semantic", "passage")
+        return best_per_entry(readings, "semantic", "passage", "qa")
 
 
 def found(pieces: Sequence[Segment], scores: Sequence[Mapping[str, float]]) -> list[Found]:
     return [Found(hash(p.text), p.where, p.role, s) for p, s in zip(pieces, scores, strict=True) if s]
 
 
-def best_per_entry(readings: Sequence[Sequence[Found]], kind: str, passage_kind: str) -> list[Evidence]:
-    """Per entry, the best-scoring piece; a passage's statements apart, with their second-best score. A piece
-    read twice (the same sentence in two messages) counts once, where it was read first."""
+def best_per_entry(readings: Sequence[Sequence[Found]], kind: str, passage_kind: str, qa_kind: str) -> list[Evidence]:
+    """Per entry, the best-scoring piece; a passage's statements apart, with their second-best score, and an answer
+    read with its question apart. A piece read twice (the same sentence in two messages) counts once, where it
+    was read first."""
+    kinds = {PASSAGE: passage_kind, QA: qa_kind}
     best: dict[tuple[str, str], Evidence] = {}
     seen: set[int] = set()
     for piece in (p for reading in readings for p in reading):
         if piece.key in seen:
             continue
         seen.add(piece.key)
-        k = passage_kind if piece.role == PASSAGE else kind
+        k = kinds.get(piece.role, kind)
         for entry_id, score in piece.scores.items():
             was = best.get((entry_id, k))
             if was is None:

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from guard.checks.conversation import VIEW, expand, input_pieces, output_pieces
+from guard.checks.conversation import QA, VIEW, expand, input_pieces, output_pieces
 from guard.checks.decide import Stage, decide
 from guard.checks.evidence import ALLOW, INDEX, Check, Embedded, Evidence, Segment, Verdict, Watch
 from guard.checks.facts import FactCheck
@@ -175,7 +175,7 @@ def unnatural_evidence(segments: Sequence[Segment], watch: Watch) -> list[Eviden
     """Under strong watch, output that is mostly not natural language (encoded, spelled out, bare values) counts
     for every strongly watched entry: a model does not answer that way unless told to hide what it says."""
     for segment in segments:
-        if VIEW not in segment.where and segment.role != "history" and unnatural(segment.text):
+        if VIEW not in segment.where and segment.role not in ("history", QA) and unnatural(segment.text):
             return [Evidence(entry_id, "unnatural", 1.0, segment.where) for entry_id in sorted(watch.strong)]
     return []
 

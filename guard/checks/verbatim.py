@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from guard.checks.conversation import lexical
 from guard.checks.evidence import Evidence, Segment
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
@@ -23,7 +24,7 @@ class VerbatimCheck:
         self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]
     ) -> dict[str, tuple[int, str]]:
         best: dict[str, tuple[int, str]] = {}
-        for segment in segments:
+        for segment in lexical(segments):
             for entry_id, count in view.find_verbatim(segment.text).items():
                 if entry_id not in best or count > best[entry_id][0]:
                     best[entry_id] = (count, segment.where)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from guard.checks.conversation import QA
 from guard.checks.coverage import relax_input, relax_output
 from guard.checks.decide import floors, input_action
 from guard.checks.evidence import ALLOW, INDEX, MEANING, NO_WATCH, Action, Evidence, Segment, Verdict, Watch
@@ -111,11 +112,13 @@ class Checker:
         if verdict.action is Action.rewrite:
             entries.update(verdict.entry_ids)
             strong.update(verdict.entry_ids)
-        if not entries:
+        near = verdict.near - entries
+        if not entries and not near:
             return NO_WATCH
         said = " ".join(t.text for t in ctx.conversation.turns)
         history = ctx.conversation.said_by("assistant")
-        return Watch(frozenset(entries), frozenset(strong), frozenset(tokens(said)), history)
+        question = ctx.conversation.question()
+        return Watch(frozenset(entries), frozenset(strong), frozenset(tokens(said)), history, question, near)
 
     def output(self, ctx: RequestContext, watch: Watch = NO_WATCH, stage: str = "output") -> OutputCheck:
         """The output check of one request (every readable field of a choice); notable verdicts are recorded."""
@@ -127,6 +130,8 @@ class Checker:
             segments = [Segment(f"output.{field}", t, "assistant") for field, t in _merged(fields)]
             if watch and watch.history:  # earlier answers and this one together: a fact given in halves
                 segments.append(Segment("history", f"{watch.history}\n{text}", "history"))
+            if watch.question and (watch.entries or watch.near):  # "Grumman." alone says nothing: read the question
+                segments.append(Segment("qa", f"{watch.question}\n{text}", QA))
             reading = Reading(tuple(segments), ctx.policies, self.index.view, watch)
             verdict = await self._stage(stage, self.outputs, reading)
             if self.judge is not None and watch and verdict.action is Action.allow and not verdict.failed:
