@@ -86,6 +86,24 @@ def _vocabulary() -> frozenset[str]:
 
 
 @functools.cache
+def _costs() -> dict[str, float]:
+    costs: dict[str, float] = wordninja.DEFAULT_LANGUAGE_MODEL._wordcost
+    return costs
+
+
+def rarity(word: str) -> float:
+    """How rare a (lower-case) word is in general English: its cost in wordninja's unigram model (-log of its
+    Zipf probability, ~4 for "the", ~15 for the rarest listed word); a word not listed is rarer than any."""
+    costs = _costs()
+    return costs.get(word, _unlisted())
+
+
+@functools.cache
+def _unlisted() -> float:
+    return max(_costs().values()) + 1.0
+
+
+@functools.cache
 def common_words(n: int = 1500) -> frozenset[str]:
     """The `n` most frequent English words (wordninja's unigram list)."""
     return frozenset(list(wordninja.DEFAULT_LANGUAGE_MODEL._wordcost)[:n])

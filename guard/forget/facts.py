@@ -15,8 +15,9 @@ text named thousands of entries).
 
 from __future__ import annotations
 
+import math
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy.typing as npt
 
 from guard.forget.postings import Keys, Postings, Slots, string_keys
 from guard.language import english
-from guard.normalize import common_words
+from guard.normalize import common_words, rarity
 from guard.text import STOPWORDS, numbers, tokens
 
 MIN_LETTERS = 4
@@ -83,14 +84,25 @@ def fact_values(documents: Iterable[str], names: Iterable[str]) -> set[str]:
     any text in that language would share several with it. Numbers (a year, in any script's digits) from all."""
     parts = {w for name in names for w in tokens(name)}
     docs = list(documents)
-    values: set[str] = set()
+    found: Counter[str] = Counter()  # value -> in how many of the documents' words (or documents, for numbers)
     for doc in docs:
         words = tokens(doc)  # once per document: start-up reads every chunk of the index through here
         if english(doc, words):
-            values |= distinctive(words)
-            values |= proper_nouns(doc)
-    values |= {n for doc in docs for n in numbers(doc) if len(n) >= 3}
-    return set(sorted(values - parts)[:MAX_VALUES])
+            values = distinctive(words) | proper_nouns(doc)
+            found.update(w for w in words if w in values)
+        found.update(n for n in numbers(doc) if len(n) >= 3)
+    for part in parts:
+        found.pop(part, None)
+    if len(found) <= MAX_VALUES:
+        return set(found)
+    return set(sorted(found, key=lambda w: (-specificity(w, found[w]), w))[:MAX_VALUES])
+
+
+def specificity(value: str, count: int) -> float:
+    """How much a value says of its entry rather than of the world: rare in English, and said often in the
+    entry's documents ("Grumman" five times in the Apollo program's article). A long entry (a whole article) has
+    more values than `MAX_VALUES`: it keeps the most specific, not the first in alphabetical order."""
+    return rarity(value) + 2.0 * math.log(count)
 
 
 class WordIndex:

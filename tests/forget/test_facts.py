@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from guard.forget.facts import WordIndex, fact_values, name_parts
+from guard.forget.facts import MAX_VALUES, WordIndex, fact_values, name_parts
 
 
 def test_fact_values_are_distinctive_words_of_the_documents() -> None:
@@ -16,6 +16,16 @@ def test_fact_values_are_distinctive_words_of_the_documents() -> None:
 
 def test_name_parts() -> None:
     assert name_parts(["Ji-Yeon Park", "Basil Mahfouz Al-Kuwaiti"]) == {"yeon", "park", "basil", "mahfouz", "kuwaiti"}
+
+
+def test_a_long_entry_keeps_its_most_specific_values_not_the_first_in_alphabetical_order() -> None:
+    # a whole article has more values than MAX_VALUES: the cut keeps what is rare in English and said often here
+    filler = [f"The crew logged {''.join(chr(97 + (n // 26**i) % 26) for i in range(5))}q." for n in range(MAX_VALUES)]
+    repeated = ["Zeppelinwerk built the lander.", "Zeppelinwerk tested it twice.", "Zeppelinwerk delivered it."]
+    values = fact_values([*filler, *repeated, "They met in Houston."], ["Apollo program"])
+    assert len(values) == MAX_VALUES
+    assert "zeppelinwerk" in values  # last in alphabetical order, first by specificity
+    assert "houston" not in values  # a listed English word, said once: the least specific here
 
 
 def test_a_subjects_qualifier_is_not_a_part_of_its_name() -> None:
