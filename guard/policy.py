@@ -23,8 +23,6 @@ log = logging.getLogger("guard.policy")
 
 KEY_ID_CHARS = 16  # a client key's id: the first 16 hex characters of its SHA-256 (`key_id`)
 
-_warned: set[str] = set()  # unknown policy names already logged (once each, not per request)
-
 
 class InputAction(StrEnum):
     refuse = "refuse"
@@ -255,6 +253,7 @@ class _Loaded:
     settings: GlobalPolicy
     bound: dict[tuple[str | None, str | None], Policy] = field(default_factory=dict)  # (client, model) -> policy
     scoped: dict[tuple[str | None, str | None], PolicySet] = field(default_factory=dict)  # for_request's, cached
+    warned: set[str] = field(default_factory=set)  # unknown policy names logged (once each per set, not per request)
 
 
 class PolicySet:
@@ -319,8 +318,8 @@ class PolicySet:
             return self.default
         found = self._state.by_name.get(name)
         if found is None:  # an entry registered on a replica that has this policy and this one does not
-            if name not in _warned:
-                _warned.add(name)
+            if name not in self._state.warned:
+                self._state.warned.add(name)
                 log.warning("entry names an unknown policy: the request's policy applies", extra={"policy": name})
             return self.default
         return found
