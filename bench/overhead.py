@@ -1,7 +1,7 @@
 """What the guard adds, side by side in one run: the upstream called directly, a bare pass-through proxy (the same
 guard with every check off) and the guard with all checks on, in front of one fast fake upstream on loopback.
 
-    .venv/bin/python -m bench.overhead [--sizes 1000,100000,1000000] [--requests 300] [--append]
+    .venv/bin/python -m bench.overhead [--sizes 1000,100000,1000000] [--requests 300] [--out FILE.md]
 
 For each forget-index size (synthetic chunks, see `build_index`, plus the 20 real TOFU forget10 authors added
 through the admin API) it measures, with the real MiniLM, faiss and SQLite:
@@ -12,7 +12,8 @@ through the admin API) it measures, with the real MiniLM, faiss and SQLite:
 - sustained requests/s, 8 closed-loop clients, bare proxy vs guard;
 - the index itself, in this process: load time, search p50 for one query, recall of the real forget entries
   among the synthetic ones (the guard's best score vs the exact best), add → enforced, guard RSS.
-With --append the tables go to bench/RESULTS.md with the command and the machine. `--policy-fields
+With --out the tables also go to FILE.md with the command and the machine, to rewrite the section of
+bench/RESULTS.md from (its sections are rewritten when a bench is rerun, never appended to). `--policy-fields
 speculative,stream_upstream` runs the guard with those fields of its default policy on (the bare proxy as it is).
 """
 
@@ -408,7 +409,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="duration of each sustained-throughput run")
     parser.add_argument("--embedder", default=os.environ.get("GUARD_EMBEDDER", "minilm"))
     parser.add_argument("--kinds", default="short,2k", help="prompts measured: short, 2k (a 2k-token one) or both")
-    parser.add_argument("--append", action="store_true", help="append the tables to bench/RESULTS.md")
+    parser.add_argument("--out", type=Path, help="also write the tables, with the command and machine, to this file")
     parser.add_argument("--index-only", action="store_true", help="only the in-process index figures (prints them)")
     parser.add_argument("--tofu", type=Path, default=REPO_ROOT.parent / "shared" / "data" / "tofu")
     parser.add_argument(
@@ -430,9 +431,8 @@ def main() -> None:
         results.append(asyncio.run(measure_size(n, corpus, args, emb)))
     text = report(results, args)
     print("\n" + text)
-    if args.append:
-        with (REPO_ROOT / "bench" / "RESULTS.md").open("a") as f:
-            f.write("\n## Overhead: direct vs bare proxy vs guard (`bench/overhead.py`)\n\n" + text + "\n")
+    if args.out is not None:
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
