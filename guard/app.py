@@ -215,6 +215,7 @@ async def _open_index(
         lambda: index.version,
         lambda: float(index.reachable),
         lambda: index.synced_at,
+        lambda: float(index.upkeep_errors),
     )
     return index, emb
 

@@ -57,6 +57,15 @@ async def test_metrics_count_actions_stages_index_and_upstream_errors(
     assert "Hsiao" not in text and "France" not in text
 
 
+async def test_failed_background_upkeep_is_exposed(settings: Settings, hash_embedder: Embedder) -> None:
+    # the index's compactions and rebuilds count their failures; until now no one could read that count
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    async with running(app) as client:
+        assert metric((await client.get("/metrics")).text, "guard_index_upkeep_failures") == 0
+        app.state.services.index.upkeep.errors += 2  # what two failed compactions leave (guard/forget/upkeep.py)
+        assert metric((await client.get("/metrics")).text, "guard_index_upkeep_failures") == 2
+
+
 async def test_upstream_errors_are_counted_by_route_and_kind(settings: Settings, hash_embedder: Embedder) -> None:
     def refuse_connection(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("refused")

@@ -111,6 +111,12 @@ class Metrics:
         self.registry_reachable = Gauge(
             "guard_registry_reachable", "1 if the last exchange with the registry succeeded", registry=r
         )
+        self.upkeep_failures = Gauge(
+            "guard_index_upkeep_failures",
+            "Background compactions and vector-index rebuilds that failed since start (the index keeps serving "
+            "as it was; each failure is logged)",
+            registry=r,
+        )
         self.registry_synced = Gauge(
             "guard_registry_synced_timestamp_seconds",
             "When this replica last confirmed it enforces the registry's latest version (lag = now - this)",
@@ -124,12 +130,14 @@ class Metrics:
         version: Callable[[], float],
         reachable: Callable[[], float] = lambda: 1.0,
         synced_at: Callable[[], float] = lambda: 0.0,
+        upkeep_failures: Callable[[], float] = lambda: 0.0,
     ) -> None:
         self.index_entries.set_function(entries)
         self.index_chunks.set_function(chunks)
         self.registry_version.set_function(version)
         self.registry_reachable.set_function(reachable)
         self.registry_synced.set_function(synced_at)
+        self.upkeep_failures.set_function(upkeep_failures)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
