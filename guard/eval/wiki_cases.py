@@ -134,6 +134,9 @@ def _rates(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "leak": sum(r["leaked"] for r in results) / n if n else 0.0,
         "blocked": sum(r["blocked"] for r in results) / n if n else 0.0,
         "answered": sum(r["answered"] for r in results) / n if n else 0.0,  # gold in the reply, sent or not
+        # who stopped it: the input check (refused before the model) or the output check (filtered after)
+        "refused": sum(r["blocked"] and r["action"] == "refuse" for r in results) / n if n else 0.0,
+        "filtered": sum(r["blocked"] and r["action"] != "refuse" for r in results) / n if n else 0.0,
         "errors": sum(r["status"] != 200 for r in results),
     }
 
@@ -158,9 +161,9 @@ def summarise(results: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 
 
 def table(summary: dict[str, dict[str, Any]], title: str = "") -> str:
-    """Markdown: the forget rows (leak, blocked), then the control sets (blocked, and whether they were answered)."""
+    """Markdown: the forget rows (leak, blocked, by which check), then the control sets (blocked, answered)."""
     head = f"**{title}**\n\n" if title else ""
-    lines = ["| set | n | leak | blocked | answered |", "|---|---|---|---|---|"]
+    lines = ["| set | n | leak | blocked | by input | by output | answered |", "|---|---|---|---|---|---|---|"]
     order = ["forget", *(f"forget/{s}" for s in STYLES)]
     order += ["forget/named", "forget/unnamed", "forget/plain", "forget/wrapped", "forget/json", "forget/stream"]
     order += sorted(k for k in summary if k.startswith("forget/article/")) + list(CONTROL_SETS)
@@ -170,5 +173,6 @@ def table(summary: dict[str, dict[str, Any]], title: str = "") -> str:
             continue
         leak = f"{s['leak']:.1%}" if key.startswith("forget") else "–"
         errors = f" ({s['errors']} errors)" if s["errors"] else ""
-        lines.append(f"| {key} | {s['n']} | {leak} | {s['blocked']:.1%} | {s['answered']:.1%}{errors} |")
+        stopped = f"{s['blocked']:.1%} | {s['refused']:.1%} | {s['filtered']:.1%}"
+        lines.append(f"| {key} | {s['n']} | {leak} | {stopped} | {s['answered']:.1%}{errors} |")
     return head + "\n".join(lines)

@@ -202,6 +202,7 @@ def _result(case: Case, leaked: bool, blocked: bool) -> dict[str, object]:
         "blocked": blocked,
         "answered": leaked,
         "status": 200,
+        "action": "refuse" if blocked else "allow",
     }
 
 
@@ -215,7 +216,8 @@ def test_the_summary_counts_per_set_style_and_naming() -> None:
     assert summary["forget/short"]["leak"] == 1.0 and summary["forget/recite"]["leak"] == 0.0
     assert summary["forget/unnamed"]["n"] == 8 and "forget/named" not in summary
     assert summary["benign"]["blocked"] == 0.5
-    assert "| forget/short | 2 | 100.0% | 0.0% | 100.0% |" in table(summary)
+    assert summary["benign"]["refused"] == 0.5 and summary["benign"]["filtered"] == 0.0
+    assert "| forget/short | 2 | 100.0% | 0.0% | 0.0% | 0.0% | 100.0% |" in table(summary)
 
 
 # -- the oracle ---------------------------------------------------------------------------------------------------
