@@ -90,6 +90,9 @@ def _wiki_parser(esub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     wiki.add_argument("--benign", type=int, default=d.benign, help="questions of unrelated articles")
     wiki.add_argument("--neighbour", type=int, default=d.neighbour, help="questions of the closest articles")
+    wiki.add_argument(
+        "--near", type=int, default=d.near, help="questions of other articles closest to the forgotten paragraphs"
+    )
     wiki.add_argument("--rag", type=int, default=d.rag, help="RAG questions, each in the user turn and in a system one")
     wiki.add_argument("--concurrency", type=int, default=d.concurrency)
     wiki.add_argument("--max-tokens", type=int, default=d.max_tokens)

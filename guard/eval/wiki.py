@@ -16,7 +16,7 @@ import secrets
 import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ from guard.eval.wiki_cases import (
     revealed,
     summarise,
 )
-from guard.eval.wiki_data import Article, Wiki, choose_articles, neighbours
+from guard.eval.wiki_data import Article, Wiki, choose_articles, closest_questions, neighbours
 from guard.eval.wiki_oracle import WikiOracle, create_wiki_oracle_app
 from guard.eval.wiki_styles import MODEL_PREFIX
 from guard.forget.embedder import Embedder, make_embedder
@@ -58,15 +58,26 @@ def cached_embed(embedder: Embedder, texts: Sequence[str], cache: Path | None) -
     return vectors
 
 
-def centroids(wiki: Wiki, embedder: Embedder, cache: Path | None) -> dict[str, np.ndarray]:
-    """Each article's mean paragraph embedding."""
-    paragraphs = [(a.title, p) for a in wiki.articles for p in a.paragraphs]
-    vectors = cached_embed(embedder, [p for _, p in paragraphs], cache)
-    out: dict[str, np.ndarray] = {}
-    for a in wiki.articles:
-        rows = [i for i, (t, _) in enumerate(paragraphs) if t == a.title]
-        out[a.title] = vectors[rows].mean(axis=0)
-    return out
+@dataclass(frozen=True)
+class Embedded:
+    """The data's embeddings: each article's paragraphs (unit rows), every question (rows of `wiki.questions()`)."""
+
+    paragraphs: dict[str, np.ndarray]
+    questions: np.ndarray
+
+    @classmethod
+    def of(cls, wiki: Wiki, embedder: Embedder, cache: Path | None) -> Embedded:
+        texts = [p for a in wiki.articles for p in a.paragraphs]
+        vectors = cached_embed(embedder, texts, cache)
+        paragraphs, start = {}, 0
+        for a in wiki.articles:
+            paragraphs[a.title] = vectors[start : start + len(a.paragraphs)]
+            start += len(a.paragraphs)
+        return cls(paragraphs, cached_embed(embedder, [q.question for q in wiki.questions()], cache))
+
+    def centroids(self) -> dict[str, np.ndarray]:
+        """Each article's mean paragraph embedding."""
+        return {title: rows.mean(axis=0) for title, rows in self.paragraphs.items()}
 
 
 class GuardStarter:
@@ -185,27 +196,35 @@ async def ask_all(url: str, cases: Sequence[Case], concurrency: int, max_tokens:
 
 
 def seed_cases(
-    wiki: Wiki, forgotten: Sequence[Article], near: dict[str, str], config: WikiConfig, seed: int
+    wiki: Wiki, embedded: Embedded, forgotten: Sequence[Article], near: dict[str, str], config: WikiConfig, seed: int
 ) -> list[Case]:
     rng = random.Random(seed)
     gone = {a.title for a in forgotten}
+    others = [(q, i) for i, q in enumerate(wiki.questions()) if q.title not in gone]
+    closest = closest_questions(
+        [q for q, _ in others],
+        embedded.questions[[i for _, i in others]],
+        np.concatenate([embedded.paragraphs[t] for t in sorted(gone)]),
+        config.near,
+    )
     neighbour_titles = set(near.values())
     kept = [a for a in wiki.articles if a.title not in gone]
     benign = [a for a in kept if a.title not in neighbour_titles]
     cases = forget_cases(forgotten, config.per_article, rng)
     cases += control_cases("benign", benign, config.benign, rng)
     cases += control_cases("neighbour", [a for a in kept if a.title in neighbour_titles], config.neighbour, rng)
+    cases += control_cases("near", kept, len(closest), rng, closest)
     cases += control_cases("rag-user", kept, config.rag, rng)
     cases += control_cases("rag-system", kept, config.rag, rng)
     return cases
 
 
 async def run_seed(
-    starter: GuardStarter, upstream: str, wiki: Wiki, means: dict[str, np.ndarray], config: WikiConfig, seed: int
+    starter: GuardStarter, upstream: str, wiki: Wiki, embedded: Embedded, config: WikiConfig, seed: int
 ) -> dict[str, Any]:
     forgotten = choose_articles(wiki.articles, config.k, seed)
-    near = neighbours(means, [a.title for a in forgotten])
-    cases = seed_cases(wiki, forgotten, near, config, seed)
+    near = neighbours(embedded.centroids(), [a.title for a in forgotten])
+    cases = seed_cases(wiki, embedded, forgotten, near, config, seed)
     with ExitStack() as stack:
         url, token = starter.guard(upstream, stack)
         await register(url, token, forgotten)
@@ -221,14 +240,13 @@ async def run_seed(
 
 def run_wiki(wiki: Wiki, embedder: Embedder, config: WikiConfig) -> dict[str, Any]:
     """Every seed against a fresh guard in front of one wiki oracle; the seeds' results and their pooled sums."""
-    means = centroids(wiki, embedder, config.cache)
-    vectors = cached_embed(embedder, [q.question for q in wiki.questions()], config.cache)
-    oracle = WikiOracle(wiki, embedder, vectors)
+    embedded = Embedded.of(wiki, embedder, config.cache)
+    oracle = WikiOracle(wiki, embedder, embedded.questions)
     seeds = []
     with GuardStarter(embedder, config.policy_file) as starter:
         upstream = starter.serve(create_wiki_oracle_app(oracle))
         for seed in config.seeds:
-            seeds.append(asyncio.run(run_seed(starter, upstream, wiki, means, config, seed)))
+            seeds.append(asyncio.run(run_seed(starter, upstream, wiki, embedded, config, seed)))
     pooled = summarise([r for s in seeds for r in s["cases"]])
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()}
     return {"config": settings, "sets": ("forget", *CONTROL_SETS), "seeds": seeds, "pooled": pooled}

@@ -20,6 +20,7 @@ def config_of(args: argparse.Namespace) -> WikiConfig:
         per_article=args.per_article,
         benign=args.benign,
         neighbour=args.neighbour,
+        near=args.near,
         rag=args.rag,
         concurrency=args.concurrency,
         max_tokens=args.max_tokens,

@@ -147,3 +147,14 @@ def neighbours(centroids: dict[str, np.ndarray], forgotten: Sequence[str]) -> di
 def _unit(v: np.ndarray) -> np.ndarray:
     norm = float(np.linalg.norm(v))
     return v / norm if norm else v
+
+
+def closest_questions(
+    questions: Sequence[WikiQuestion], vectors: np.ndarray, paragraphs: np.ndarray, n: int
+) -> list[WikiQuestion]:
+    """The n questions (rows of `vectors`) most similar to any of the `paragraphs` (unit rows), most similar first."""
+    if n <= 0 or not len(questions) or not len(paragraphs):
+        return []
+    scores = (vectors @ paragraphs.T).max(axis=1)
+    order = sorted(range(len(questions)), key=lambda i: (-float(scores[i]), questions[i].id))
+    return [questions[i] for i in order[:n]]

@@ -28,6 +28,7 @@ from guard.eval.wiki_data import (
     WikiQuestion,
     answer_sentence,
     choose_articles,
+    closest_questions,
     names_subject,
     neighbours,
 )
@@ -164,6 +165,15 @@ def test_the_neighbour_is_the_closest_article_not_forgotten() -> None:
     assert neighbours(means, ["a"]) == {"a": "b"}
     assert neighbours(means, ["a", "b"]) == {"a": "d", "b": "d"}  # a forgotten article is nobody's neighbour
     assert neighbours(means, ["c"]) == {"c": "d"}
+
+
+def test_the_near_questions_are_those_closest_to_any_forgotten_paragraph() -> None:
+    questions = [q for a in ARTICLES[:2] for q in a.questions]  # six questions
+    vectors = np.eye(6, 3, dtype=np.float32)[[0, 1, 2, 2, 1, 0]]
+    vectors[3] = [0.0, 0.6, 0.8]
+    paragraphs = np.array([[0.0, 0.0, 1.0]], dtype=np.float32)
+    assert [q.id for q in closest_questions(questions, vectors, paragraphs, 2)] == ["A0-2", "A1-0"]
+    assert closest_questions(questions, vectors, paragraphs, 0) == []
 
 
 # -- cases --------------------------------------------------------------------------------------------------------

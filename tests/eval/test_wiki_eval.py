@@ -38,7 +38,7 @@ def test_a_tiny_wiki_eval_blocks_recited_sentences_and_passes_other_questions(mi
     from guard.eval.wiki_data import Wiki
 
     wiki = Wiki(_slice(tmp_path))
-    config = WikiConfig(seeds=(0,), k=1, per_article=3, benign=6, neighbour=3, rag=3, concurrency=2)
+    config = WikiConfig(seeds=(0,), k=1, per_article=3, benign=6, neighbour=3, near=4, rag=3, concurrency=2)
     result = run_wiki(wiki, minilm, config)
     seed = result["seeds"][0]
     (gone,) = (a["title"] for a in seed["forgotten"])
@@ -54,6 +54,7 @@ def test_a_tiny_wiki_eval_blocks_recited_sentences_and_passes_other_questions(mi
     assert len(benign) == 6 and {c["title"] for c in benign} == set(TITLES) - {gone, near}
     assert all(not c["blocked"] and c["answered"] for c in benign), [c["action"] for c in benign]
     assert all(c["title"] != gone for c in cases if c["set"] != "forget")
+    assert len([c for c in cases if c["set"] == "near"]) == 4
     summary = result["pooled"]
     assert summary["forget"]["n"] == 24
     assert summary["forget"]["leak"] + summary["forget"]["blocked"] <= 1.0
