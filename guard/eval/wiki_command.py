@@ -9,7 +9,7 @@ from typing import Any
 
 from guard.eval.wiki import run_wiki
 from guard.eval.wiki_cases import WikiConfig, table
-from guard.eval.wiki_data import Wiki
+from guard.eval.wiki_data import Wiki, choose_articles
 from guard.forget.embedder import Embedder
 
 
@@ -46,6 +46,11 @@ def eval_wiki(args: argparse.Namespace, embedder: Embedder, command: str) -> int
         wiki = Wiki(args.wiki)
     except FileNotFoundError as e:
         print(f"guard: no wiki-qa data: {e}", file=sys.stderr)
+        return 2
+    try:
+        choose_articles(wiki.articles, config.k, 0)  # before any model is loaded or server started
+    except ValueError as e:
+        print(f"guard: --k: {e}", file=sys.stderr)
         return 2
     result = run_wiki(wiki, embedder, config)
     result["command"] = command

@@ -3,6 +3,7 @@ the cases, and the oracle's matching (on a hash embedder: the same text, the sam
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import random
@@ -287,3 +288,18 @@ def test_the_conversation_puts_the_last_user_turn_last() -> None:
     }
     assert conversation("chat", body) == ["s", "a", "b"]
     assert conversation("completions", {"prompt": ["p"]}) == ["p"]
+
+
+def test_the_command_refuses_a_k_above_the_number_of_kinds(tiny_wiki: Wiki, tmp_path: Path) -> None:
+    from guard.eval.commands import add_parsers
+    from guard.eval.wiki_command import eval_wiki
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers(dest="command"))
+    wiki_dir = tmp_path  # the tiny wiki's files
+    args = parser.parse_args(["eval", "wiki", "--k", "3", "--wiki", str(wiki_dir), "--out", str(tmp_path / "out")])
+    assert (args.k, args.per_article, args.near) == (3, 15, 150)
+    assert eval_wiki(args, HashEmbedder(), "guard eval wiki --k 3") == 2  # two kinds only: nothing is started
+    assert not (tmp_path / "out").exists()
+    missing = parser.parse_args(["eval", "wiki", "--wiki", str(tmp_path / "none")])
+    assert eval_wiki(missing, HashEmbedder(), "guard eval wiki") == 2
