@@ -1,4 +1,4 @@
-"""The eval commands of `guard`: oracle · eval tofu · ab."""
+"""The eval commands of `guard`: oracle · eval tofu · eval wiki · ab."""
 
 from __future__ import annotations
 
@@ -51,6 +51,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     tofu.add_argument("--multilingual", type=Path, default=DEFAULT_DIR.parent / "tofu-multilingual")
     _common(tofu, "eval-results/tofu")
 
+    _wiki_parser(esub)
+
     ab = sub.add_parser("ab", help="the TOFU evaluation against several endpoints side by side, as a report")
     ab.add_argument(
         "--endpoint",
@@ -73,6 +75,33 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     _common(ab, "eval-results/ab")
 
 
+def _wiki_parser(esub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from guard.eval.wiki_cases import WikiConfig
+    from guard.eval.wiki_data import DEFAULT_WIKI_DIR
+
+    d = WikiConfig()
+    wiki = esub.add_parser(
+        "wiki", help="forget real Wikipedia articles (wiki-qa) through the guard in front of the wiki oracle"
+    )
+    wiki.add_argument("--seeds", default="0,1,2", help="comma-separated seeds: each forgets its own articles")
+    wiki.add_argument("--k", type=int, default=d.k, help="articles forgotten per seed, of different kinds")
+    wiki.add_argument(
+        "--per-article", type=int, default=d.per_article, help="questions per forgotten article (x2 wraps x4 styles)"
+    )
+    wiki.add_argument("--benign", type=int, default=d.benign, help="questions of unrelated articles")
+    wiki.add_argument("--neighbour", type=int, default=d.neighbour, help="questions of the closest articles")
+    wiki.add_argument(
+        "--near", type=int, default=d.near, help="questions of other articles closest to the forgotten paragraphs"
+    )
+    wiki.add_argument("--rag", type=int, default=d.rag, help="RAG questions, each in the user turn and in a system one")
+    wiki.add_argument("--concurrency", type=int, default=d.concurrency)
+    wiki.add_argument("--max-tokens", type=int, default=d.max_tokens)
+    wiki.add_argument("--policy", type=Path, help="default policy file of the guards started here")
+    wiki.add_argument("--wiki", type=Path, default=DEFAULT_WIKI_DIR, help="the wiki-qa directory")
+    wiki.add_argument("--cache", type=Path, default=Path("eval-results/.cache"), help="embeddings of the data")
+    wiki.add_argument("--out", type=Path, default=Path("eval-results/wiki"))
+
+
 def _common(p: argparse.ArgumentParser, out: str) -> None:
     p.add_argument("--split", choices=SPLITS, default="forget10")
     p.add_argument("--retain-limit", type=int, help="sample this many retain90 questions (default: all 3,600)")
@@ -88,6 +117,10 @@ def _common(p: argparse.ArgumentParser, out: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from guard.forget.embedder import make_embedder
 
+    if args.command == "eval" and args.suite == "wiki":
+        from guard.eval.wiki_command import eval_wiki
+
+        return eval_wiki(args, make_embedder("minilm"), "guard " + shlex.join(sys.argv[1:]))
     tofu = Tofu(args.tofu)
     embedder = make_embedder("minilm")
     if args.command == "oracle":
