@@ -154,10 +154,18 @@ def test_without_a_first_stage_every_text_goes_to_the_float_model() -> None:
 
 def test_the_floors_are_the_lowest_thresholds_of_every_policy() -> None:
     default = Policy(name="default")
+    lowest = (
+        default.input.described_threshold,
+        default.output.watch_strong_threshold,
+        default.input.watch_threshold,
+        default.input.near_threshold,  # a question near an entry has its answer read with it: decided on float
+        default.output.qa_threshold,
+    )
     assert floors(PolicySet(default)) == (
-        min(default.input.described_threshold, default.output.watch_strong_threshold, default.input.watch_threshold),
+        min(lowest),
         min(default.input.semantic_threshold, default.output.semantic_threshold),
     )
+    assert floors(PolicySet(default))[0] == default.input.near_threshold == 0.55
     lax = Policy(name="lax", output=OutputPolicy(watch_strong_threshold=0.41, semantic_threshold=0.55))
     assert floors(PolicySet(default, {"lax": lax})) == (0.41, 0.55)
 
