@@ -14,6 +14,7 @@ import tempfile
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -45,8 +46,7 @@ class Targets:
         policy_file: Path | None = None,
         known: dict[str, str] | None = None,
     ) -> None:
-        self.meaning: Embedder | None = None  # the multilingual model, loaded once for every guard started here
-        self.fast: Embedder | None = None  # the first stage (`guard.pipeline.cascade`), likewise
+        self.starter = GuardStarter(embedder, policy_file)  # the guards, their models loaded once for all
         self.known = known  # questions the oracle answers word for word (another language's TOFU)
         self.tofu = tofu
         self.embedder = embedder
@@ -60,6 +60,7 @@ class Targets:
 
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
+        self.starter.close()
 
     def open(self, name: str, spec: str) -> Target:
         if spec.startswith("guard+"):
@@ -84,8 +85,25 @@ class Targets:
         return self._oracles[spec]
 
     def _guard(self, name: str, upstream: str) -> Target:
+        url, token = self.starter.guard(upstream, self._stack)
+        return Target(name, url, model_of(upstream), guarded=True, admin_token=token)
+
+
+class GuardStarter:
+    """Starts guards in front of an upstream for an evaluation: a fresh index and admin token each, the embedding
+    models loaded once for all of them (closed by `close`)."""
+
+    def __init__(self, embedder: Embedder, policy_file: Path | None = None) -> None:
+        self.embedder = embedder
+        self.policy_file = policy_file
+        self.meaning: Embedder | None = None  # the multilingual model
+        self.fast: Embedder | None = None  # the first stage (`guard.pipeline.cascade`)
+        self._models = ExitStack()
+
+    def guard(self, upstream: str, stack: ExitStack) -> tuple[str, str]:
+        """(URL, admin token) of a new guard in front of `upstream`, stopped when `stack` closes."""
         token = secrets.token_urlsafe(16)
-        index_dir = Path(self._stack.enter_context(tempfile.TemporaryDirectory(prefix="guard-eval-")))
+        index_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="guard-eval-")))
         settings = Settings.load(upstream=upstream, index_dir=index_dir, admin_token=token)
         if self.policy_file is not None:
             settings = settings.with_values(policy_file=self.policy_file)
@@ -94,10 +112,22 @@ class Targets:
         if self.fast is None:
             self.fast = first_stage(settings, self.embedder.space)
             if self.fast is not None:
-                self._stack.callback(self.fast.close)
+                self._models.callback(self.fast.close)
         app = create_app(settings, embedder=self.embedder, meaning=self.meaning, fast=self.fast)
-        server = self._stack.enter_context(BackgroundServer(app))
-        return Target(name, server.url, model_of(upstream), guarded=True, admin_token=token)
+        return stack.enter_context(BackgroundServer(app)).url, token
+
+    def serve(self, app: Any) -> str:
+        """Serve another app (an oracle) until `close`."""
+        return self._models.enter_context(BackgroundServer(app)).url
+
+    def close(self) -> None:
+        self._models.close()
+
+    def __enter__(self) -> GuardStarter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def model_of(url: str) -> str:

@@ -12,8 +12,6 @@ import asyncio
 import hashlib
 import json
 import random
-import secrets
-import tempfile
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -24,9 +22,8 @@ import httpx
 import numpy as np
 from tqdm import tqdm
 
-from guard.app import create_app, first_stage
 from guard.eval.attacks.probe import visible
-from guard.eval.serving import BackgroundServer
+from guard.eval.targets import GuardStarter
 from guard.eval.wiki_cases import (
     CONTROL_SETS,
     Case,
@@ -40,8 +37,7 @@ from guard.eval.wiki_cases import (
 from guard.eval.wiki_data import Article, Wiki, choose_articles, closest_questions, neighbours
 from guard.eval.wiki_oracle import WikiOracle, create_wiki_oracle_app
 from guard.eval.wiki_styles import MODEL_PREFIX
-from guard.forget.embedder import Embedder, make_embedder
-from guard.settings import Settings
+from guard.forget.embedder import Embedder
 
 
 def cached_embed(embedder: Embedder, texts: Sequence[str], cache: Path | None) -> np.ndarray:
@@ -78,43 +74,6 @@ class Embedded:
     def centroids(self) -> dict[str, np.ndarray]:
         """Each article's mean paragraph embedding."""
         return {title: rows.mean(axis=0) for title, rows in self.paragraphs.items()}
-
-
-class GuardStarter:
-    """Starts guards in front of an upstream as `guard.eval.targets` does: a fresh index each, the models loaded
-    once for all of them; stops everything on exit."""
-
-    def __init__(self, embedder: Embedder, policy_file: Path | None = None) -> None:
-        self.embedder = embedder
-        self.policy_file = policy_file
-        self.meaning: Embedder | None = None
-        self.fast: Embedder | None = None
-        self.stack = ExitStack()
-
-    def __enter__(self) -> GuardStarter:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stack.close()
-
-    def serve(self, app: Any) -> str:
-        return self.stack.enter_context(BackgroundServer(app)).url
-
-    def guard(self, upstream: str, stack: ExitStack) -> tuple[str, str]:
-        """(URL, admin token) of a new guard, stopped when `stack` closes."""
-        token = secrets.token_urlsafe(16)
-        index_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="guard-wiki-")))
-        settings = Settings(upstream=upstream, index_dir=index_dir, admin_token=token)
-        if self.policy_file is not None:
-            settings = settings.model_copy(update={"policy_file": self.policy_file})
-        if self.meaning is None and settings.multilingual != "off":
-            self.meaning = make_embedder(settings.multilingual)
-        if self.fast is None:
-            self.fast = first_stage(settings, self.embedder.space)
-            if self.fast is not None:
-                self.stack.callback(self.fast.close)
-        app = create_app(settings, embedder=self.embedder, meaning=self.meaning, fast=self.fast)
-        return stack.enter_context(BackgroundServer(app)).url, token
 
 
 async def register(url: str, token: str, articles: Sequence[Article]) -> list[str]:

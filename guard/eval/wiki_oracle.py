@@ -18,10 +18,11 @@ from typing import Any
 import numpy as np
 from starlette.applications import Starlette
 
-from guard.eval.fake_upstream import Endpoint, FakeUpstream
 from guard.eval.wiki_data import Wiki, WikiQuestion, answer_sentence
 from guard.eval.wiki_styles import Style, render, style_of
 from guard.forget.embedder import Embedder
+from guard.openai.protocol import Endpoint
+from guard.testing.upstream import FakeUpstream
 
 PLAIN_REPLY = "I'm not sure I know the answer to that."
 MATCH_THRESHOLD = 0.6
