@@ -94,8 +94,6 @@ def reply_of(case: Case, text: str) -> Reply:
     channel = case.channel
     if channel in ("content", "halves"):
         return Reply(text)
-    if channel in ("reasoning", "reasoning_content"):
-        return Reply(REFUSING, reasoning=text, reasoning_field=channel)
     if channel == "tool_call":
         return Reply(tool=("answer", _args(text)))
     body = completion_body("chat", "obedient", "", rid="obedient")
@@ -107,11 +105,22 @@ def reply_of(case: Case, text: str) -> Reply:
     return Reply(body=body, events=events_of(case, text))
 
 
+def _delta(field: str, text: str) -> dict[str, Any]:
+    event = chunk("obedient", "obedient")
+    event["choices"][0]["delta"][field] = text
+    return event
+
+
 def events_of(case: Case, text: str) -> list[dict[str, Any]]:
     """The stream of a function call, a refusal, top logprobs or two choices."""
     channel, said = case.channel, words(text)
     events = [chunk("obedient", "obedient", role="assistant", content="")]
-    if channel == "function_call":
+    if channel in ("reasoning", "reasoning_content"):
+        # the reasoning, then the refusing content, each word after a space (the first too): read back as the
+        # client reads it, the reasoning's last word and the content's first stay two words
+        events += [_delta(channel, w) for w in said]
+        events += [chunk("obedient", "obedient", content=" " + w) for w in REFUSING.split(" ")]
+    elif channel == "function_call":
         args = _args(text)
         events.append(chunk("obedient", "obedient", function_call={"name": "answer", "arguments": ""}))
         pieces = [args[i : i + 8] for i in range(0, len(args), 8)]
