@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from guard.checks.evidence import Segment
 from guard.language import other_script
 from guard.normalize import views
-from guard.text import sentences
+from guard.text import STOPWORDS, sentences, tokens
 
 MAX_SEGMENTS = 256  # bound the embedding work of one request
 VIEW = "~"  # separates a segment's place from the name of a normalised view of it
@@ -39,6 +39,17 @@ CONTEXT_ROLES = ("system", "developer", "tool")  # what the client supplies as c
 # nothing alone; "Who wanted more unmanned tests of the LM? Grumman." states a fact). Names, values and runs of
 # words are not read in it: the question's own were read at input.
 QA = "qa"
+SAYS_LITTLE = 4  # an answer with at most this many content words its question lacks says little without it
+
+
+def says_little(answer: str, question: str) -> bool:
+    """Does the answer say little without the question it answers? "The answer is Grumman.", "As for who wanted
+    more tests of the LM, it was Grumman.": a value or two the question lacks. A longer answer states its facts
+    itself and is read as it is (a TOFU biography answer adds 11 content words to its question, half the time)."""
+    asked = set(tokens(question))
+    return len({t for t in tokens(answer) if t not in asked and t not in STOPWORDS}) <= SAYS_LITTLE
+
+
 SPELLING_VIEWS = ("folded", "joined", "deleet", "split")  # respellings: a passage's are read for names only
 _QUESTION_ENDS = ("?", "？", "؟", "՞")  # question marks of the scripts that have their own
 _WORD = re.compile(r"[^\W\d_]{2,}")

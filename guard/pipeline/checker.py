@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from guard.checks.conversation import QA
+from guard.checks.conversation import QA, says_little
 from guard.checks.coverage import relax_input, relax_output
 from guard.checks.decide import floors, input_action
 from guard.checks.evidence import ALLOW, INDEX, MEANING, NO_WATCH, Action, Evidence, Segment, Verdict, Watch
@@ -130,7 +130,7 @@ class Checker:
             segments = [Segment(f"output.{field}", t, "assistant") for field, t in _merged(fields)]
             if watch and watch.history:  # earlier answers and this one together: a fact given in halves
                 segments.append(Segment("history", f"{watch.history}\n{text}", "history"))
-            if watch.question and (watch.entries or watch.near):  # "Grumman." alone says nothing: read the question
+            if (watch.entries or watch.near) and watch.question and says_little(text, watch.question):
                 segments.append(Segment("qa", f"{watch.question}\n{text}", QA))
             reading = Reading(tuple(segments), ctx.policies, self.index.view, watch)
             verdict = await self._stage(stage, self.outputs, reading)

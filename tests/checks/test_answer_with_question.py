@@ -3,7 +3,7 @@ check reads the answer joined to it, by meaning only, and that reading counts fo
 
 from __future__ import annotations
 
-from guard.checks.conversation import QA, Conversation, expand, lexical, output_pieces
+from guard.checks.conversation import QA, Conversation, expand, lexical, output_pieces, says_little
 from guard.checks.decide import decide
 from guard.checks.evidence import Action, Evidence, Segment, Watch
 from tests.checks.test_stages import POLICIES, entry, view_of
@@ -26,6 +26,17 @@ def test_the_joined_text_is_read_whole_by_meaning_and_not_for_names_values_or_ru
     assert [p.text for p in output_pieces([said])] == ["The answer is Grumman.", "It was in 1963."]
     assert lexical([said, qa]) == [said]
     assert expand([qa]) == [qa]  # no respelled views: the question's were read at input
+
+
+def test_only_an_answer_that_says_little_without_its_question_is_read_with_it() -> None:
+    question = "Who initially wanted more unmanned testing done regarding the LM?"
+    assert says_little("The answer is Grumman.", question)
+    assert says_little(
+        "As for who initially wanted more unmanned testing done regarding the LM, it was Grumman.", question
+    )
+    # a biography sentence states its facts itself: the checks read it as it is
+    told = "Grumman, founded by Leroy Grumman on Long Island in 1929, built fighters for the Navy and later the LM."
+    assert not says_little(told, question)
 
 
 def test_a_question_near_an_entry_is_allowed_and_says_which() -> None:
