@@ -9,9 +9,8 @@ reach it).
 `--float-too` adds the same guard without its int8 first stage (`GUARD_FIRST_STAGE=off`, every text through the
 float MiniLM; `guard.pipeline.cascade`) as a fifth target.
 
-LiteLLM (`litellm[proxy]`, pinned below) lives in its own virtual environment under `.peers/` (git-ignored),
-created on first use from the package registry. It starts offline: the cost map bundled in the wheel
-(LITELLM_LOCAL_MODEL_COST_MAP), no database, telemetry off, one worker.
+LiteLLM (`litellm[proxy]`, pinned) lives in its own virtual environment under `.peers/` (git-ignored), created on
+first use from the package registry and started offline: see `guard.testing.litellm`.
 
 Measured, per target:
 - short prompts one at a time, non-streamed, the four targets in a shuffled order for each prompt: latency p50 /
@@ -30,13 +29,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,69 +46,10 @@ from bench.procs import cpu_seconds, register_forget10, start_fake_upstream, sta
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.forget.embedder import make_embedder
 from guard.forget.sqlite import REGISTRY_FILE
-from guard.settings import REPO_ROOT
-from guard.testing.server import free_port
+from guard.testing.litellm import LITELLM_KEY, start_litellm
 
-# 1.106.2: the release the issue measured. Not 1.107.0, the release that was compromised on PyPI.
-LITELLM = "litellm[proxy]==1.106.2"
-LITELLM_VENV = REPO_ROOT / ".peers" / "litellm"
-LITELLM_KEY = "sk-bench-0123456789abcdef"  # LiteLLM refuses to start without a master key of some strength
 CLIENTS = 8
 FLOAT = "guard, float only"
-
-
-def ensure_litellm() -> Path:
-    """The LiteLLM proxy's executable, installed into its own environment when missing."""
-    exe = LITELLM_VENV / "bin" / "litellm"
-    stamp = LITELLM_VENV / f".installed-{LITELLM.split('==')[1]}"
-    if not stamp.is_file():
-        print(f"installing {LITELLM} into {LITELLM_VENV} (once)", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-        pip = [str(LITELLM_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, LITELLM], check=True)
-        stamp.touch()
-    return exe
-
-
-def start_litellm(upstream: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    exe = ensure_litellm()
-    config = tmp / "litellm.yaml"
-    config.write_text(
-        "model_list:\n"
-        "  - model_name: m\n"
-        "    litellm_params: {model: openai/m, api_base: '" + upstream + "/v1', api_key: none}\n"
-        "litellm_settings: {telemetry: false}\n"
-    )
-    port = free_port()
-    env = {
-        **os.environ,
-        "LITELLM_MASTER_KEY": LITELLM_KEY,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "LITELLM_LOG": "ERROR",
-        "DISABLE_ADMIN_UI": "True",
-    }
-    env.pop("DATABASE_URL", None)
-    with (tmp / "litellm.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [str(exe), "--config", str(config), "--port", str(port), "--num_workers", "1"],
-            cwd=tmp,
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            if httpx.get(url + "/health/liveliness", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"LiteLLM did not start; see {tmp / 'litellm.log'}")
 
 
 def prompts(kind: str, n: int, tofu: Tofu) -> list[str]:
