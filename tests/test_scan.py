@@ -142,3 +142,51 @@ async def test_bad_input_is_a_4xx_with_the_field_named(settings: Settings, hash_
 
 def _bearer(key: str) -> dict[str, str]:
     return {"authorization": f"Bearer {key}"}
+
+
+async def test_the_output_scan_applies_the_watch_the_input_check_leaves(
+    settings: Settings, hash_embedder: Embedder
+) -> None:
+    """A surname alone watches the conversation strongly: then a bare title is a leak; without it, it is not."""
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    watched, plain, title = user("What did Hsiao write?"), user("What did she write?"), "Leading with Empathy."
+    async with running(app) as client:
+        entry = await add(client)
+        scans = [
+            (await client.post("/v1/guard/check", json={"messages": m, "answer": title})).json()
+            for m in (watched, plain)
+        ]
+        asked = await client.post(HOOK, json=hook("request", ["What did Hsiao write?"], call="w1"))
+        same_call = await client.post(HOOK, json=hook("response", [title], call="w1"))
+        other_call = await client.post(HOOK, json=hook("response", [title], call="w2"))
+    assert (scans[0]["action"], scans[0]["watched"], scans[0]["entry_ids"]) == ("filter", [entry], [entry])
+    assert (scans[1]["action"], scans[1]["watched"]) == ("allow", [])
+    assert asked.json() == {"action": "NONE"}
+    assert same_call.json() == {"action": "BLOCKED", "blocked_reason": DEFAULT_REFUSAL}
+    assert other_call.json() == {"action": "NONE"}  # a call whose request was not checked here: the answer alone
+
+
+async def test_a_rewriting_policy_rewrites_the_messages_and_litellms_texts(
+    tmp_path: Path, settings: Settings, hash_embedder: Embedder
+) -> None:
+    folder = tmp_path / "policies"
+    folder.mkdir()
+    default = (REPO_ROOT / "policies" / "default.yaml").read_text()
+    default = default.replace("action: refuse ", "action: rewrite").replace(
+        "redact_subject: false", "redact_subject: true"
+    )
+    (folder / "default.yaml").write_text(default)
+    settings = settings.with_values(policy_file=folder / "default.yaml")
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    async with running(app) as client:
+        await add(client)
+        scan = (await client.post("/v1/guard/check", json={"messages": user(ASK)})).json()
+        hooked = (await client.post(HOOK, json=hook("request", ["Be brief.", ASK]))).json()
+    assert scan["action"] == "rewrite" and scan["blocked"] is False and scan["refusal_text"] is None
+    system, asked = scan["messages"]
+    assert system["role"] == "system" and "Hsiao Yun-Hwa" in system["content"]  # the instruction names the subject
+    assert asked["role"] == "user" and "Hsiao" not in asked["content"] and asked["content"].startswith("Tell me about")
+    assert hooked["action"] == "GUARDRAIL_INTERVENED" and len(hooked["texts"]) == 2
+    first, second = hooked["texts"]
+    assert first == f"{system['content']}\n\nBe brief."
+    assert second == asked["content"]

@@ -42,7 +42,11 @@ class ScanResponse(BaseModel):
     evidence: list[str] = Field(description="the kinds of evidence that counted: name, semantic, fact, …")
     refusal_text: str | None = Field(None, description="what to answer instead, from the ruling policy")
     watched: list[str] = Field(default_factory=list, description="entries the output check will be strict for")
-    messages: list[dict[str, Any]] | None = Field(None, description="the rewritten messages (action rewrite)")
+    messages: list[dict[str, Any]] | None = Field(
+        None,
+        description="the rewritten messages (action rewrite): the policy's instruction names the subjects, as the "
+        "proxy sends it to the model; send them on to the model, never back to the client",
+    )
 
 
 @dataclass(frozen=True)
