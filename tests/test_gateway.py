@@ -10,6 +10,7 @@ leak through the gateway, which the in-line proxy (it holds back a watched strea
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from openai.types.chat import ChatCompletionMessageParam
 from pydantic import SecretStr
 
 from guard.forget.embedder import Embedder
+from guard.policy import key_id
+from guard.settings import REPO_ROOT
 from guard.testing import ADMIN, BackgroundServer, FakeUpstream, Reply, fixed, guard_app, settings_for, words
 from guard.testing.litellm import LITELLM_KEY, start_litellm
 from tests.helpers import FACT
@@ -28,7 +31,9 @@ from tests.helpers import FACT
 pytestmark = [pytest.mark.socket, pytest.mark.slow]
 
 GUARD_KEY = "gk-gateway-test"
-REFUSAL = "I'm sorry, but I can't share information about that."
+# LiteLLM's master key reaches the guard as user_api_key_hash "litellm_proxy_master_key" (not a hash: no key id), so
+# the key LiteLLM calls the guard with binds the policy, as a client key binds it on the proxy
+REFUSAL = "Not through this gateway."
 FINE = "Paris is the capital of France."
 QUESTION = "Which award did the author of Leading with Empathy win?"
 LEAKS_SECOND = (
@@ -64,7 +69,12 @@ class Gateway:
 def gateway(minilm: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     tmp: Path = tmp_path_factory.mktemp("gateway")
     upstream = FakeUpstream(fixed(FINE))
-    settings = settings_for(tmp / "index").with_values(api_keys=SecretStr(GUARD_KEY))
+    policies = tmp / "policies"
+    policies.mkdir()
+    shutil.copy(REPO_ROOT / "policies" / "default.yaml", policies / "default.yaml")
+    bound = f"refusal_text: {REFUSAL}\napplies_to:\n  clients: [{key_id(GUARD_KEY)}]\n"
+    (policies / "litellm-callers.yaml").write_text(bound)
+    settings = settings_for(tmp / "index", policy_file=policies / "default.yaml", api_keys=SecretStr(GUARD_KEY))
     with BackgroundServer(upstream.app()) as up, BackgroundServer(guard_app(settings, embedder=minilm)) as guard:
         body = {"subject": "Hsiao Yun-Hwa", "documents": [FACT]}
         assert httpx.post(f"{guard.url}/admin/forget", json=body, headers=ADMIN).status_code == 201

@@ -10,8 +10,8 @@ the answer's texts only) and expects `{action: NONE | BLOCKED | GUARDRAIL_INTERV
 - response → the output check on the answer's texts, with that call's question and watch when its request was
   checked here (pre_call); a leak → BLOCKED with the refusal text.
 - policies: LiteLLM's `user_api_key_hash` is the SHA-256 of the caller's LiteLLM key, so its first 16 characters are
-  that key's id as the guard's policy files name clients (`applies_to.clients`); without one, the key LiteLLM
-  itself called the guard with binds, as on the proxy.
+  that key's id as the guard's policy files name clients (`applies_to.clients`); without one (LiteLLM's master key
+  arrives as "litellm_proxy_master_key"), the key LiteLLM itself called the guard with binds, as on the proxy.
 """
 
 from __future__ import annotations
