@@ -190,3 +190,11 @@ async def test_a_rewriting_policy_rewrites_the_messages_and_litellms_texts(
     first, second = hooked["texts"]
     assert first == f"{system['content']}\n\nBe brief."
     assert second == asked["content"]
+
+
+async def test_rows_the_proxy_would_refuse_are_a_422_from_the_hook(settings: Settings, hash_embedder: Embedder) -> None:
+    app = guard_app(settings, embedder=hash_embedder, transport=upstream_echo().transport)
+    rows = [{"role": "user", "content": ["not a part"]}]
+    async with running(app) as client:
+        r = await client.post(HOOK, json=hook("request", ["x"], structured_messages=rows))
+    assert r.status_code == 422 and r.json()["error"]["param"].startswith("messages.0.content")

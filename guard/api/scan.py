@@ -13,11 +13,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from guard.api.auth import require_api_key
 from guard.checks.evidence import Action, Verdict, Watch
 from guard.context import RequestContext
+from guard.errors import ValidationFailed
 from guard.openai.protocol import MAX_MESSAGES, ChatCompletionRequest, ChatMessage
 from guard.services import Services, services
 
@@ -60,7 +61,12 @@ class Scanned:
 def context(request: Request, model: str, messages: list[dict[str, Any]]) -> RequestContext:
     """The request context the proxy would build for these messages, with the caller's key-bound policies."""
     body = {"model": model, "messages": messages}
-    parsed = ChatCompletionRequest.model_validate(body)
+    try:
+        parsed = ChatCompletionRequest.model_validate(body)
+    except ValidationError as exc:  # a gateway's rows the proxy would refuse too: the client's mistake, a 422
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"])
+        raise ValidationFailed(f"{param}: {first['msg']}", param=param) from exc
     return RequestContext.build(
         "chat",
         body,

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+from guard.checks.conversation import Conversation
 from guard.checks.evidence import Watch
 from guard.context import RequestContext
 
@@ -32,7 +33,9 @@ class Recall:
         self._calls: OrderedDict[str, Asked] = OrderedDict()
 
     def keep(self, call_id: str, ctx: RequestContext, watch: Watch) -> None:
-        self._calls[call_id] = Asked(ctx, watch, time.monotonic())
+        # the output check reads the watch and the request's policies, not its body or conversation: not kept
+        slim = replace(ctx, body={}, conversation=Conversation((), ctx.conversation.window_turns))
+        self._calls[call_id] = Asked(slim, watch, time.monotonic())
         self._calls.move_to_end(call_id)
         while len(self._calls) > self.max_calls:
             self._calls.popitem(last=False)
