@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,15 +66,14 @@ class Gateway:
         return got, None
 
 
-@pytest.fixture(scope="module")
-def gateway(minilm: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    tmp: Path = tmp_path_factory.mktemp("gateway")
+@contextmanager
+def running_gateway(minilm: Embedder, tmp: Path, policy: str) -> Iterator[Gateway]:
+    """LiteLLM with the guard as its guardrail; `policy`: a policy file bound to the key LiteLLM calls it with."""
     upstream = FakeUpstream(fixed(FINE))
     policies = tmp / "policies"
     policies.mkdir()
     shutil.copy(REPO_ROOT / "policies" / "default.yaml", policies / "default.yaml")
-    bound = f"refusal_text: {REFUSAL}\napplies_to:\n  clients: [{key_id(GUARD_KEY)}]\n"
-    (policies / "litellm-callers.yaml").write_text(bound)
+    (policies / "litellm-callers.yaml").write_text(f"{policy}\napplies_to:\n  clients: [{key_id(GUARD_KEY)}]\n")
     settings = settings_for(tmp / "index", policy_file=policies / "default.yaml", api_keys=SecretStr(GUARD_KEY))
     with BackgroundServer(upstream.app()) as up, BackgroundServer(guard_app(settings, embedder=minilm)) as guard:
         body = {"subject": "Hsiao Yun-Hwa", "documents": [FACT]}
@@ -86,6 +86,12 @@ def gateway(minilm: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Itera
             client.close()
             proc.terminate()
             proc.wait(30)
+
+
+@pytest.fixture(scope="module")
+def gateway(minilm: Embedder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    with running_gateway(minilm, tmp_path_factory.mktemp("gateway"), f"refusal_text: {REFUSAL}") as gw:
+        yield gw
 
 
 @pytest.fixture
@@ -126,3 +132,13 @@ def test_a_streamed_leak_is_cut_but_what_came_before_the_check_has_reached_the_c
     gw.upstream.say(Reply(LEAKS_SECOND, pieces=[LEAKS_SECOND]))  # one chunk: all of it is out before any check
     pieces, error = gw.stream(QUESTION)
     assert isinstance(error, openai.APIError) and "".join(pieces) == LEAKS_SECOND
+
+
+def test_a_rewriting_policy_rewrites_what_litellm_sends_the_model(minilm: Embedder, tmp_path: Path) -> None:
+    with running_gateway(minilm, tmp_path, "input:\n  action: rewrite\n  redact_subject: true") as gw:
+        answer = gw.ask("Tell me about Hsiao Yun-Hwa")
+        sent = gw.upstream.requests[-1]["messages"]
+    assert answer == FINE  # a rewrite goes on to the model
+    text = sent[-1]["content"]  # LiteLLM wrote back the guard's text: the instruction, then the question redacted
+    assert text.index("Hsiao Yun-Hwa") < text.index("\n\n") and "Tell me about" in text.split("\n\n", 1)[1]
+    assert "Hsiao" not in text.split("\n\n", 1)[1]
