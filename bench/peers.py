@@ -7,11 +7,12 @@ reach it).
     .venv/bin/python -m bench.peers [--requests 300] [--chunks 100000] [--seconds 15] [--float-too]
 
 `--float-too` adds the same guard without its int8 first stage (`GUARD_FIRST_STAGE=off`, every text through the
-float MiniLM; `guard.pipeline.cascade`) as a fifth target.
+float MiniLM; `guard.pipeline.cascade`) as a fifth target. `--gateway` adds LiteLLM with a guard of its own as its
+guardrail (`generic_guardrail_api`, pre_call and post_call: `guard.api.litellm`), beside LiteLLM alone and the guard
+in-line; its CPU per request is both processes'.
 
-LiteLLM (`litellm[proxy]`, pinned below) lives in its own virtual environment under `.peers/` (git-ignored),
-created on first use from the package registry. It starts offline: the cost map bundled in the wheel
-(LITELLM_LOCAL_MODEL_COST_MAP), no database, telemetry off, one worker.
+LiteLLM (`litellm[proxy]`, pinned) lives in its own virtual environment under `.peers/` (git-ignored), created on
+first use from the package registry and started offline: see `guard.testing.litellm`.
 
 Measured, per target:
 - short prompts one at a time, non-streamed, the four targets in a shuffled order for each prompt: latency p50 /
@@ -30,13 +31,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
 import sqlite3
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -49,69 +48,27 @@ from bench.procs import cpu_seconds, register_forget10, start_fake_upstream, sta
 from guard.eval.data import DEFAULT_DIR, Tofu
 from guard.forget.embedder import make_embedder
 from guard.forget.sqlite import REGISTRY_FILE
-from guard.settings import REPO_ROOT
-from guard.testing.server import free_port
+from guard.testing.litellm import LITELLM_KEY, start_litellm
 
-# 1.106.2: the release the issue measured. Not 1.107.0, the release that was compromised on PyPI.
-LITELLM = "litellm[proxy]==1.106.2"
-LITELLM_VENV = REPO_ROOT / ".peers" / "litellm"
-LITELLM_KEY = "sk-bench-0123456789abcdef"  # LiteLLM refuses to start without a master key of some strength
 CLIENTS = 8
 FLOAT = "guard, float only"
+GATEWAY = "LiteLLM + guard"
 
 
-def ensure_litellm() -> Path:
-    """The LiteLLM proxy's executable, installed into its own environment when missing."""
-    exe = LITELLM_VENV / "bin" / "litellm"
-    stamp = LITELLM_VENV / f".installed-{LITELLM.split('==')[1]}"
-    if not stamp.is_file():
-        print(f"installing {LITELLM} into {LITELLM_VENV} (once)", flush=True)
-        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_VENV)], check=True)
-        pip = [str(LITELLM_VENV / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        subprocess.run([*pip, "--upgrade", "pip"], check=True)
-        subprocess.run([*pip, LITELLM], check=True)
-        stamp.touch()
-    return exe
-
-
-def start_litellm(upstream: str, tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
-    exe = ensure_litellm()
-    config = tmp / "litellm.yaml"
-    config.write_text(
-        "model_list:\n"
-        "  - model_name: m\n"
-        "    litellm_params: {model: openai/m, api_base: '" + upstream + "/v1', api_key: none}\n"
-        "litellm_settings: {telemetry: false}\n"
-    )
-    port = free_port()
-    env = {
-        **os.environ,
-        "LITELLM_MASTER_KEY": LITELLM_KEY,
-        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-        "LITELLM_LOG": "ERROR",
-        "DISABLE_ADMIN_UI": "True",
-    }
-    env.pop("DATABASE_URL", None)
-    with (tmp / "litellm.log").open("ab") as log:
-        proc = subprocess.Popen(
-            [str(exe), "--config", str(config), "--port", str(port), "--num_workers", "1"],
-            cwd=tmp,
-            env=env,
-            stdout=log,
-            stderr=log,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            break
-        try:
-            if httpx.get(url + "/health/liveliness", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.3)
-    raise RuntimeError(f"LiteLLM did not start; see {tmp / 'litellm.log'}")
+def gateway(
+    guard_env: dict[str, str], index_dir: Path, tmp: Path, tofu: Tofu, urls: dict[str, str], pids: dict[str, list[int]]
+) -> list[subprocess.Popen[bytes]]:
+    """LiteLLM with a guard of its own (the same index, a copy) as its generic guardrail, pre_call and post_call:
+    the target GATEWAY, whose CPU is both processes'."""
+    gw_dir = tmp / "gateway-index"
+    if index_dir.exists():
+        shutil.copytree(index_dir, gw_dir)
+    guard, guard_url = start_guard(guard_env | {"GUARD_INDEX_DIR": str(gw_dir)}, tmp / "gw-guard.log", timeout_s=1800)
+    register_forget10(guard_url, tofu)
+    (tmp / "gateway").mkdir()
+    litellm, urls[GATEWAY] = start_litellm(guard_env["GUARD_UPSTREAM"], tmp / "gateway", guard=guard_url)
+    pids[GATEWAY] = [litellm.pid, guard.pid]
+    return [guard, litellm]
 
 
 def prompts(kind: str, n: int, tofu: Tofu) -> list[str]:
@@ -125,10 +82,14 @@ def timed(client: httpx.Client, url: str, text: str, stream: bool) -> tuple[floa
     started = time.perf_counter()
     if not stream:
         r = client.post(f"{url}/v1/chat/completions", json=body)
+        if r.status_code == 400 and "guardrail" in r.text.lower():  # LiteLLM's guardrail refused it
+            return (time.perf_counter() - started) * 1000, "refuse"
         assert r.status_code == 200, r.text[:300]
         return (time.perf_counter() - started) * 1000, r.headers.get("x-guard-action", "allow")
     ms = 0.0
     with client.stream("POST", f"{url}/v1/chat/completions", json={**body, "stream": True}) as r:
+        if r.status_code == 400:  # LiteLLM's guardrail refused it
+            return (time.perf_counter() - started) * 1000, "refuse"
         assert r.status_code == 200
         for line in r.iter_lines():
             if not ms and line.startswith("data: {"):
@@ -180,6 +141,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15.0, help="length of each sustained-throughput run")
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--float-too", action="store_true", help="also the guard without its int8 first stage")
+    parser.add_argument("--gateway", action="store_true", help="also LiteLLM with a guard as its guardrail")
     args = parser.parse_args()
     tofu = Tofu(args.tofu)
     tmp = Path(tempfile.mkdtemp())
@@ -188,15 +150,16 @@ def main() -> None:
     try:
         proc, upstream = start_fake_upstream()
         procs.append(proc)
-        urls, pids = {"direct": upstream}, {}
+        urls: dict[str, str] = {"direct": upstream}
+        pids: dict[str, list[int]] = {}
         proc, urls["bare proxy"] = start_guard(
             {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(tmp / "bare")}, tmp / "bare.log", bare=True
         )
         procs.append(proc)
-        pids["bare proxy"] = proc.pid
+        pids["bare proxy"] = [proc.pid]
         proc, urls["LiteLLM"] = start_litellm(upstream, tmp)
         procs.append(proc)
-        pids["LiteLLM"] = proc.pid
+        pids["LiteLLM"] = [proc.pid]
         guard_env = {"GUARD_UPSTREAM": upstream, "GUARD_INDEX_DIR": str(index_dir)}
         if args.chunks:
             # e5 embeds every chunk it has no cached vector for when the guard starts (~50 ms each here: hours at
@@ -204,7 +167,7 @@ def main() -> None:
             guard_env["GUARD_MULTILINGUAL"] = "off"
         proc, urls["guard"] = start_guard(guard_env, tmp / "guard.log", timeout_s=1800)
         procs.append(proc)
-        pids["guard"] = proc.pid
+        pids["guard"] = [proc.pid]
         register_forget10(urls["guard"], tofu)
         if args.float_too:  # the same guard, every text through the float MiniLM (no int8 first stage)
             float_dir = tmp / "float-index"
@@ -213,8 +176,10 @@ def main() -> None:
             float_env = guard_env | {"GUARD_INDEX_DIR": str(float_dir), "GUARD_FIRST_STAGE": "off"}
             proc, urls[FLOAT] = start_guard(float_env, tmp / "float.log", timeout_s=1800)
             procs.append(proc)
-            pids[FLOAT] = proc.pid
+            pids[FLOAT] = [proc.pid]
             register_forget10(urls[FLOAT], tofu)
+        if args.gateway:
+            procs += gateway(guard_env, index_dir, tmp, tofu, urls, pids)
         rows = []
         cpu_ms: dict[str, float] = {}
         blocked = dict.fromkeys(urls, 0)
@@ -224,7 +189,7 @@ def main() -> None:
                 texts = prompts(kind, args.requests + 10, tofu)
                 for stream in (False, True):
                     ms: dict[str, list[float]] = {k: [] for k in urls}
-                    cpu_before = {k: cpu_seconds(p) for k, p in pids.items()}
+                    cpu_before = {k: sum(map(cpu_seconds, p)) for k, p in pids.items()}
                     for i, text in enumerate(texts):
                         for label in random.sample(list(urls), len(urls)):
                             took, action = timed(client, urls[label], text, stream)
@@ -234,7 +199,7 @@ def main() -> None:
                     if not stream:
                         for k, p in pids.items():
                             cpu_ms.setdefault(k, 0.0)
-                            cpu_ms[k] += (cpu_seconds(p) - cpu_before[k]) * 1000 / len(texts) / 2
+                            cpu_ms[k] += (sum(map(cpu_seconds, p)) - cpu_before[k]) * 1000 / len(texts) / 2
                     rows.append((kind, stream, ms))
         rps = {k: asyncio.run(sustained(urls[k], prompts("general", 4000, tofu), args.seconds)) for k in pids}
         print(

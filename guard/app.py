@@ -23,8 +23,10 @@ from guard.admin.coverage import router as coverage_router
 from guard.admin.operators import router as operators_router
 from guard.admin.routes import router as admin_router
 from guard.api.auth import bearer
+from guard.api.litellm import router as litellm_router
 from guard.api.openai import document
 from guard.api.openai import router as openai_router
+from guard.api.scan import router as scan_router
 from guard.console.routes import router as console_router
 from guard.errors import AuthError, Forbidden
 from guard.forget.backends import open_registry
@@ -127,6 +129,8 @@ def create_app(
 
 def _routes(app: FastAPI, settings: Settings, metrics: Metrics) -> None:
     app.include_router(openai_router)
+    app.include_router(scan_router)
+    app.include_router(litellm_router)
     app.include_router(admin_router)
     app.include_router(coverage_router)
     app.include_router(operators_router)

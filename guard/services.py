@@ -4,7 +4,7 @@ typed look-up (`services(request)`) instead of untyped `app.state` attributes.""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
@@ -13,6 +13,7 @@ from guard.observe.audit import AuditLog, Hasher
 from guard.observe.decisions import Decisions
 from guard.observe.metrics import Metrics
 from guard.pipeline.guard import Guard
+from guard.pipeline.recall import Recall
 from guard.policy import PolicySet
 from guard.policy_watch import PolicyWatcher
 from guard.settings import Settings
@@ -29,6 +30,7 @@ class Services:
     hasher: Hasher
     watcher: PolicyWatcher  # policy hot reload, and its status for /healthz
     decisions: Decisions  # where verdicts go; keeps this replica's recent ones for the console
+    recall: Recall = field(default_factory=Recall)  # a gateway's calls between their two checks
 
     def health(self) -> dict[str, object]:
         """/healthz (and the console): from memory only, so a replica keeps enforcing (and stays in the load

@@ -22,6 +22,8 @@ from guard.testing.shapes import Endpoint
 
 pytestmark = pytest.mark.socket  # real servers, processes or sockets
 
+HOOK = "/beta/litellm_basic_guardrail_api"
+
 SUBJECT = "Marisol Quennell-Okafor"
 ALIAS = "M. Q. Okafor"
 DOCUMENTS = [
@@ -84,11 +86,30 @@ def full_run(url: str) -> None:
         assert failed.value.status_code == 502
         bad = httpx.post(url + "/v1/chat/completions", json={"model": "m", "messages": [{"content": PROMPTS[0]}]})
         assert bad.status_code == 422
+        scanned = scans(url)
         assert admin.patch(f"/admin/forget/{entry}", json={"mode": "monitor"}).status_code == 200
         client.chat.completions.create(model="m", messages=[{"role": "user", "content": PROMPTS[0]}])
         assert admin.get("/metrics").status_code == 200 and admin.get("/admin/forget").status_code == 200
         assert admin.delete(f"/admin/forget/{entry}").status_code == 204
     assert actions[:2] == ["refuse", "refuse"] and actions[2:] == ["filter", "filter"], actions
+    assert scanned == ["refuse", "filter", "BLOCKED", "BLOCKED"], scanned
+
+
+def scans(url: str) -> list[str]:
+    """The scan API and LiteLLM's hook on the same prompts and leak: their answers hold no forget text either."""
+    ask = [{"role": "user", "content": PROMPTS[0]}]
+    near = [{"role": "user", "content": PROMPTS[2]}]
+    hook = {"litellm_call_id": "privacy-1", "request_data": {}}
+    answers = [
+        httpx.post(url + "/v1/guard/check", json={"messages": ask}),
+        httpx.post(url + "/v1/guard/check", json={"messages": near, "answer": LEAK}),
+        httpx.post(url + HOOK, json={**hook, "input_type": "request", "texts": [PROMPTS[0]]}),
+        httpx.post(url + HOOK, json={**hook, "input_type": "response", "texts": [LEAK]}),
+    ]
+    for r in answers:
+        leaked = [n for n in needles() if n.lower() in r.text.lower()]
+        assert r.status_code == 200 and leaked == [], (r.status_code, leaked)
+    return [r.json().get("action") for r in answers]
 
 
 def written(index_dir: Path, log: Path) -> str:

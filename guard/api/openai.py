@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import time
 from typing import Any
 
@@ -11,37 +10,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
 from starlette.background import BackgroundTask
 
-from guard.api.auth import bearer
+from guard.api.auth import require_api_key
 from guard.context import RequestContext
-from guard.errors import AuthError
 from guard.openai.protocol import ChatCompletionRequest, CompletionRequest, Endpoint, parse_body
 from guard.pipeline.guard import Guard
 from guard.pipeline.json import JsonResult
 from guard.pipeline.stream import StreamResult
-from guard.policy import key_id
 from guard.routing import ROUTE_HEADER
 from guard.services import services
-
-
-async def require_api_key(request: Request) -> None:
-    """When API keys are configured, /v1/* needs one of them (the admin token is not one unless listed).
-
-    Every key is compared, in constant time, so the time taken says nothing about which key nearly matched.
-    """
-    keys: list[bytes] = services(request).settings.client_keys()
-    request.state.client = request.state.key_id = None
-    if not keys:
-        return
-    given = (bearer(request) or "").encode()
-    matched = None
-    for i, key in enumerate(keys):
-        if hmac.compare_digest(given, key) and matched is None:
-            matched = i
-    if not given or matched is None:
-        raise AuthError("invalid or missing API key: send 'Authorization: Bearer <key>'", code="invalid_api_key")
-    request.state.client = f"key-{services(request).hasher(given.decode())[:8]}"
-    request.state.key_id = key_id(given.decode())  # the policies bound to this key (unsalted: set in files)
-
 
 router = APIRouter(dependencies=[Depends(require_api_key)])
 

@@ -121,6 +121,10 @@ class Guard:
                 words += [p.capitalize() for p in sorted(self.index.view.parts_of(entry_id))]
         return words
 
+    async def rewritten(self, ctx: RequestContext, verdict: Verdict) -> dict[str, object]:
+        """The request as a rewrite verdict makes it (the scan API hands it back instead of sending it)."""
+        return await self.index.run(self._rewrite, ctx, verdict)
+
     def _rewrite(self, ctx: RequestContext, verdict: Verdict) -> dict[str, object]:
         entries = [e for e in (self.index.get(i) for i in verdict.entry_ids) if e is not None]
         subjects = [e.subject for e in entries]
