@@ -113,8 +113,8 @@ class OutputPolicy(_Strict):
     # Under watch or near (`input.near_threshold`), the answer is also read joined to the question it answers ("Who
     # wanted more unmanned tests of the LM? Grumman."): it counts from this score, a little above where that
     # question, so answered, would be refused at input (a bare value means nothing alone and passes every other
-    # check). On TOFU, retain answers so read reach 0.70 against a forgotten author for 0.27% of retain
-    # questions, 0.72 for 0.13% (bench/RESULTS.md).
+    # check). Only an answer that says little without its question is so read; `guard eval tofu` on forget10
+    # counts 32 retain questions blocked of 3,600 with it, 30 without (bench/RESULTS.md, forget10).
     qa_threshold: float = Field(0.72, ge=-1.0, le=1.0)
     multilingual_qa_threshold: float = Field(0.87, ge=-1.0, le=1.0)
 
