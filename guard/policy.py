@@ -81,6 +81,9 @@ class InputPolicy(_Strict):
     # A question this close to an entry by meaning (the closest entry only) has its answer read with it at the
     # output (`output.qa_threshold`), without the rest of a watch's strictness.
     near_threshold: float = Field(0.55, ge=-1.0, le=1.0)
+    # A question this close to an entry (its three closest such entries) has its answer's new words looked for in
+    # the entry's sentences the question retrieves (`output.answer_coverage`, `guard.checks.answers`).
+    asked_threshold: float = Field(0.45, ge=-1.0, le=1.0)
     # The same for text in other languages, on the multilingual model's scale (bench/embedders.py).
     multilingual_threshold: float = Field(0.87, ge=-1.0, le=1.0)
     multilingual_watch_threshold: float = Field(0.86, ge=-1.0, le=1.0)
@@ -116,6 +119,11 @@ class OutputPolicy(_Strict):
     # check). Only an answer that says little without its question is so read; `guard eval tofu` on forget10
     # counts 32 retain questions blocked of 3,600 with it, 30 without (bench/RESULTS.md, forget10).
     qa_threshold: float = Field(0.72, ge=-1.0, le=1.0)
+    # An answer to a question near an entry (`input.asked_threshold`) whose new words (those its question lacks) are
+    # at least this share in the entry's sentences the question retrieves is filtered: what it adds is the
+    # entry's ("Who wanted more unmanned tests of the LM?" "The answer is Grumman.": "grumman" is in the
+    # article's sentence, "answer" is not: 1 of 2). 0 turns this off.
+    answer_coverage: float = Field(0.5, ge=0.0, le=1.0)
     multilingual_qa_threshold: float = Field(0.87, ge=-1.0, le=1.0)
 
 

@@ -39,6 +39,9 @@ CONTEXT_ROLES = ("system", "developer", "tool")  # what the client supplies as c
 # nothing alone; "Who wanted more unmanned tests of the LM? Grumman." states a fact). Names, values and runs of
 # words are not read in it: the question's own were read at input.
 QA = "qa"
+# The same joined text, read for the answer's new words in the entry's passages the question retrieves
+# (`guard.checks.answers`): whatever the answer's length, only for entries the question came near.
+ANSWERED = "answered"
 SAYS_LITTLE = 4  # an answer with at most this many content words its question lacks says little without it
 
 
@@ -107,8 +110,9 @@ class Conversation:
 
 
 def lexical(segments: Sequence[Segment]) -> list[Segment]:
-    """The segments names, values and runs of words are read in: not an answer joined to its question (`QA`)."""
-    return [s for s in segments if s.role != QA]
+    """The segments names, values and runs of words are read in: not an answer joined to its question (`QA`,
+    `ANSWERED`)."""
+    return [s for s in segments if s.role not in (QA, ANSWERED)]
 
 
 def expand(segments: Sequence[Segment]) -> list[Segment]:
@@ -119,7 +123,7 @@ def expand(segments: Sequence[Segment]) -> list[Segment]:
         if segment.text not in seen:
             seen.add(segment.text)
             out.append(segment)
-        if segment.role == QA:
+        if segment.role in (QA, ANSWERED):
             continue  # read by meaning only, as written: its question's views were read at input
         for name, view in views(segment.text):
             if view not in seen:
@@ -181,7 +185,7 @@ def output_pieces(segments: Sequence[Segment]) -> list[Segment]:
     pieces = [
         Segment(s.where, part, s.role)
         for s in segments
-        if s.role != "history"
+        if s.role not in ("history", ANSWERED)
         for part in ([s.text] if s.role == QA else sentences(s.text))
         if any(c.isalpha() for c in part)
     ]

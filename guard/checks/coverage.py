@@ -43,7 +43,7 @@ def relax_input(
     """The input verdict with the model's covered entries monitored instead of enforced (and not watched)."""
     if not model or not len(coverage) or verdict.failed:
         return verdict
-    named = {m.entry_id for m in verdict.matches} | verdict.watched
+    named = {m.entry_id for m in verdict.matches} | verdict.watched | verdict.near | verdict.asked
     left = {e for e in named if _left_to_model(model, e, coverage, policies, view)}
     if not left:
         return verdict
@@ -55,8 +55,15 @@ def relax_input(
         action = input_action((m.entry_id for m in kept), policies, view)
     elif not kept:
         action = Action.allow
-    near = verdict.near - left
-    return Verdict(action, kept, verdict.monitored + moved, watched=watched, strong=verdict.strong & watched, near=near)
+    return Verdict(
+        action,
+        kept,
+        verdict.monitored + moved,
+        watched=watched,
+        strong=verdict.strong & watched,
+        near=verdict.near - left,
+        asked=verdict.asked - left,
+    )
 
 
 def relax_output(

@@ -26,6 +26,7 @@ from guard.policy import InputAction, InputPolicy, OutputPolicy, Policy, PolicyS
 Stage = Literal["input", "output"]
 PASSAGE_KINDS = ("passage", "passage-meaning")
 QA_KINDS = ("qa", "qa-meaning")  # an answer read with its question: counts under watch or near (`counts_watched`)
+ASKED_MOST = 3  # entries an answer is read against (`asked`)
 
 
 def counts(evidence: Evidence, policy: InputPolicy | OutputPolicy) -> bool:
@@ -56,7 +57,9 @@ def floors(policies: PolicySet) -> tuple[float, float]:
     """The lowest MiniLM score that counts or watches under any policy of the set: for a question or a generated
     sentence, and for a passage's statement (weighed on the statement scale: `passage_counts`,
     `passage_watches`). A text whose best score is below its floor cannot change a verdict
-    (`guard.pipeline.cascade` relies on this)."""
+    (`guard.pipeline.cascade` relies on this). Not `input.asked_threshold`: it decides which entries an answer
+    is read against, not a verdict, and may read a first-stage score (within `cascade.MARGIN` of the float one);
+    the answer's evidence is what counts."""
     every = [(p.input, p.output) for p in policies.all()]
     lines = (
         (
@@ -148,7 +151,33 @@ def decide(
         found = nearest(evidence, policies, view)
         if found is not None and found not in verdict.watched:
             verdict = replace(verdict, near=frozenset({found}))
+        verdict = replace(verdict, asked=asked(evidence, policies, view))
     return verdict
+
+
+def asked(evidence: Iterable[Evidence], policies: PolicySet, view: IndexView) -> frozenset[str]:
+    """The entries a question comes near enough (`input.asked_threshold`, the `ASKED_MOST` closest) that its
+    answer's new words are looked for in their sentences (kind "answer", `guard.checks.answers`)."""
+    scored: list[tuple[float, str]] = []
+    for e in evidence:
+        entry = view.get(e.entry_id) if e.kind == "semantic" else None
+        if (
+            entry is not None
+            and not policies.monitored(entry)
+            and e.score >= policies.for_entry(entry).input.asked_threshold
+        ):
+            scored.append((e.score, e.entry_id))
+    return frozenset(entry_id for _, entry_id in sorted(scored, reverse=True)[:ASKED_MOST])
+
+
+def answer_counts(evidence: Evidence, policy: OutputPolicy, watch: Watch | None) -> bool:
+    """An answer whose new words are the entry's, for a question that came near it. Words the client wrote
+    anywhere in the conversation (a passage it gave) are not the entry's to leak: they count out."""
+    if watch is None or evidence.kind != "answer" or evidence.entry_id not in watch.asked | watch.entries:
+        return False
+    told = evidence.words - watch.echo
+    share = evidence.score * len(told) / len(evidence.words) if evidence.words else 0.0
+    return policy.answer_coverage > 0 and bool(told) and share >= policy.answer_coverage
 
 
 def nearest(evidence: Iterable[Evidence], policies: PolicySet, view: IndexView) -> str | None:
@@ -182,7 +211,10 @@ def _decide(
         passage = e.kind in PASSAGE_KINDS
         if (
             passage_counts(e, policy) if passage else counts(e, policy.input if stage == "input" else policy.output)
-        ) or ((strict or read_with_question) and watch is not None and counts_watched(e, policy.output, watch)):
+        ) or (
+            ((strict or read_with_question) and watch is not None and counts_watched(e, policy.output, watch))
+            or (stage == "output" and answer_counts(e, policy.output, watch))
+        ):
             key = (e.entry_id, e.kind)
             if key not in kept or e.score > kept[key].score:
                 kept[key] = e

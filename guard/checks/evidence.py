@@ -39,6 +39,7 @@ class Segment:
     where: str
     text: str
     role: str = ""
+    asked: int = 0  # an answer read with its question (`guard.checks.conversation.ANSWERED`): the question's length
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class Watch:
     history: str = ""  # what the assistant said in earlier turns
     question: str = ""  # what the client asks now: an answer is also read joined to it (`guard.checks.conversation.QA`)
     near: frozenset[str] = frozenset()  # entries the question came near: only the joined reading counts for them
+    asked: frozenset[str] = frozenset()  # entries whose passages the answer's new words are looked for in
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -107,6 +109,7 @@ class Verdict:
     watched: frozenset[str] = frozenset()  # entries with weak evidence: the conversation is under watch for them
     strong: frozenset[str] = frozenset()  # of those, the ones watched strongly (see `Watch`)
     near: frozenset[str] = frozenset()  # the entry an allowed question came near (`guard.checks.decide.nearest`)
+    asked: frozenset[str] = frozenset()  # the entries its answer is read against (`guard.checks.decide.asked`)
     # the policy that rules what is done: the first matched entry's, else the request's (set by the stage that
     # decided, `guard.pipeline.checker`); its refusal text is what a refusal or a filtered answer says
     policy: Policy | None = field(default=None, compare=False)

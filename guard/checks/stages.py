@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from guard.checks.conversation import QA, VIEW, expand, input_pieces, output_pieces
+from guard.checks.answers import AnswerCheck
+from guard.checks.conversation import ANSWERED, QA, VIEW, expand, input_pieces, output_pieces
 from guard.checks.decide import Stage, decide
 from guard.checks.evidence import ALLOW, INDEX, Check, Embedded, Evidence, Segment, Verdict, Watch
 from guard.checks.facts import FactCheck
@@ -79,11 +80,11 @@ class CheckSet:
         """Each text with its views, or with its remembered readings when the index's `stamp` is still the one
         they were read at. The same text twice is read once, where it comes first."""
         parts: list[Part] = []
-        seen: set[str] = set()
+        seen: set[tuple[str, str]] = set()
         for segment in segments:
-            if segment.text in seen:
+            if (segment.text, segment.role) in seen:
                 continue
-            seen.add(segment.text)
+            seen.add((segment.text, segment.role))
             key = self.memory.key(segment) if self.memory is not None and segment.role != "window" else None
             readings = self.memory.get(key, stamp) if key is not None and self.memory is not None else None
             expanded = () if readings is not None else tuple(expand([segment]))
@@ -175,7 +176,7 @@ def unnatural_evidence(segments: Sequence[Segment], watch: Watch) -> list[Eviden
     """Under strong watch, output that is mostly not natural language (encoded, spelled out, bare values) counts
     for every strongly watched entry: a model does not answer that way unless told to hide what it says."""
     for segment in segments:
-        if VIEW not in segment.where and segment.role not in ("history", QA) and unnatural(segment.text):
+        if VIEW not in segment.where and segment.role not in ("history", QA, ANSWERED) and unnatural(segment.text):
             return [Evidence(entry_id, "unnatural", 1.0, segment.where) for entry_id in sorted(watch.strong)]
     return []
 
@@ -197,5 +198,6 @@ def output_checks() -> CheckSet:
         VerbatimCheck(),
         NameCheck(),
         FactCheck(),
+        AnswerCheck(),
     ]
     return CheckSet("output", checks)

@@ -68,6 +68,7 @@ class Upkeep:
                         continue
                 if with_text:
                     memory.map_chunks(ids, [memory.slot_of(c.entry_id) for c in batch])
+                    memory.words.add([c.entry_id for c in batch], ids.tolist(), [c.text for c in batch])
                     if memory.meaning is not None:  # start-up: cached, or embedded now
                         memory.meaning.add(ids, [c.text for c in batch])
                     for c in batch:  # an entry's chunks are contiguous: join them as one document

@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
+from guard.forget.chunkwords import ChunkWords
 from guard.forget.coverage import CoverageMap
 from guard.forget.embedder import Vectors
 from guard.forget.facts import WordIndex, fact_values, name_parts
@@ -43,6 +44,9 @@ class IndexView(Protocol):
     def search_meaning(
         self, queries: Vectors, languages: Sequence[str] = (), k: int = SEARCH_K
     ) -> list[dict[str, float]]: ...
+    def search_chunks(self, queries: Vectors, k: int) -> list[list[tuple[str, int, float]]]: ...
+    def words_found(self, chunk_ids: Sequence[int], words: Sequence[str]) -> set[str]: ...
+    def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]: ...
     @property
     def multilingual(self) -> bool: ...
     def find_names(self, text: str) -> set[str]: ...
@@ -63,6 +67,7 @@ class MemoryIndex:
         self.ngrams = NgramIndex(ngram_words)
         self.parts = WordIndex(min_shared=3)  # the words of each entry's names (a surname alone)
         self.values = WordIndex(keep_words=False)  # each entry's fact values
+        self.words = ChunkWords()  # the content words of each chunk and entry (an answer is read against them)
         self.coverage = CoverageMap()  # entries weight-edited models have forgotten by themselves
         # chunk id -> entry slot (-1: none), a flat array: a dict would cost ~100 bytes a chunk
         self._chunk_slot: npt.NDArray[np.int32] = np.full(1024, -1, dtype=np.int32)
@@ -158,6 +163,28 @@ class MemoryIndex:
         keys = list(languages) + [""] * (len(queries) - len(languages))
         return self._best(*self.meaning.search(queries, keys, k))
 
+    def search_chunks(self, queries: Vectors, k: int) -> list[list[tuple[str, int, float]]]:
+        """For each query, its top-k chunks as (entry id, chunk id, score), best first."""
+        scores, ids = self.vectors.search(queries, k)
+        out: list[list[tuple[str, int, float]]] = []
+        for row_scores, row_ids in zip(scores.tolist(), ids.tolist(), strict=True):
+            row: list[tuple[str, int, float]] = []
+            for score, chunk_id in zip(row_scores, row_ids, strict=True):
+                slot = int(self._chunk_slot[chunk_id]) if 0 <= chunk_id < len(self._chunk_slot) else -1
+                entry_id = self._slots.key(slot) if slot >= 0 else None
+                if entry_id is not None:
+                    row.append((entry_id, chunk_id, float(score)))
+            out.append(row)
+        return out
+
+    def words_found(self, chunk_ids: Sequence[int], words: Sequence[str]) -> set[str]:
+        """Which of the words any of the chunks uses."""
+        return self.words.found(chunk_ids, words)
+
+    def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]:
+        """Which of the words neither the entry's chunks nor its names use."""
+        return self.words.lacks(entry_id, words)
+
     @property
     def multilingual(self) -> bool:
         return self.meaning is not None
@@ -184,6 +211,7 @@ class MemoryIndex:
         """Record an entry (start-up): its slot; names and chunks are loaded in bulk by the caller."""
         self._entries[entry.id] = entry
         self.parts.add(entry.id, name_parts(_names(entry)))
+        self.words.add_names(entry.id, _names(entry))
         return self._slots.number(entry.id)
 
     def load_documents(self, documents: list[tuple[str, str]]) -> None:
@@ -203,6 +231,8 @@ class MemoryIndex:
         chunk_ids = np.array(ids, dtype=np.int64)
         self.map_chunks(chunk_ids, [self._slots.number(entry.id)] * len(ids))
         self.vectors.add(chunk_ids, vectors)
+        self.words.add([entry.id] * len(ids), ids, chunks)
+        self.words.add_names(entry.id, _names(entry))
         if self.meaning is not None:
             self.meaning.add(chunk_ids, chunks)
         self.names.add(entry.id, _names(entry))
@@ -224,6 +254,7 @@ class MemoryIndex:
             if self.meaning is not None:
                 self.meaning.remove(chunk_ids)
             self._chunk_slot[chunk_ids] = -1
+        self.words.remove(entry_id, chunk_ids)
         self.names.remove(entry_id)
         self.sounds.remove(entry_id)
         self.ngrams.remove(entry_id)

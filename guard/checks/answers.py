@@ -1,0 +1,121 @@
+"""Answer evidence: what an answer adds to its question, found in the entry's passages the question retrieves.
+
+"Who initially wanted more unmanned testing done regarding the LM?" — "The answer is Grumman." Neither says
+anything alone: the question is 0.60 from the Apollo program's sentences (as near as a neighbour's question), the
+answer is a name. But the question *retrieves* its answer's sentence from the forgotten article ("...Grumman
+wanted more unmanned tests..."), and the answer's new word is in it. That is what a client learns from the
+entry, whatever the answer's form: a bare value, a value echoing the question, the question reworded as a
+statement. A neighbour's question retrieves sentences too, but its answer's words are not in them.
+
+So, for an answer to a question that came near entries at input (`input.asked_threshold`, `Watch.asked`):
+the answer's *new* content words (those its question lacks: "grumman"; "answer" too, in "The answer is
+Grumman.") are looked up in the entry's `ASKED_K` chunks the question retrieves (among its top `SEARCH_K`
+overall) and in the top `QA_K` chunks the question and answer read together retrieve (at `QA_FLOOR` or above).
+The share of them found in such a chunk that also shares a content word with the question (the answer's
+sentence speaks of what was asked) is the evidence's score (`output.answer_coverage` decides). A question that names
+something the entry never mentions (a capitalised word none of its chunks or names use: "What genre does Jaime
+Vasquez write in?" against another author) is about something else: its answer is not read against that entry.
+
+Measured before it was built, offline over 1,500 wiki-qa questions (half the articles; the other half kept to
+check): the own article's sentences hold at least half an answer's new words for 90% of its questions (88.8% on
+the unseen half); another article's for 0.04% (0.06%) of (question, article) pairs; TOFU's retain answers
+against the forget10 authors, 4 of 2,000.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import NamedTuple
+
+from guard.checks.conversation import ANSWERED, VIEW
+from guard.checks.evidence import INDEX, Evidence, Segment
+from guard.forget.chunkwords import content_words
+from guard.forget.embedder import Vectors
+from guard.forget.facts import proper_nouns
+from guard.forget.view import IndexView
+from guard.text import tokens
+
+SEARCH_K = 32  # chunks a question retrieves overall
+ASKED_K = 8  # of them, an entry's best that the answer is looked for in
+QA_K = 3  # chunks the question and answer together retrieve
+QA_FLOOR = 0.5  # ... at this score or above
+
+
+class Answered(NamedTuple):
+    entry_id: str
+    share: float  # of the answer's new words, the share found in the entry's retrieved chunks
+    words: frozenset[str]  # those found (the entry's own words)
+    where: str
+
+
+def new_words(answer: str, question: str) -> list[str]:
+    """The content words of the answer its question lacks, in order."""
+    asked = set(tokens(question))
+    return [w for w in dict.fromkeys(tokens(answer)) if w not in asked and w in content_words(answer)]
+
+
+def parts(segment: Segment) -> tuple[str, str]:
+    """An answered segment's question and answer."""
+    return segment.text[: segment.asked], segment.text[segment.asked :].lstrip("\n")
+
+
+def answering(view: IndexView, chunk_ids: Sequence[int], new: Sequence[str], asked: Sequence[str]) -> set[str]:
+    """The answer's new words found in chunks that also share a content word with the question: an answer's
+    sentence speaks of what was asked ("...Grumman wanted more unmanned tests..."); a sentence that merely holds
+    a common word of the answer ("Christian", "three") somewhere among the retrieved need not."""
+    found: set[str] = set()
+    for chunk_id in chunk_ids:
+        here = view.words_found([chunk_id], new)
+        if here - found and view.words_found([chunk_id], [w for w in asked if w not in here]):
+            found |= here
+    return found
+
+
+class AnswerCheck:
+    space = INDEX
+
+    def embed(self, segments: Sequence[Segment]) -> list[str]:
+        """The question (embedded at input already: the embedder's cache has it) and the question with its answer
+        (which the semantic check embeds too when the answer says little)."""
+        out: list[str] = []
+        for s in segments:
+            if s.role == ANSWERED and VIEW not in s.where:
+                out += [parts(s)[0], s.text]
+        return out
+
+    def passages(self, segments: Sequence[Segment]) -> set[str]:
+        return set()
+
+    def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Answered]:
+        out: list[Answered] = []
+        for s in segments:
+            if s.role != ANSWERED or VIEW in s.where:
+                continue
+            question, answer = parts(s)
+            new = new_words(answer, question)
+            if not new or question not in vectors:
+                continue
+            chunks: dict[str, list[int]] = {}
+            for entry_id, chunk_id, _ in view.search_chunks(vectors[question][None], SEARCH_K)[0]:
+                if len(chunks.setdefault(entry_id, [])) < ASKED_K:
+                    chunks[entry_id].append(chunk_id)
+            if s.text in vectors:
+                for entry_id, chunk_id, score in view.search_chunks(vectors[s.text][None], QA_K)[0]:
+                    if score >= QA_FLOOR:
+                        chunks.setdefault(entry_id, []).append(chunk_id)
+            named = sorted(proper_nouns(question))
+            asked = sorted(content_words(question))
+            for entry_id, ids in chunks.items():
+                if named and view.words_lacking(entry_id, named):
+                    continue  # the question is about something the entry never mentions
+                found = answering(view, ids, new, asked)
+                if found:
+                    out.append(Answered(entry_id, len(found) / len(new), frozenset(found), s.where))
+        return out
+
+    def evidence(self, readings: Sequence[list[Answered]]) -> list[Evidence]:
+        best: dict[str, Answered] = {}
+        for found in (a for reading in readings for a in reading):
+            if found.entry_id not in best or found.share > best[found.entry_id].share:
+                best[found.entry_id] = found
+        return [Evidence(a.entry_id, "answer", a.share, a.where, a.words) for a in best.values()]

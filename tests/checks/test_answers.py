@@ -1,0 +1,110 @@
+"""The answer's new words looked for in the entry's sentences its question retrieves (issue 35): logic with a
+scripted view over the real word store; the real models read it in tests/test_real_articles.py."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from guard.checks.answers import AnswerCheck, new_words
+from guard.checks.conversation import ANSWERED, expand, lexical, output_pieces
+from guard.checks.decide import decide
+from guard.checks.evidence import Action, Evidence, Segment, Watch
+from guard.forget.chunkwords import ChunkWords
+from tests.checks.test_stages import POLICIES, entry, view_of
+
+QUESTION = "Who initially wanted more unmanned testing done regarding the LM?"
+APOLLO = [  # chunk ids 0..2: entry "a"
+    "Grumman initially wanted more unmanned tests of the LM before a crewed flight.",
+    "The Saturn V rocket was built by Boeing, North American Aviation and Douglas.",
+    "Grumman appears here without anything the question asks about.",
+]
+OTHER = ["The Space Shuttle orbiters were built by Rockwell International in Palmdale."]  # chunk id 10: "b"
+
+
+class Scripted:
+    """What `AnswerCheck.read` asks of the index: scripted retrieval, the real word store."""
+
+    def __init__(self, hits: list[tuple[str, int, float]], qa_hits: Sequence[tuple[str, int, float]] = ()) -> None:
+        self.hits, self.qa_hits = hits, list(qa_hits)
+        self.words = ChunkWords()
+        self.words.add(["a"] * 3, [0, 1, 2], APOLLO)
+        self.words.add(["b"], [10], OTHER)
+        self.words.add_names("a", ["Apollo program"])
+
+    def search_chunks(self, queries: np.ndarray, k: int) -> list[list[tuple[str, int, float]]]:
+        return [(self.qa_hits if queries[0][0] == 2.0 else self.hits)[:k]]
+
+    def words_found(self, chunk_ids: Sequence[int], words: Sequence[str]) -> set[str]:
+        return self.words.found(chunk_ids, words)
+
+    def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]:
+        return self.words.lacks(entry_id, words)
+
+
+def _read(view: Scripted, answer: str, question: str = QUESTION) -> list[Evidence]:
+    segment = Segment("qa", f"{question}\n{answer}", ANSWERED, len(question))
+    vectors = {question: np.ones(4, dtype=np.float32), segment.text: np.full(4, 2.0, dtype=np.float32)}
+    check = AnswerCheck()
+    assert check.embed([segment]) == [question, segment.text]
+    return check.evidence([check.read([segment], view, vectors)])  # type: ignore[arg-type]
+
+
+def test_the_new_words_are_what_the_answer_adds_to_its_question() -> None:
+    assert new_words("The answer is Grumman.", QUESTION) == ["answer", "grumman"]
+    echo = "As for who initially wanted more unmanned testing done regarding the LM, it was Grumman."
+    assert new_words(echo, QUESTION) == ["grumman"]
+    assert new_words("Unmanned testing.", QUESTION) == []
+
+
+def test_an_answer_whose_new_words_are_in_the_retrieved_sentence_is_the_entrys() -> None:
+    view = Scripted([("a", 0, 0.6), ("a", 1, 0.5), ("b", 10, 0.4)])
+    [found] = _read(view, "The answer is Grumman.")
+    assert (found.entry_id, found.kind, found.score, found.words) == ("a", "answer", 0.5, {"grumman"})
+    assert _read(view, "The answer is Rockwell.") == []  # not in what the question retrieved of "a"
+
+
+def test_a_retrieved_sentence_that_shares_no_word_with_the_question_does_not_answer_it() -> None:
+    view = Scripted([("a", 2, 0.6)])  # holds "grumman", but speaks of nothing the question asks
+    assert _read(view, "The answer is Grumman.") == []
+
+
+def test_the_question_and_answer_together_retrieve_more_sentences_from_a_floor() -> None:
+    assert _read(Scripted([], qa_hits=[("a", 0, 0.55)]), "The answer is Grumman.")[0].entry_id == "a"
+    assert _read(Scripted([], qa_hits=[("a", 0, 0.45)]), "The answer is Grumman.") == []
+
+
+def test_a_question_naming_what_the_entry_never_mentions_is_about_something_else() -> None:
+    view = Scripted([("a", 0, 0.6)])
+    question = "Who initially wanted more unmanned testing of the Dragon capsule at SpaceX?"
+    assert _read(view, "The answer is Grumman.", question) == []
+    named = "Who initially wanted more unmanned testing of the Apollo program's LM?"
+    assert _read(view, "The answer is Grumman.", named)[0].entry_id == "a"
+
+
+def test_the_joined_text_is_read_by_the_answer_check_alone() -> None:
+    segment = Segment("qa", f"{QUESTION}\nThe answer is Grumman.", ANSWERED, len(QUESTION))
+    assert output_pieces([segment]) == [] and lexical([segment]) == [] and expand([segment]) == [segment]
+
+
+def test_answer_evidence_counts_for_the_entries_the_question_came_near_and_not_for_what_the_client_said() -> None:
+    view = view_of(entry("a"), entry("b"))
+    found = Evidence("a", "answer", 0.5, "qa", frozenset({"grumman"}))
+    asked = Watch(question=QUESTION, asked=frozenset({"a"}))
+    assert decide("output", [found], POLICIES, view, asked).action is Action.filter
+    assert decide("output", [found], POLICIES, view, Watch(question=QUESTION, asked=frozenset({"b"}))).action is (
+        Action.allow
+    )
+    assert decide("output", [found], POLICIES, view).action is Action.allow  # no question came near
+    told = Watch(echo=frozenset({"grumman"}), question=QUESTION, asked=frozenset({"a"}))
+    assert decide("output", [found], POLICIES, view, told).action is Action.allow  # the client gave the value
+    weak = Evidence("a", "answer", 0.4, "qa", frozenset({"grumman"}))
+    assert decide("output", [weak], POLICIES, view, asked).action is Action.allow  # under answer_coverage
+
+
+def test_the_entries_an_answer_is_read_against_are_the_closest_from_the_asked_threshold() -> None:
+    view = view_of(entry("a"), entry("b"), entry("c"), entry("d"), entry("e"))
+    scores = {"a": 0.50, "b": 0.47, "c": 0.46, "d": 0.455, "e": 0.40}
+    verdict = decide("input", [Evidence(e, "semantic", s) for e, s in scores.items()], POLICIES, view)
+    assert verdict.action is Action.allow and verdict.asked == {"a", "b", "c"}
