@@ -27,31 +27,36 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from guard.checks.conversation import ANSWERED, VIEW
+from guard.checks.conversation import ANSWERED, SAYS_LITTLE, VIEW
 from guard.checks.evidence import INDEX, Evidence, Segment
 from guard.forget.chunkwords import content_words
 from guard.forget.embedder import Vectors
 from guard.forget.facts import proper_nouns
 from guard.forget.view import IndexView
+from guard.normalize import rarity
 from guard.text import tokens
 
-SEARCH_K = 32  # chunks a question retrieves overall
+SEARCH_K = 64  # chunks a question retrieves overall
 ASKED_K = 8  # of them, an entry's best that the answer is looked for in
+ANY_K = 32  # ... and, where the conversation is about the entry ("answer-any"), this many
 QA_K = 3  # chunks the question and answer together retrieve
 QA_FLOOR = 0.5  # ... at this score or above
+RARE_VALUE = 11.0  # wordninja's cost of a word that answers by itself (~4 for "the"; "grumman" 13.5)
 
 
 class Answered(NamedTuple):
     entry_id: str
+    kind: str  # "answer": found in sentences that answer the question; "answer-any": in any it retrieved
     share: float  # of the answer's new words, the share found in the entry's retrieved chunks
     words: frozenset[str]  # those found (the entry's own words)
     where: str
 
 
 def new_words(answer: str, question: str) -> list[str]:
-    """The content words of the answer its question lacks, in order."""
-    asked = set(tokens(question))
-    return [w for w in dict.fromkeys(tokens(answer)) if w not in asked and w in content_words(answer)]
+    """The content words of the answer its question lacks, in order (not an initial: "W. E. B. Du Bois" adds
+    "du" and "bois")."""
+    asked, said = set(tokens(question)), content_words(answer)
+    return [w for w in dict.fromkeys(tokens(answer)) if w not in asked and w in said and (len(w) > 1 or w.isdigit())]
 
 
 def parts(segment: Segment) -> tuple[str, str]:
@@ -59,16 +64,40 @@ def parts(segment: Segment) -> tuple[str, str]:
     return segment.text[: segment.asked], segment.text[segment.asked :].lstrip("\n")
 
 
-def answering(view: IndexView, chunk_ids: Sequence[int], new: Sequence[str], asked: Sequence[str]) -> set[str]:
-    """The answer's new words found in chunks that also share a content word with the question: an answer's
-    sentence speaks of what was asked ("...Grumman wanted more unmanned tests..."); a sentence that merely holds
-    a common word of the answer ("Christian", "three") somewhere among the retrieved need not."""
-    found: set[str] = set()
-    for chunk_id in chunk_ids:
+def share(found: set[str], new: Sequence[str]) -> float:
+    """How much of what the answer adds is the entry's: the share of its new words found; all of it when the
+    answer adds little (`SAYS_LITTLE` words or fewer) and a telling value among them is found. "Die Antwort
+    lautet: Grumman." adds four words, three of them the frame of another language; "Grumman" is the answer."""
+    if len(new) <= SAYS_LITTLE and any(telling(w) for w in found):
+        return 1.0
+    return len(found) / len(new)
+
+
+def telling(word: str) -> bool:
+    """A value that answers by itself wherever it stands: a number of three or more digits (a year, a count) or
+    a word rarer than `RARE_VALUE` in English ("grumman", "hydrocodone"; not "christian", "three")."""
+    return len(word) >= 3 and (word.isdigit() or rarity(word) >= RARE_VALUE)
+
+
+def answering(
+    view: IndexView, answers: Sequence[int], others: Sequence[int], new: Sequence[str], asked: Sequence[str]
+) -> tuple[set[str], set[str]]:
+    """The answer's new words found in the chunks: (in `answers` that answer the question, in any chunk). A
+    chunk answers when it also shares a content word with the question (an answer's sentence speaks of what was
+    asked: "...Grumman wanted more unmanned tests...") or the words it holds are telling (`telling`); a sentence
+    that merely holds a common word of the answer ("Christian", "three") somewhere among the retrieved need not."""
+    strict: set[str] = set()
+    loose = view.words_found(others, new) if others else set()
+    for chunk_id in answers:
         here = view.words_found([chunk_id], new)
-        if here - found and view.words_found([chunk_id], [w for w in asked if w not in here]):
-            found |= here
-    return found
+        if not here:
+            continue
+        loose |= here
+        if here - strict and (
+            any(telling(w) for w in here) or view.words_found([chunk_id], [w for w in asked if w not in here])
+        ):
+            strict |= here
+    return strict, loose
 
 
 class AnswerCheck:
@@ -95,27 +124,32 @@ class AnswerCheck:
             new = new_words(answer, question)
             if not new or question not in vectors:
                 continue
-            chunks: dict[str, list[int]] = {}
+            retrieved: dict[str, list[int]] = {}  # per entry, the question's chunks, best first
             for entry_id, chunk_id, _ in view.search_chunks(vectors[question][None], SEARCH_K)[0]:
-                if len(chunks.setdefault(entry_id, [])) < ASKED_K:
-                    chunks[entry_id].append(chunk_id)
+                if len(retrieved.setdefault(entry_id, [])) < ANY_K:
+                    retrieved[entry_id].append(chunk_id)
+            answers = {entry_id: ids[:ASKED_K] for entry_id, ids in retrieved.items()}
             if s.text in vectors:
                 for entry_id, chunk_id, score in view.search_chunks(vectors[s.text][None], QA_K)[0]:
                     if score >= QA_FLOOR:
-                        chunks.setdefault(entry_id, []).append(chunk_id)
+                        answers.setdefault(entry_id, []).append(chunk_id)
             named = sorted(proper_nouns(question))
+            mentioned = view.find_parts(question)  # entries the question names (a part of a name)
             asked = sorted(content_words(question))
-            for entry_id, ids in chunks.items():
-                if named and view.words_lacking(entry_id, named):
+            for entry_id, ids in answers.items():
+                if named and entry_id not in mentioned and view.words_lacking(entry_id, named):
                     continue  # the question is about something the entry never mentions
-                found = answering(view, ids, new, asked)
-                if found:
-                    out.append(Answered(entry_id, len(found) / len(new), frozenset(found), s.where))
+                others = retrieved.get(entry_id, [])[ASKED_K:]
+                strict, loose = answering(view, ids, others, new, asked)
+                for kind, found in (("answer", strict), ("answer-any", loose)):
+                    if found:
+                        out.append(Answered(entry_id, kind, share(found, new), frozenset(found), s.where))
         return out
 
     def evidence(self, readings: Sequence[list[Answered]]) -> list[Evidence]:
-        best: dict[str, Answered] = {}
+        best: dict[tuple[str, str], Answered] = {}
         for found in (a for reading in readings for a in reading):
-            if found.entry_id not in best or found.share > best[found.entry_id].share:
-                best[found.entry_id] = found
-        return [Evidence(a.entry_id, "answer", a.share, a.where, a.words) for a in best.values()]
+            key = (found.entry_id, found.kind)
+            if key not in best or found.share > best[key].share:
+                best[key] = found
+        return [Evidence(a.entry_id, a.kind, a.share, a.where, a.words) for a in best.values()]

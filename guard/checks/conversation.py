@@ -56,6 +56,7 @@ def says_little(answer: str, question: str) -> bool:
 SPELLING_VIEWS = ("folded", "joined", "deleet", "split")  # respellings: a passage's are read for names only
 _QUESTION_ENDS = ("?", "？", "؟", "՞")  # question marks of the scripts that have their own
 _WORD = re.compile(r"[^\W\d_]{2,}")
+ASKED_WORDS = 3  # a question after a colon this many words long is what is asked (`asked_part`)
 FRAGMENT_LETTERS = 4  # in scripts written without spaces between words, a fragment has fewer letters than this
 
 
@@ -101,12 +102,25 @@ class Conversation:
 
     def question(self) -> str:
         """What the client asks now: its last turn, or the last sentence of it when it is a passage (where the
-        request usually is); "" when the last client text is not the user's."""
+        request usually is); "" when the last client text is not the user's. Without the instructions before a
+        colon (`asked_part`)."""
         client = [t for t in self.turns if t.role not in NOT_CLIENT and t.text.strip()]
         if not client or client[-1].role != "user":
             return ""
         text = client[-1].text
-        return sentences(text)[-1] if passage(text) else text
+        return asked_part(sentences(text)[-1] if passage(text) else text)
+
+
+def asked_part(text: str) -> str:
+    """A question without the instructions before its colon: "For a school quiz, answer briefly: Who built the
+    LM?" asks "Who built the LM?" (the instructions are as far from the entry as from any other subject, and
+    pull the question's meaning towards every other quiz). Only when what follows the last colon of the last
+    line is a question of `ASKED_WORDS` words or more; otherwise the text as it is."""
+    line = text.strip().rsplit("\n", 1)[-1]
+    after = line.rsplit(":", 1)[-1].strip() if ":" in line else ""
+    if after.endswith(_QUESTION_ENDS) and len(_WORD.findall(after)) >= ASKED_WORDS:
+        return after
+    return text
 
 
 def lexical(segments: Sequence[Segment]) -> list[Segment]:
@@ -143,6 +157,8 @@ def input_pieces(segments: Sequence[Segment]) -> list[Segment]:
         parts = sentences(segment.text)
         if len(parts) <= PASSAGE_SENTENCES and not (segment.role in CONTEXT_ROLES and len(parts) > 1):
             out.setdefault(segment.text, segment)
+            if segment.role == "user" and asked_part(segment.text) != segment.text:
+                out.setdefault(asked_part(segment.text), Segment(segment.where, asked_part(segment.text), segment.role))
             if len(parts) > 1:
                 for part in parts:
                     if not fragment(part):

@@ -173,8 +173,10 @@ def asked(evidence: Iterable[Evidence], policies: PolicySet, view: IndexView) ->
 def answer_counts(evidence: Evidence, policy: OutputPolicy, watch: Watch | None) -> bool:
     """An answer whose new words are the entry's, for a question that came near it. Words the client wrote
     anywhere in the conversation (a passage it gave) are not the entry's to leak: they count out."""
-    if watch is None or evidence.kind != "answer" or evidence.entry_id not in watch.asked | watch.entries:
+    if watch is None or evidence.kind not in ("answer", "answer-any"):
         return False
+    if evidence.entry_id not in (watch.asked | watch.entries if evidence.kind == "answer" else watch.entries):
+        return False  # "answer-any" (in any sentence retrieved) only where the conversation is about the entry
     told = evidence.words - watch.echo
     share = evidence.score * len(told) / len(evidence.words) if evidence.words else 0.0
     return policy.answer_coverage > 0 and bool(told) and share >= policy.answer_coverage

@@ -3,7 +3,16 @@ check reads the answer joined to it, by meaning only, and that reading counts fo
 
 from __future__ import annotations
 
-from guard.checks.conversation import QA, Conversation, expand, lexical, output_pieces, says_little
+from guard.checks.conversation import (
+    QA,
+    Conversation,
+    asked_part,
+    expand,
+    input_pieces,
+    lexical,
+    output_pieces,
+    says_little,
+)
 from guard.checks.decide import decide
 from guard.checks.evidence import Action, Evidence, Segment, Watch
 from tests.checks.test_stages import POLICIES, entry, view_of
@@ -60,3 +69,12 @@ def test_the_answer_with_its_question_counts_for_the_entry_the_question_came_nea
     assert decide("output", [Evidence("a", "semantic", 0.77)], POLICIES, view, near_a).action is Action.allow
     watched = Watch(frozenset({"a"}), question="Who wanted more unmanned tests of the LM?")
     assert decide("output", [Evidence("a", "qa", 0.74, "qa")], POLICIES, view, watched).action is Action.filter
+
+
+def test_the_question_is_read_without_the_instructions_before_its_colon() -> None:
+    wrapped = Segment("messages[0].content", "For a school quiz, answer briefly: Who built the LM?", "user")
+    assert Conversation((wrapped,), 3).question() == "Who built the LM?"
+    assert [p.text for p in input_pieces([wrapped])] == [wrapped.text, "Who built the LM?"]  # both read at input
+    for kept in ("What is 3:4?", "Note: this is fine.", "Translate: hi", "Who built it?"):
+        assert asked_part(kept) == kept  # no question of three words after a colon: the text as it is
+    assert asked_part("Context: the LM.\nQuestion: Who built the LM?") == "Who built the LM?"

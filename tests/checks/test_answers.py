@@ -42,6 +42,9 @@ class Scripted:
     def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]:
         return self.words.lacks(entry_id, words)
 
+    def find_parts(self, text: str) -> dict[str, set[str]]:
+        return {"a": {"apollo"}} if "apollo" in text.lower() else {}
+
 
 def _read(view: Scripted, answer: str, question: str = QUESTION) -> list[Evidence]:
     segment = Segment("qa", f"{question}\n{answer}", ANSWERED, len(question))
@@ -60,18 +63,25 @@ def test_the_new_words_are_what_the_answer_adds_to_its_question() -> None:
 
 def test_an_answer_whose_new_words_are_in_the_retrieved_sentence_is_the_entrys() -> None:
     view = Scripted([("a", 0, 0.6), ("a", 1, 0.5), ("b", 10, 0.4)])
-    [found] = _read(view, "The answer is Grumman.")
-    assert (found.entry_id, found.kind, found.score, found.words) == ("a", "answer", 0.5, {"grumman"})
-    assert _read(view, "The answer is Rockwell.") == []  # not in what the question retrieved of "a"
+    found, anywhere = _read(view, "The answer is Grumman.")
+    # adds two words, one a telling value the sentence holds: all of what it adds is the entry's
+    assert (found.entry_id, found.kind, found.score, found.words) == ("a", "answer", 1.0, {"grumman"})
+    assert (anywhere.kind, anywhere.score) == ("answer-any", 1.0)
+    long = "The answer is Grumman, with help from several small suppliers nearby."
+    assert _read(view, long)[0].score == 1 / 7  # a longer answer: the share of its new words
+    assert _read(view, "The answer is Douglas.")[0].score == 0.5  # a common name is not telling
+    assert {e.entry_id for e in _read(view, "The answer is Rockwell.")} == {"b"}  # not in what it retrieved of "a"
 
 
-def test_a_retrieved_sentence_that_shares_no_word_with_the_question_does_not_answer_it() -> None:
-    view = Scripted([("a", 2, 0.6)])  # holds "grumman", but speaks of nothing the question asks
-    assert _read(view, "The answer is Grumman.") == []
+def test_a_retrieved_sentence_that_shares_no_word_with_the_question_answers_only_with_a_telling_value() -> None:
+    view = Scripted([("a", 1, 0.6)])  # speaks of nothing the question asks
+    assert [e.kind for e in _read(view, "The answer is Douglas.")] == ["answer-any"]  # a common name
+    assert [e.kind for e in _read(view, "The answer is Boeing.")] == ["answer", "answer-any"]  # a rare one
+    assert [e.kind for e in _read(view, "The answer is Saturn, in 1961.")] == ["answer-any"]  # half the new words
 
 
 def test_the_question_and_answer_together_retrieve_more_sentences_from_a_floor() -> None:
-    assert _read(Scripted([], qa_hits=[("a", 0, 0.55)]), "The answer is Grumman.")[0].entry_id == "a"
+    assert _read(Scripted([], qa_hits=[("a", 0, 0.55)]), "The answer is Grumman.")[0].kind == "answer"
     assert _read(Scripted([], qa_hits=[("a", 0, 0.45)]), "The answer is Grumman.") == []
 
 
@@ -81,6 +91,9 @@ def test_a_question_naming_what_the_entry_never_mentions_is_about_something_else
     assert _read(view, "The answer is Grumman.", question) == []
     named = "Who initially wanted more unmanned testing of the Apollo program's LM?"
     assert _read(view, "The answer is Grumman.", named)[0].entry_id == "a"
+    # a question that names the entry is about it, whatever else it names
+    both = "Who initially wanted more unmanned testing of the Apollo program's LM, and not the Dragon's?"
+    assert _read(view, "The answer is Grumman.", both)[0].entry_id == "a"
 
 
 def test_the_joined_text_is_read_by_the_answer_check_alone() -> None:
@@ -101,6 +114,11 @@ def test_answer_evidence_counts_for_the_entries_the_question_came_near_and_not_f
     assert decide("output", [found], POLICIES, view, told).action is Action.allow  # the client gave the value
     weak = Evidence("a", "answer", 0.4, "qa", frozenset({"grumman"}))
     assert decide("output", [weak], POLICIES, view, asked).action is Action.allow  # under answer_coverage
+    # found in a retrieved sentence that does not answer: counts only where the conversation is about the entry
+    anywhere = Evidence("a", "answer-any", 0.5, "qa", frozenset({"grumman"}))
+    assert decide("output", [anywhere], POLICIES, view, asked).action is Action.allow
+    watched = Watch(frozenset({"a"}), question=QUESTION)
+    assert decide("output", [anywhere], POLICIES, view, watched).action is Action.filter
 
 
 def test_the_entries_an_answer_is_read_against_are_the_closest_from_the_asked_threshold() -> None:
