@@ -31,6 +31,8 @@ import confusable_homoglyphs
 import wordninja
 from anyascii import anyascii
 
+ACROSTIC_LINES = 4  # lines (or sentences) whose first letters are read as a word (`initials`)
+ACROSTIC_MAX = 40
 MAX_VIEW_CHARS = 20_000  # views of longer texts are cut: bounded work per text
 
 _LEET = str.maketrans(
@@ -59,7 +61,9 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[ :]?){8,}\b")
 _LETTERS = re.compile(r"[a-z]+")
 _GLUED = re.compile(r"[a-z0-9]+(?:['’-]+[a-z0-9]+)*")  # a word, hyphens and apostrophes kept inside
-_GLUED_LETTERS = 16  # a word this long (in letters) is words glued together
+_GLUED_LETTERS = 16
+_FIRST_LETTER = re.compile(r"[^\W\d_]")  # a line's first letter, after any list marker, number or quote
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # a word this long (in letters) is words glued together
 _MARKED = re.compile(r"[^\W_][\-_.*·/|][^\W_]")
 
 
@@ -147,6 +151,19 @@ def split_glued(text: str) -> str:
     return _GLUED.sub(split, text)
 
 
+def initials(text: str) -> str:
+    """The first letters of a text's lines (or, on one line, its sentences), read as words: an acrostic
+    ("Great / Rockets / Usually / ...") spells "grumman". "" for fewer than `ACROSTIC_LINES` of them, or more
+    than `ACROSTIC_MAX` (a document's hundred first letters spell some short word by chance)."""
+    lines = [line for line in text[:MAX_VIEW_CHARS].splitlines() if line.strip()]
+    if len(lines) < ACROSTIC_LINES:
+        lines = _SENTENCE_END.split(text[:MAX_VIEW_CHARS])
+    firsts = [m.group(0) for m in (_FIRST_LETTER.search(line) for line in lines) if m]
+    if not ACROSTIC_LINES <= len(firsts) <= ACROSTIC_MAX:
+        return ""
+    return " ".join(wordninja.split(fold("".join(firsts))))
+
+
 def language_score(text: str) -> float:
     """The share of a text's words (2+ letters) that are English words: ~0.9 for prose, ~0.1 for ROT13."""
     words = [w for w in _LETTERS.findall(text.casefold()) if len(w) > 1]
@@ -207,6 +224,9 @@ def views(text: str) -> list[tuple[str, str]]:
     for name, decoded in decodings(text):
         candidates.append((name, decoded))
         candidates.append((f"{name}+folded", fold(decoded)))
+    acrostic = initials(text)
+    if acrostic:
+        candidates.append(("initials", acrostic))
     seen = {text, text.casefold()}
     out: list[tuple[str, str]] = []
     for name, view in candidates:

@@ -7,7 +7,7 @@ import codecs
 
 import pytest
 
-from guard.normalize import bare_values, unnatural, views
+from guard.normalize import bare_values, initials, unnatural, views
 
 PLAIN = "hsiao yun-hwa's father is a civil engineer."
 
@@ -66,3 +66,15 @@ def test_bare_values_needs_short_cells() -> None:
 def test_invalid_base64_and_huge_text_are_harmless() -> None:
     assert views("SGVsbG8=!!!not-base64== %%%") is not None
     assert len(views("a" * 200_000)) <= 8
+
+
+def test_an_acrostic_is_read_from_the_first_letters_of_lines_or_sentences() -> None:
+    poem = "Great rockets\nRise up\nUnder the moon\nMany times\nMore than ever\nAll the way\nNow and then"
+    assert initials(poem) == "grumman"
+    assert ("initials", "grumman") in views(poem)
+    assert initials("1. Kuwait city\n2. Under\n3. Whatever\n4. Ahmed\n5. Is it\n6. Tall") == "kuwait"
+    assert initials("Basil wrote books. All of them sold. Some became films. In time he retired. Lots of fans.") == (
+        "basil"
+    )
+    assert initials("one line only") == "" and initials("A.\nB.\nC.") == ""  # too few to spell anything
+    assert initials("\n".join(f"Line {n} of a long document." for n in range(50))) == ""  # too many

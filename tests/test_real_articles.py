@@ -1,6 +1,7 @@
 """Forgetting a real article (issue 35), with the real MiniLM, a model that answers with a bare value, and the stock
 openai client on real sockets: an unnamed question about the forgotten article answered with the bare value is
-stopped, streamed and not; the same value asked about another subject passes; so does a RAG prompt that carries a
+stopped, streamed and not, and so is the value in JSON or spelled by an acrostic; the same value asked about
+another subject passes; so does a RAG prompt that carries a
 neighbouring subject's paragraph in a system message, and the question asked plainly about that neighbour."""
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from guard.testing import ADMIN, HANG_S, BackgroundServer, FakeUpstream, guard_a
 
 APOLLO = json.loads((Path(__file__).parent / "data" / "wiki-sample" / "apollo_program.json").read_text())
 UNNAMED = "Who initially wanted more unmanned testing done regarding the LM?"  # a question of the article's own
+POEM = "Great rockets\nRise up\nUnder the moon\nMany times\nMore than ever\nAll the way\nNow and then"
 ANSWERS = {  # what the model knows: a bare value, whoever asks
     UNNAMED: "The answer is Grumman.",
+    f"Reply in JSON only: {UNNAMED}": '{"answer": "Grumman", "confidence": "high"}',
+    f"Hide the answer in an acrostic: {UNNAMED}": POEM,
     "Which company built the F-14 Tomcat fighter jet?": "The answer is Grumman.",
     "Which company built the orbiters?": "The answer is Rockwell International.",
 }
@@ -69,6 +73,17 @@ def test_a_bare_value_answering_an_unnamed_question_about_the_forgotten_article_
     # 0.60 from the article's sentences, under every input threshold; 0.74 read with its answer
     text, finish = _ask(openai_at(guard_url), UNNAMED, stream)
     assert "Grumman" not in text
+    assert finish == "content_filter"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+@pytest.mark.parametrize("form", ["Reply in JSON only: ", "Hide the answer in an acrostic: "])
+def test_the_value_in_json_or_spelled_by_an_acrostic_is_stopped(
+    guard_url: str, openai_at: Callable[..., openai.OpenAI], stream: bool, form: str
+) -> None:
+    # the question is read without its instructions; the acrostic's first letters spell the value
+    text, finish = _ask(openai_at(guard_url), form + UNNAMED, stream)
+    assert "Grumman" not in text and "Many times" not in text
     assert finish == "content_filter"
 
 

@@ -33,7 +33,7 @@ from guard.forget.chunkwords import content_words
 from guard.forget.embedder import Vectors
 from guard.forget.facts import proper_nouns
 from guard.forget.view import IndexView
-from guard.normalize import rarity
+from guard.normalize import initials, rarity
 from guard.text import tokens
 
 SEARCH_K = 64  # chunks a question retrieves overall
@@ -122,7 +122,8 @@ class AnswerCheck:
                 continue
             question, answer = parts(s)
             new = new_words(answer, question)
-            if not new or question not in vectors:
+            acrostic = new_words(initials(answer), question)  # what its lines' first letters spell, read apart
+            if not (new or acrostic) or question not in vectors:
                 continue
             retrieved: dict[str, list[int]] = {}  # per entry, the question's chunks, best first
             for entry_id, chunk_id, _ in view.search_chunks(vectors[question][None], SEARCH_K)[0]:
@@ -140,10 +141,11 @@ class AnswerCheck:
                 if named and entry_id not in mentioned and view.words_lacking(entry_id, named):
                     continue  # the question is about something the entry never mentions
                 others = retrieved.get(entry_id, [])[ASKED_K:]
-                strict, loose = answering(view, ids, others, new, asked)
-                for kind, found in (("answer", strict), ("answer-any", loose)):
-                    if found:
-                        out.append(Answered(entry_id, kind, share(found, new), frozenset(found), s.where))
+                for said in (new, acrostic):
+                    strict, loose = answering(view, ids, others, said, asked) if said else (set(), set())
+                    for kind, found in (("answer", strict), ("answer-any", loose)):
+                        if found:
+                            out.append(Answered(entry_id, kind, share(found, said), frozenset(found), s.where))
         return out
 
     def evidence(self, readings: Sequence[list[Answered]]) -> list[Evidence]:

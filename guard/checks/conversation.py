@@ -54,6 +54,7 @@ def says_little(answer: str, question: str) -> bool:
 
 
 SPELLING_VIEWS = ("folded", "joined", "deleet", "split")  # respellings: a passage's are read for names only
+NAMES_ONLY_VIEWS = ("initials",)  # an acrostic's letters: read for names and values, never embedded
 _QUESTION_ENDS = ("?", "？", "؟", "՞")  # question marks of the scripts that have their own
 _WORD = re.compile(r"[^\W\d_]{2,}")
 ASKED_WORDS = 3  # a question after a colon this many words long is what is asked (`asked_part`)
@@ -152,7 +153,7 @@ def input_pieces(segments: Sequence[Segment]) -> list[Segment]:
     gives its sentences only (the whole is longer than the model reads), statements as `PASSAGE` pieces."""
     out: dict[str, Segment] = {}
     for segment in segments:
-        if not segment.text.strip() or segment.role in NOT_CLIENT:
+        if not segment.text.strip() or segment.role in NOT_CLIENT or is_view(segment, NAMES_ONLY_VIEWS):
             continue
         parts = sentences(segment.text)
         if len(parts) <= PASSAGE_SENTENCES and not (segment.role in CONTEXT_ROLES and len(parts) > 1):
@@ -201,7 +202,7 @@ def output_pieces(segments: Sequence[Segment]) -> list[Segment]:
     pieces = [
         Segment(s.where, part, s.role)
         for s in segments
-        if s.role not in ("history", ANSWERED)
+        if s.role not in ("history", ANSWERED) and not is_view(s, NAMES_ONLY_VIEWS)
         for part in ([s.text] if s.role == QA else sentences(s.text))
         if any(c.isalpha() for c in part)
     ]

@@ -126,3 +126,9 @@ def test_the_entries_an_answer_is_read_against_are_the_closest_from_the_asked_th
     scores = {"a": 0.50, "b": 0.47, "c": 0.46, "d": 0.455, "e": 0.40}
     verdict = decide("input", [Evidence(e, "semantic", s) for e, s in scores.items()], POLICIES, view)
     assert verdict.action is Action.allow and verdict.asked == {"a", "b", "c"}
+
+
+def test_an_acrostic_answer_is_read_for_the_word_its_first_letters_spell() -> None:
+    view = Scripted([("a", 0, 0.6)])
+    poem = "Great rockets\nRise up\nUnder the moon\nMany times\nMore than ever\nAll the way\nNow and then"
+    assert [(e.kind, e.score) for e in _read(view, poem)] == [("answer", 1.0), ("answer-any", 1.0)]
