@@ -81,6 +81,10 @@ class InputPolicy(_Strict):
     # A question this close to an entry by meaning (the closest entry only) has its answer read with it at the
     # output (`output.qa_threshold`), without the rest of a watch's strictness.
     near_threshold: float = Field(0.55, ge=-1.0, le=1.0)
+    # A conversation that names an entry but gives this many details of whoever it names (proper nouns, numbers,
+    # rare words) that the entry's documents never use, and none that they do, is about a namesake: the name
+    # watches strongly instead of refusing (`guard.checks.identity`). 0 turns this off.
+    namesake_details: int = Field(2, ge=0)
     # A question this close to an entry (its three closest such entries) has its answer's new words looked for in
     # the entry's sentences the question retrieves (`output.answer_coverage`, `guard.checks.answers`).
     asked_threshold: float = Field(0.45, ge=-1.0, le=1.0)

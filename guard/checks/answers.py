@@ -64,6 +64,11 @@ def parts(segment: Segment) -> tuple[str, str]:
     return segment.text[: segment.asked], segment.text[segment.asked :].lstrip("\n")
 
 
+def name_words(view: IndexView, entry_id: str) -> set[str]:
+    entry = view.get(entry_id)
+    return {w for name in ((entry.subject, *entry.aliases) if entry is not None else ()) for w in tokens(name)}
+
+
 def share(found: set[str], new: Sequence[str]) -> float:
     """How much of what the answer adds is the entry's: the share of its new words found; all of it when the
     answer adds little (`SAYS_LITTLE` words or fewer) and a telling value among them is found. "Die Antwort
@@ -141,8 +146,9 @@ class AnswerCheck:
                 if named and entry_id not in mentioned and view.words_lacking(entry_id, named):
                     continue  # the question is about something the entry never mentions
                 others = retrieved.get(entry_id, [])[ASKED_K:]
+                about = [w for w in asked if w not in name_words(view, entry_id)]  # its name is in every sentence
                 for said in (new, acrostic):
-                    strict, loose = answering(view, ids, others, said, asked) if said else (set(), set())
+                    strict, loose = answering(view, ids, others, said, about) if said else (set(), set())
                     for kind, found in (("answer", strict), ("answer-any", loose)):
                         if found:
                             out.append(Answered(entry_id, kind, share(found, said), frozenset(found), s.where))

@@ -63,6 +63,7 @@ def relax_input(
         strong=verdict.strong & watched,
         near=verdict.near - left,
         asked=verdict.asked - left,
+        namesakes=verdict.namesakes & watched,
     )
 
 

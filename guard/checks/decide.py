@@ -98,7 +98,7 @@ def counts_watched(evidence: Evidence, policy: OutputPolicy, watch: Watch) -> bo
         threshold = policy.qa_threshold if evidence.kind == "qa" else policy.multilingual_qa_threshold
         return policy.semantic and evidence.score >= threshold
     strong = evidence.entry_id in watch.strong
-    if evidence.kind == "part" or (evidence.kind == "fact" and strong):
+    if evidence.kind == "part" or (evidence.kind == "fact" and (strong or evidence.entry_id in watch.namesakes)):
         return bool(evidence.words - watch.echo)
     if evidence.kind == "semantic":
         threshold = policy.watch_strong_threshold if strong else policy.watch_threshold
@@ -134,6 +134,18 @@ def described(evidence: list[Evidence], policies: PolicySet, view: IndexView) ->
     return out
 
 
+def namesakes(evidence: list[Evidence], policies: PolicySet, view: IndexView) -> frozenset[str]:
+    """The entries a conversation names but describes someone else by: `input.namesake_details` or more details
+    the entry's documents never use, none that they do (kind "identity", `guard.checks.identity`)."""
+    others: set[str] = set()
+    for e in evidence:
+        entry = view.get(e.entry_id) if e.kind == "identity" else None
+        least = policies.for_entry(entry).input.namesake_details if entry is not None else 0
+        if least and e.score >= least and not e.second:
+            others.add(e.entry_id)
+    return frozenset(others)
+
+
 def input_action(entry_ids: Iterable[str], policies: PolicySet, view: IndexView) -> Action:
     """What enforced input evidence for these entries leads to: a refusal when any of their policies refuses, a
     rewrite when every one says `rewrite`. The one place this rule is written."""
@@ -146,7 +158,14 @@ def decide(
 ) -> Verdict:
     """Run on the index's reader thread (entries are looked up in `view`)."""
     evidence = list(evidence)
+    others = namesakes(evidence, policies, view) if stage == "input" else frozenset()
+    if others:  # the name read as a part of a name: it watches strongly, it does not refuse
+        evidence = [replace(e, kind="part") if e.kind == "lexical" and e.entry_id in others else e for e in evidence]
+    if stage == "output" and watch is not None and watch.namesakes:  # the client's namesake, named back
+        evidence = [e for e in evidence if not (e.kind == "lexical" and e.entry_id in watch.namesakes)]
     verdict = _decide(stage, evidence, policies, view, watch)
+    if others and verdict.action is Action.allow:  # watched, not strongly: their names make any sentence near
+        verdict = replace(verdict, namesakes=others & verdict.watched, strong=verdict.strong - others)
     if stage == "input" and verdict.action is Action.allow:
         found = nearest(evidence, policies, view)
         if found is not None and found not in verdict.watched:
@@ -175,7 +194,8 @@ def answer_counts(evidence: Evidence, policy: OutputPolicy, watch: Watch | None)
     anywhere in the conversation (a passage it gave) are not the entry's to leak: they count out."""
     if watch is None or evidence.kind not in ("answer", "answer-any"):
         return False
-    if evidence.entry_id not in (watch.asked | watch.entries if evidence.kind == "answer" else watch.entries):
+    about = watch.entries - watch.namesakes  # entries the conversation is about (not a namesake of theirs)
+    if evidence.entry_id not in (watch.asked | watch.entries if evidence.kind == "answer" else about):
         return False  # "answer-any" (in any sentence retrieved) only where the conversation is about the entry
     told = evidence.words - watch.echo
     share = evidence.score * len(told) / len(evidence.words) if evidence.words else 0.0

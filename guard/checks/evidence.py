@@ -75,6 +75,9 @@ class Watch:
     question: str = ""  # what the client asks now: an answer is also read joined to it (`guard.checks.conversation.QA`)
     near: frozenset[str] = frozenset()  # entries the question came near: only the joined reading counts for them
     asked: frozenset[str] = frozenset()  # entries whose passages the answer's new words are looked for in
+    # entries the client named for someone else (`guard.checks.identity`): their name in the answer is the
+    # client's, not a leak; their facts still are (they are watched strongly)
+    namesakes: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:
         return bool(self.entries)
@@ -110,6 +113,7 @@ class Verdict:
     strong: frozenset[str] = frozenset()  # of those, the ones watched strongly (see `Watch`)
     near: frozenset[str] = frozenset()  # the entry an allowed question came near (`guard.checks.decide.nearest`)
     asked: frozenset[str] = frozenset()  # the entries its answer is read against (`guard.checks.decide.asked`)
+    namesakes: frozenset[str] = frozenset()  # watched entries whose name the client gave to someone else
     # the policy that rules what is done: the first matched entry's, else the request's (set by the stage that
     # decided, `guard.pipeline.checker`); its refusal text is what a refusal or a filtered answer says
     policy: Policy | None = field(default=None, compare=False)

@@ -22,6 +22,7 @@ from guard.checks.conversation import ANSWERED, QA, VIEW, expand, input_pieces, 
 from guard.checks.decide import Stage, decide
 from guard.checks.evidence import ALLOW, INDEX, Check, Embedded, Evidence, Segment, Verdict, Watch
 from guard.checks.facts import FactCheck
+from guard.checks.identity import IdentityCheck
 from guard.checks.lexical import NameCheck
 from guard.checks.meaning import MeaningCheck
 from guard.checks.semantic import SemanticCheck
@@ -185,7 +186,13 @@ def input_checks() -> CheckSet:
     """Input evidence: meaning (user turns, their sentences, the recent window; text in other languages by the
     multilingual model too), names and parts of names (every
     text of every message), fact values."""
-    checks: list[Check] = [SemanticCheck(input_pieces), MeaningCheck(input_pieces), NameCheck(), FactCheck()]
+    checks: list[Check] = [
+        SemanticCheck(input_pieces),
+        MeaningCheck(input_pieces),
+        NameCheck(),
+        FactCheck(),
+        IdentityCheck(),
+    ]
     return CheckSet("input", checks, remember=REMEMBERED)
 
 

@@ -19,9 +19,16 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from guard.text import STOPWORDS, tokens
+from guard.forget.facts import proper_nouns
+from guard.text import STOPWORDS, numbers, tokens
 
 Hashes = npt.NDArray[np.uint32]
+
+
+def details(text: str) -> set[str]:
+    """The words of a text that tell who or what it is about: its proper nouns and numbers of three or more
+    digits ("Feyenoord", "2013"; `guard.checks.identity`)."""
+    return proper_nouns(text) | {n for n in numbers(text) if len(n) >= 3}
 
 
 def content_words(text: str) -> set[str]:
@@ -48,6 +55,7 @@ class ChunkWords:
         self._len: npt.NDArray[np.int32] = np.zeros(1024, dtype=np.int32)
         self._garbage = 0
         self._entry: dict[str, Hashes] = {}
+        self._details: dict[str, set[int]] = {}  # entry -> hashes of the proper nouns and numbers its chunks use
 
     def add(self, entry_ids: Sequence[str], ids: Sequence[int], texts: Sequence[str]) -> None:
         """Chunks (with the entry each belongs to, in order) and their texts: their words are recorded."""
@@ -62,8 +70,9 @@ class ChunkWords:
             self._data[self._used : self._used + len(run)] = run
             self._used += len(run)
         per_entry: dict[str, list[Hashes]] = {}
-        for entry_id, run in zip(entry_ids, runs, strict=True):
+        for entry_id, run, text in zip(entry_ids, runs, texts, strict=True):
             per_entry.setdefault(entry_id, []).append(run)
+            self._details.setdefault(entry_id, set()).update(hashes(details(text)).tolist())
         for entry_id, mine in per_entry.items():
             self._entry[entry_id] = np.unique(np.concatenate([self._entry.get(entry_id, hashes(())), *mine]))
 
@@ -73,6 +82,7 @@ class ChunkWords:
 
     def remove(self, entry_id: str, ids: npt.NDArray[np.int64]) -> None:
         self._entry.pop(entry_id, None)
+        self._details.pop(entry_id, None)
         ids = ids[ids < len(self._len)]
         self._garbage += int(self._len[ids].sum())
         self._len[ids] = 0
@@ -88,6 +98,10 @@ class ChunkWords:
         """Which of the words the entry's chunks and names never use (all of them for an unknown entry)."""
         words = set(words)
         return words - _among(words, self._entry.get(entry_id, hashes(())))
+
+    def known_details(self, entry_id: str) -> int:
+        """How many distinct proper nouns and numbers the entry's chunks use (`details`)."""
+        return len(self._details.get(entry_id, ()))
 
     def _run(self, chunk_id: int) -> Hashes:
         if not 0 <= chunk_id < len(self._len):

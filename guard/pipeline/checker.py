@@ -119,7 +119,9 @@ class Checker:
         history = ctx.conversation.said_by("assistant")
         question = ctx.conversation.question()
         echo = frozenset(tokens(said))
-        return Watch(frozenset(entries), frozenset(strong), echo, history, question, near, verdict.asked)
+        return Watch(
+            frozenset(entries), frozenset(strong), echo, history, question, near, verdict.asked, verdict.namesakes
+        )
 
     def output(self, ctx: RequestContext, watch: Watch = NO_WATCH, stage: str = "output") -> OutputCheck:
         """The output check of one request (every readable field of a choice); notable verdicts are recorded."""

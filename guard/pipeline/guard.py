@@ -114,7 +114,7 @@ class Guard:
     def _bad_words(self, watch: Watch) -> list[str]:
         """The watched entries' names, aliases and the parts of their names (reader thread)."""
         words: list[str] = []
-        for entry_id in sorted(watch.entries):
+        for entry_id in sorted(watch.entries - watch.namesakes):  # a namesake's name is the client's to hear
             entry = self.index.get(entry_id)
             if entry is not None:
                 words += [entry.subject, *entry.aliases]

@@ -12,6 +12,7 @@ from guard.checks.conversation import ANSWERED, expand, lexical, output_pieces
 from guard.checks.decide import decide
 from guard.checks.evidence import Action, Evidence, Segment, Watch
 from guard.forget.chunkwords import ChunkWords
+from guard.forget.registry import Entry
 from tests.checks.test_stages import POLICIES, entry, view_of
 
 QUESTION = "Who initially wanted more unmanned testing done regarding the LM?"
@@ -41,6 +42,9 @@ class Scripted:
 
     def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]:
         return self.words.lacks(entry_id, words)
+
+    def get(self, entry_id: str) -> Entry:
+        return Entry(entry_id, "Apollo program" if entry_id == "a" else "Space Shuttle", (), None, 0.0, 1, 1, "enforce")
 
     def find_parts(self, text: str) -> dict[str, set[str]]:
         return {"a": {"apollo"}} if "apollo" in text.lower() else {}
@@ -78,6 +82,17 @@ def test_a_retrieved_sentence_that_shares_no_word_with_the_question_answers_only
     assert [e.kind for e in _read(view, "The answer is Douglas.")] == ["answer-any"]  # a common name
     assert [e.kind for e in _read(view, "The answer is Boeing.")] == ["answer", "answer-any"]  # a rare one
     assert [e.kind for e in _read(view, "The answer is Saturn, in 1961.")] == ["answer-any"]  # half the new words
+
+
+def test_the_entrys_own_name_does_not_make_a_sentence_answer_the_question() -> None:
+    view = Scripted([("a", 3, 0.6)])
+    view.words.add(["a"], [3], ["The Apollo program's LM flew in 1969."])
+    assert [e.kind for e in _read(view, "The answer is 1969.", "When did the Apollo program's LM fly?")] == [
+        "answer",
+        "answer-any",
+    ]
+    named = "What did the Apollo program's engineer, a keen sailor, fly?"  # shares only the name with it
+    assert [e.kind for e in _read(view, "The answer is flew.", named)] == ["answer-any"]
 
 
 def test_the_question_and_answer_together_retrieve_more_sentences_from_a_floor() -> None:
