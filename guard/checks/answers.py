@@ -15,6 +15,9 @@ The share of them found in such a chunk that also shares a content word with the
 sentence speaks of what was asked) is the evidence's score (`output.answer_coverage` decides). A question that names
 something the entry never mentions (a capitalised word none of its chunks or names use: "What genre does Jaime
 Vasquez write in?" against another author) is about something else: its answer is not read against that entry.
+An answer that names such a thing is about it too, unless what it shares with the entry is telling: "Prithvi
+Kapoor's identity ... noticeably influences his work" (to a question that spelled the name out) shares only
+"influences" with another author; "Grumman, of Bethpage" shares "grumman".
 
 Measured before it was built, offline over 1,500 wiki-qa questions (half the articles; the other half kept to
 check): the own article's sentences hold at least half an answer's new words for 90% of its questions (88.8% on
@@ -41,7 +44,7 @@ ASKED_K = 8  # of them, an entry's best that the answer is looked for in
 ANY_K = 32  # ... and, where the conversation is about the entry ("answer-any"), this many
 QA_K = 3  # chunks the question and answer together retrieve
 QA_FLOOR = 0.5  # ... at this score or above
-RARE_VALUE = 11.0  # wordninja's cost of a word that answers by itself (~4 for "the"; "grumman" 13.5)
+RARE_VALUE = 14.0  # wordninja's cost of a word that answers by itself (~4 for "the"; "vicodin" 15.2)
 
 
 class Answered(NamedTuple):
@@ -69,23 +72,32 @@ def name_words(view: IndexView, entry_id: str) -> set[str]:
     return {w for name in ((entry.subject, *entry.aliases) if entry is not None else ()) for w in tokens(name)}
 
 
-def share(found: set[str], new: Sequence[str]) -> float:
+def share(found: set[str], new: Sequence[str], proper: set[str]) -> float:
     """How much of what the answer adds is the entry's: the share of its new words found; all of it when the
     answer adds little (`SAYS_LITTLE` words or fewer) and a telling value among them is found. "Die Antwort
     lautet: Grumman." adds four words, three of them the frame of another language; "Grumman" is the answer."""
-    if len(new) <= SAYS_LITTLE and any(telling(w) for w in found):
+    if len(new) <= SAYS_LITTLE and any(telling(w, proper) for w in found):
         return 1.0
     return len(found) / len(new)
 
 
-def telling(word: str) -> bool:
-    """A value that answers by itself wherever it stands: a number of three or more digits (a year, a count) or
-    a word rarer than `RARE_VALUE` in English ("grumman", "hydrocodone"; not "christian", "three")."""
-    return len(word) >= 3 and (word.isdigit() or rarity(word) >= RARE_VALUE)
+def telling(word: str, proper: set[str]) -> bool:
+    """A value that answers by itself wherever it stands: a number of three or more digits (a year, a count), one
+    of the entry's proper nouns (`proper`: "grumman", capitalised in its documents), or a word rarer than
+    `RARE_VALUE` in English ("vicodin"). Not a rare adjective or adverb ("noticeably", "illustrious": as rare
+    in wordninja's counts as "grumman", and in any author's biography)."""
+    if word.isdigit():
+        return len(word) >= 3
+    return word in proper or rarity(word) >= RARE_VALUE
 
 
 def answering(
-    view: IndexView, answers: Sequence[int], others: Sequence[int], new: Sequence[str], asked: Sequence[str]
+    view: IndexView,
+    answers: Sequence[int],
+    others: Sequence[int],
+    new: Sequence[str],
+    asked: Sequence[str],
+    proper: set[str],
 ) -> tuple[set[str], set[str]]:
     """The answer's new words found in the chunks: (in `answers` that answer the question, in any chunk). A
     chunk answers when it also shares a content word with the question (an answer's sentence speaks of what was
@@ -99,7 +111,7 @@ def answering(
             continue
         loose |= here
         if here - strict and (
-            any(telling(w) for w in here) or view.words_found([chunk_id], [w for w in asked if w not in here])
+            any(telling(w, proper) for w in here) or view.words_found([chunk_id], [w for w in asked if w not in here])
         ):
             strict |= here
     return strict, loose
@@ -140,18 +152,22 @@ class AnswerCheck:
                     if score >= QA_FLOOR:
                         answers.setdefault(entry_id, []).append(chunk_id)
             named = sorted(proper_nouns(question))
+            names = sorted({w for line in answer.splitlines() for w in proper_nouns(line)})  # not a line's start
             mentioned = view.find_parts(question)  # entries the question names (a part of a name)
             asked = sorted(content_words(question))
             for entry_id, ids in answers.items():
                 if named and entry_id not in mentioned and view.words_lacking(entry_id, named):
-                    continue  # the question is about something the entry never mentions
+                    continue  # the question (or a long answer) is about something the entry never mentions
                 others = retrieved.get(entry_id, [])[ASKED_K:]
                 about = [w for w in asked if w not in name_words(view, entry_id)]  # its name is in every sentence
+                elsewhere = bool(names) and entry_id not in mentioned and bool(view.words_lacking(entry_id, names))
                 for said in (new, acrostic):
-                    strict, loose = answering(view, ids, others, said, about) if said else (set(), set())
+                    proper = view.details_among(entry_id, said)
+                    strict, loose = answering(view, ids, others, said, about, proper) if said else (set(), set())
                     for kind, found in (("answer", strict), ("answer-any", loose)):
-                        if found:
-                            out.append(Answered(entry_id, kind, share(found, said), frozenset(found), s.where))
+                        if found and not (elsewhere and not any(telling(w, proper) for w in found)):
+                            value = share(found, said, proper)
+                            out.append(Answered(entry_id, kind, value, frozenset(found), s.where))
         return out
 
     def evidence(self, readings: Sequence[list[Answered]]) -> list[Evidence]:

@@ -99,6 +99,11 @@ class ChunkWords:
         words = set(words)
         return words - _among(words, self._entry.get(entry_id, hashes(())))
 
+    def details_among(self, entry_id: str, words: Iterable[str]) -> set[str]:
+        """Which of the words are among the entry's proper nouns and numbers."""
+        held = self._details.get(entry_id, set())
+        return {w for w in words if hash(w) & 0xFFFFFFFF in held}
+
     def known_details(self, entry_id: str) -> int:
         """How many distinct proper nouns and numbers the entry's chunks use (`details`)."""
         return len(self._details.get(entry_id, ()))
