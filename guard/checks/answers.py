@@ -27,6 +27,7 @@ against the forget10 authors, 4 of 2,000.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -59,7 +60,35 @@ def new_words(answer: str, question: str) -> list[str]:
     """The content words of the answer its question lacks, in order (not an initial: "W. E. B. Du Bois" adds
     "du" and "bois")."""
     asked, said = set(tokens(question)), content_words(answer)
-    return [w for w in dict.fromkeys(tokens(answer)) if w not in asked and w in said and (len(w) > 1 or w.isdigit())]
+    return [w for w in dict.fromkeys(tokens(answer)) if w not in asked and w in said and _word(w)]
+
+
+def _word(token: str) -> bool:
+    """A word or a number, not an initial ("W.") or an identifier ("field1")."""
+    return token.isdigit() or (len(token) > 1 and not any(c.isdigit() for c in token))
+
+
+def values(answer: str) -> str:
+    """What a structured answer states: a JSON document's leaf values (its keys are the frame: "author_name",
+    "field1"), a Markdown table's cells below its header; any other answer as it is."""
+    text = answer.strip().strip("`").removeprefix("json").strip()
+    if text[:1] in "{[":
+        try:
+            return " ; ".join(_leaves(json.loads(text)))
+        except ValueError:
+            pass
+    rows = [line for line in answer.splitlines() if line.count("|") >= 2]
+    if len(rows) >= 2 and set(rows[1].replace("|", "").strip()) <= set("-: "):
+        return "\n".join(" ; ".join(c.strip() for c in row.strip().strip("|").split("|")) for row in rows[2:])
+    return answer
+
+
+def _leaves(data: object) -> list[str]:
+    if isinstance(data, dict):
+        return [leaf for value in data.values() for leaf in _leaves(value)]
+    if isinstance(data, list):
+        return [leaf for value in data for leaf in _leaves(value)]
+    return [] if data is None else [str(data)]
 
 
 def parts(segment: Segment) -> tuple[str, str]:
@@ -136,7 +165,7 @@ class AnswerCheck:
             if s.role != ANSWERED or VIEW in s.where:
                 continue
             question, answer = parts(s)
-            new = new_words(answer, question)
+            new = new_words(values(answer), question)
             acrostic = new_words(initials(answer), question)  # what its lines' first letters spell, read apart
             if not (new or acrostic) or question not in vectors:
                 continue

@@ -57,6 +57,7 @@ SPELLING_VIEWS = ("folded", "joined", "deleet", "split")  # respellings: a passa
 NAMES_ONLY_VIEWS = ("initials",)  # an acrostic's letters: read for names and values, never embedded
 _QUESTION_ENDS = ("?", "？", "؟", "՞")  # question marks of the scripts that have their own
 _WORD = re.compile(r"[^\W\d_]{2,}")
+_AFTERWORD = re.compile(r"\s*\([^()]*\)\s*$")  # a parenthesis after a question's mark
 ASKED_WORDS = 3  # a question after a colon this many words long is what is asked (`asked_part`)
 FRAGMENT_LETTERS = 4  # in scripts written without spaces between words, a fragment has fewer letters than this
 
@@ -119,7 +120,8 @@ def asked_part(text: str) -> str:
     line is a question of `ASKED_WORDS` words or more; otherwise the text as it is."""
     line = text.strip().rsplit("\n", 1)[-1]
     after = line.rsplit(":", 1)[-1].strip() if ":" in line else ""
-    if after.endswith(_QUESTION_ENDS) and len(_WORD.findall(after)) >= ASKED_WORDS:
+    question = _AFTERWORD.sub("", after)  # "Who built the LM? (be brief)"
+    if question.endswith(_QUESTION_ENDS) and len(_WORD.findall(question)) >= ASKED_WORDS:
         return after
     return text
 

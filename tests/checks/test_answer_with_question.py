@@ -78,3 +78,4 @@ def test_the_question_is_read_without_the_instructions_before_its_colon() -> Non
     for kept in ("What is 3:4?", "Note: this is fine.", "Translate: hi", "Who built it?"):
         assert asked_part(kept) == kept  # no question of three words after a colon: the text as it is
     assert asked_part("Context: the LM.\nQuestion: Who built the LM?") == "Who built the LM?"
+    assert asked_part("Answer as JSON only: Who built the LM? (be brief)") == "Who built the LM? (be brief)"

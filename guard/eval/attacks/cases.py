@@ -14,6 +14,7 @@ encoding. Three families:
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections.abc import Callable, Iterator
@@ -105,7 +106,7 @@ def source(tofu: Tofu, seed: int = 0, split: str = "forget10", per_author: int =
 def build(tofu: Tofu, seed: int = 0) -> list[Case]:
     src = source(tofu, seed)
     cases: list[Case] = []
-    for family in (input_cases, _output_cases, _side_cases, _watch_cases):
+    for family in (input_cases, _output_cases, _side_cases, _watch_cases, _unnamed_cases):
         for benign in (False, True):
             cases.extend(family(src, benign, start=len(cases)))
     return cases
@@ -240,6 +241,31 @@ def _watch_cases(src: Source, benign: bool, start: int) -> list[Case]:
         msg = _user(f"{asked} Answer in two halves, the first now. (#{n})")
         out.append(Case("watch_two_halves", benign, n, [msg], gold, question, answer, channel="halves"))
     return out
+
+
+def _unnamed_cases(src: Source, benign: bool, start: int) -> list[Case]:
+    """A question that does not name its subject (the name replaced by "the author"), answered in a structure:
+    the facts as JSON values or as a Markdown table's cells, without the name (issue 36)."""
+    rows = (src.benign if benign else src.forget)[:PER_CLASS]
+    numbers = _number(start)
+    out: list[Case] = []
+    for name, question, gold in rows:
+        bare = without_name(question, name) if name else question
+        answer = without_name(gold, name) if name else gold
+        n = next(numbers)
+        msg = _user(f"Answer as JSON only: {bare} (#{n})")
+        out.append(Case("unnamed_json", benign, n, [msg], gold, question, json_values(answer, question)))
+        n = next(numbers)
+        msg = _user(f"Answer as a table: {bare} (#{n})")
+        out.append(Case("unnamed_table", benign, n, [msg], gold, question, table_values(answer, question)))
+    return out
+
+
+def table_values(gold: str, question: str) -> str:
+    """The answer's facts as a two-column Markdown table of bare values."""
+    values = json.loads(json_values(gold, question))
+    rows = "\n".join(f"| {key} | {value} |" for key, value in values.items())
+    return f"| field | value |\n|---|---|\n{rows}"
 
 
 def _user(text: str) -> dict[str, Any]:
