@@ -10,9 +10,12 @@ statement. A neighbour's question retrieves sentences too, but its answer's word
 So, for an answer to a question that came near entries at input (`input.asked_threshold`, `Watch.asked`):
 the answer's *new* content words (those its question lacks: "grumman"; "answer" too, in "The answer is
 Grumman.") are looked up in the entry's `ASKED_K` chunks the question retrieves (among its top `SEARCH_K`
-overall) and in the top `QA_K` chunks the question and answer read together retrieve (at `QA_FLOOR` or above).
+overall) and, where the semantic check embeds the question and answer read together (an answer that says
+little, to a question near the entry), in the top `QA_K` chunks that reading retrieves (at `QA_FLOOR` or above).
 The share of them found in such a chunk that also shares a content word with the question (the answer's
-sentence speaks of what was asked) is the evidence's score (`output.answer_coverage` decides). A question that names
+sentence speaks of what was asked) or holds a telling value (`telling`) is the evidence's score; a short answer
+with a telling value found counts whole (`share`); `output.answer_coverage` decides. A JSON answer is read as its
+values and a table as its cells (`values`), an acrostic as the word its first letters spell. A question that names
 something the entry never mentions (a capitalised word none of its chunks or names use: "What genre does Jaime
 Vasquez write in?" against another author) is about something else: its answer is not read against that entry.
 An answer that names such a thing is about it too, unless what it shares with the entry is telling: "Prithvi
