@@ -32,7 +32,7 @@ import wordninja
 from anyascii import anyascii
 
 ACROSTIC_LINES = 4  # lines (or sentences) whose first letters are read as a word (`initials`)
-ACROSTIC_MAX = 40
+ACROSTIC_MAX = 40  # ... and at most this many (a document's first letters spell short words by chance)
 MAX_VIEW_CHARS = 20_000  # views of longer texts are cut: bounded work per text
 
 _LEET = str.maketrans(
@@ -61,9 +61,9 @@ _BASE64 = re.compile(r"[A-Za-z0-9+/_-]{16,}={0,2}")
 _HEX = re.compile(r"\b(?:[0-9a-fA-F]{2}[ :]?){8,}\b")
 _LETTERS = re.compile(r"[a-z]+")
 _GLUED = re.compile(r"[a-z0-9]+(?:['’-]+[a-z0-9]+)*")  # a word, hyphens and apostrophes kept inside
-_GLUED_LETTERS = 16
+_GLUED_LETTERS = 16  # a word this long (in letters) is words glued together
 _FIRST_LETTER = re.compile(r"[^\W\d_]")  # a line's first letter, after any list marker, number or quote
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # a word this long (in letters) is words glued together
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")  # between sentences on one line (`initials`)
 _MARKED = re.compile(r"[^\W_][\-_.*·/|][^\W_]")
 
 

@@ -81,9 +81,9 @@ class InputPolicy(_Strict):
     # A question this close to an entry by meaning (the closest entry only) has its answer read with it at the
     # output (`output.qa_threshold`), without the rest of a watch's strictness.
     near_threshold: float = Field(0.55, ge=-1.0, le=1.0)
-    # A conversation that names an entry but gives this many details of whoever it names (proper nouns, numbers,
-    # rare words) that the entry's documents never use, and none that they do, is about a namesake: the name
-    # watches strongly instead of refusing (`guard.checks.identity`). 0 turns this off.
+    # A conversation that names an entry but gives this many details of whoever it names (proper nouns, numbers
+    # of three or more digits) that the entry's documents never use, and none that they do, is about a namesake:
+    # the name watches instead of refusing (`guard.checks.identity`). 0 turns this off.
     namesake_details: int = Field(2, ge=0)
     # A question this close to an entry (its three closest such entries) has its answer's new words looked for in
     # the entry's sentences the question retrieves (`output.answer_coverage`, `guard.checks.answers`).
@@ -125,8 +125,9 @@ class OutputPolicy(_Strict):
     qa_threshold: float = Field(0.72, ge=-1.0, le=1.0)
     # An answer to a question near an entry (`input.asked_threshold`) whose new words (those its question lacks) are
     # at least this share in the entry's sentences the question retrieves is filtered: what it adds is the
-    # entry's ("Who wanted more unmanned tests of the LM?" "The answer is Grumman.": "grumman" is in the
-    # article's sentence, "answer" is not: 1 of 2). 0 turns this off.
+    # entry's ("Who wanted more unmanned tests of the LM?" "The answer is Economic pressure.": "economic" and
+    # "pressure" are in the article's sentence, "answer" is not: 2 of 3). A short answer with a telling value
+    # found (a number, the entry's own proper noun: "The answer is Grumman.") counts whole. 0 turns this off.
     answer_coverage: float = Field(0.5, ge=0.0, le=1.0)
     multilingual_qa_threshold: float = Field(0.87, ge=-1.0, le=1.0)
 

@@ -159,7 +159,7 @@ def decide(
     """Run on the index's reader thread (entries are looked up in `view`)."""
     evidence = list(evidence)
     others = namesakes(evidence, policies, view) if stage == "input" else frozenset()
-    if others:  # the name read as a part of a name: it watches strongly, it does not refuse
+    if others:  # the name read as a part of a name: it watches, it does not refuse
         evidence = [replace(e, kind="part") if e.kind == "lexical" and e.entry_id in others else e for e in evidence]
     if stage == "output" and watch is not None and watch.namesakes:  # the client's namesake, named back
         evidence = [e for e in evidence if not (e.kind == "lexical" and e.entry_id in watch.namesakes)]

@@ -76,7 +76,7 @@ class Watch:
     near: frozenset[str] = frozenset()  # entries the question came near: only the joined reading counts for them
     asked: frozenset[str] = frozenset()  # entries whose passages the answer's new words are looked for in
     # entries the client named for someone else (`guard.checks.identity`): their name in the answer is the
-    # client's, not a leak; their facts still are (they are watched strongly)
+    # client's, not a leak; their fact values and answer evidence still count (they are watched, not strongly)
     namesakes: frozenset[str] = frozenset()
 
     def __bool__(self) -> bool:

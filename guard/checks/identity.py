@@ -1,18 +1,18 @@
 """Namesakes: a text that names an entry but describes someone (or something) else.
 
-"What position did Basil Mahfouz Al-Kuwaiti, the goalkeeper who joined Feyenoord in 2013, play?" names a
-forgotten author and is about a footballer. An entry identifies its subject by its documents: the *details* a
-conversation gives about whoever it names — proper nouns and numbers of three or more digits ("Feyenoord",
-"2013") — are looked up in the entry's own words. Details
-the entry never uses, and none that it does, say the conversation is about a namesake: the name alone does not
-refuse it (`guard.checks.decide`), the conversation is watched strongly for the entry instead, so an answer that
-states the entry's facts is still filtered. One detail of the entry's own ("born in Kuwait City") is enough to
+"What position did Basil Mahfouz Al-Kuwaiti, the goalkeeper who joined Feyenoord in 2013, play?" names a forgotten
+author and is about a footballer. An entry identifies its subject by its documents: the *details* a conversation
+gives about whoever it names — proper nouns and numbers of three or more digits ("Feyenoord", "2013") — are looked
+up in the entry's own words. Details the entry never uses, and none that it does, say the conversation is about a
+namesake: the name alone does not refuse it (`guard.checks.decide.namesakes`); the conversation is watched for the
+entry instead (not strongly: the name makes any sentence near), and an answer that states the entry's fact values
+or answers from its sentences is still filtered. One detail of the entry's own ("born in Kuwait City") is enough to
 keep the refusal: a middle initial, a nickname or a changed spelling with the entry's own facts is the entry. An
-entry whose documents say too little (fewer than `KNOWN_DETAILS` proper nouns and numbers: a name and "a
-painter") cannot be told apart from anyone: every mention of its name is refused, as before.
+entry whose documents say too little (fewer than `KNOWN_DETAILS` proper nouns and numbers: a name and "a painter")
+cannot be told apart from anyone: every mention of its name is refused, as before.
 
-The evidence (kind "identity") counts details, holds none: its score is the details the entry lacks, its
-`second` those it has, summed over the conversation's texts.
+The evidence (kind "identity") counts details, holds none: its score is the details the entry lacks, its `second`
+those it has, summed over the conversation's texts.
 """
 
 from __future__ import annotations

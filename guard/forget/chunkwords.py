@@ -4,7 +4,8 @@
 Apollo program's article that the question retrieves; a neighbour's answer is not (`guard.checks.answers`). So
 the index keeps, per chunk, the hashes of its content words (tokens that are not function words), and per entry
 the union of its chunks' and names' words (a question that names what the entry never mentions is about
-something else).
+something else) and of its proper nouns and numbers (`details`: a telling value in an answer, the details that
+tell a namesake apart: `guard.checks.identity`).
 
 Compact, like the postings (`guard.forget.postings`): 32-bit hashes in one flat array, each chunk's a sorted run
 of it (its start and length in arrays indexed by chunk id). A wiki sentence has ~12 content words: ~50 bytes a
@@ -55,7 +56,7 @@ class ChunkWords:
         self._len: npt.NDArray[np.int32] = np.zeros(1024, dtype=np.int32)
         self._garbage = 0
         self._entry: dict[str, Hashes] = {}
-        self._details: dict[str, set[int]] = {}  # entry -> hashes of the proper nouns and numbers its chunks use
+        self._details: dict[str, Hashes] = {}  # entry -> hashes of the proper nouns and numbers its chunks use
 
     def add(self, entry_ids: Sequence[str], ids: Sequence[int], texts: Sequence[str]) -> None:
         """Chunks (with the entry each belongs to, in order) and their texts: their words are recorded."""
@@ -69,12 +70,16 @@ class ChunkWords:
             self._start[chunk_id], self._len[chunk_id] = self._used, len(run)
             self._data[self._used : self._used + len(run)] = run
             self._used += len(run)
-        per_entry: dict[str, list[Hashes]] = {}
+        words: dict[str, list[Hashes]] = {}
+        told: dict[str, list[Hashes]] = {}
         for entry_id, run, text in zip(entry_ids, runs, texts, strict=True):
-            per_entry.setdefault(entry_id, []).append(run)
-            self._details.setdefault(entry_id, set()).update(hashes(details(text)).tolist())
-        for entry_id, mine in per_entry.items():
+            words.setdefault(entry_id, []).append(run)
+            told.setdefault(entry_id, []).append(hashes(details(text)))
+        for entry_id, mine in words.items():
             self._entry[entry_id] = np.unique(np.concatenate([self._entry.get(entry_id, hashes(())), *mine]))
+            self._details[entry_id] = np.unique(
+                np.concatenate([self._details.get(entry_id, hashes(())), *told[entry_id]])
+            )
 
     def add_names(self, entry_id: str, names: Iterable[str]) -> None:
         words = hashes(w for name in names for w in content_words(name))
@@ -101,8 +106,7 @@ class ChunkWords:
 
     def details_among(self, entry_id: str, words: Iterable[str]) -> set[str]:
         """Which of the words are among the entry's proper nouns and numbers."""
-        held = self._details.get(entry_id, set())
-        return {w for w in words if hash(w) & 0xFFFFFFFF in held}
+        return _among(words, self._details.get(entry_id, hashes(())))
 
     def known_details(self, entry_id: str) -> int:
         """How many distinct proper nouns and numbers the entry's chunks use (`details`)."""
