@@ -55,9 +55,23 @@ FLOAT = "guard, float only"
 SPECULATIVE = "guard, speculative + stream_upstream"
 # each context is sent first, then seen again with another question; "none": a new question without any context
 SENT = (("first", "Summarise the passage."), ("seen", "Who is it about?"), ("none", "Who is it about, in short?"))
+# where the context is in the request (`--shape`): a system message, the user's message with the question appended
+# after it, or an earlier user turn (with the model's reply) before the question
+SHAPES = ("system", "appended", "turn")
 
 
-def replay(tofu: Tofu, n: int, tokens: int) -> None:
+def messages(shape: str, context: str | None, question: str) -> list[tuple[str, str]]:
+    """The (role, text) messages of a request: the question alone when there is no context."""
+    if context is None:
+        return [("user", question)]
+    if shape == "appended":
+        return [("user", f"{context}\n\n{question}")]
+    if shape == "turn":
+        return [("user", f"Read this passage.\n\n{context}"), ("assistant", "I have read it."), ("user", question)]
+    return [("system", f"Answer from this passage only.\n\n{context}"), ("user", question)]
+
+
+def replay(tofu: Tofu, n: int, tokens: int, shape: str = "system") -> None:
     policies = PolicySet.load(default_policy_file())
     minilm = CachedEmbedder(make_embedder("minilm"), 8192)
     fast = CachedEmbedder(make_embedder("minilm-fast"), 8192)
@@ -73,9 +87,9 @@ def replay(tofu: Tofu, n: int, tokens: int) -> None:
 
     def check(context: str, question: str, profile: cProfile.Profile | None = None) -> str:
         started = time.perf_counter()
-        turns = (
-            Segment("messages[0].content", f"Answer from this passage only.\n\n{context}", "system"),
-            Segment("messages[1].content", question, "user"),
+        turns = tuple(
+            Segment(f"messages[{i}].content", text, role)
+            for i, (role, text) in enumerate(messages(shape, context, question))
         )
         plan = checks.plan(Conversation(turns, policies.settings.window_turns).segments(), view.stamp)
         segments = plan.to_read()
@@ -115,6 +129,7 @@ def main() -> None:
     parser.add_argument("--tofu", type=Path, default=DEFAULT_DIR)
     parser.add_argument("--replay", type=int, default=0, help="replay N prompts' input check in process")
     parser.add_argument("--before", help="also the guard at this git revision")
+    parser.add_argument("--shape", choices=SHAPES, default="system", help="where the context is in the request")
     parser.add_argument("--first-ms", type=float, default=0.0, help="the fake upstream's time to the first token")
     parser.add_argument("--token-ms", type=float, default=0.0, help="... and to each next word (0: all at once)")
     parser.add_argument("--answer-tokens", type=int, default=30, help="... in an answer of this many words")
@@ -124,7 +139,7 @@ def main() -> None:
     args = parser.parse_args()
     tofu = Tofu(args.tofu)
     if args.replay:
-        replay(tofu, args.replay, args.tokens)
+        replay(tofu, args.replay, args.tokens, args.shape)
         return
     tmp = Path(tempfile.mkdtemp())
     procs: list[subprocess.Popen[bytes]] = []
@@ -166,9 +181,8 @@ def main() -> None:
             for i, context in enumerate(contexts(tofu, args.prompts + 2, args.tokens)):
                 for label, url in urls.items():
                     for seen, question in SENT:
-                        asked = {"role": "user", "content": f"{question} ({i})"}
-                        system = {"role": "system", "content": f"Answer from this passage only.\n\n{context}"}
-                        body = {"model": "m", "messages": [asked] if seen == "none" else [system, asked]}
+                        sent = messages(args.shape, None if seen == "none" else context, f"{question} ({i})")
+                        body = {"model": "m", "messages": [{"role": r, "content": t} for r, t in sent]}
                         started = time.perf_counter()
                         r = client.post(f"{url}/v1/chat/completions", json=body)
                         elapsed = (time.perf_counter() - started) * 1000
@@ -177,8 +191,8 @@ def main() -> None:
                         if i >= 2:  # warm-up
                             ms[(label, seen)].append(elapsed)
         print(
-            f"{args.prompts} prompts of ~{args.tokens} tokens (a system passage and a question), each sent first "
-            "and then again with another question; forget10 registered"
+            f"{args.prompts} prompts of ~{args.tokens} tokens (a passage, shape {args.shape!r}, and a question), each "
+            "sent first and then again with another question; forget10 registered"
         )
         if args.token_ms or args.first_ms:
             print(

@@ -200,7 +200,7 @@ class AnswerCheck:
                             out.append(Answered(entry_id, kind, value, frozenset(found), s.where))
         return out
 
-    def evidence(self, readings: Sequence[list[Answered]]) -> list[Evidence]:
+    def evidence(self, readings: Sequence[list[Answered]], view: IndexView) -> list[Evidence]:
         best: dict[tuple[str, str], Answered] = {}
         for found in (a for reading in readings for a in reading):
             key = (found.entry_id, found.kind)

@@ -42,7 +42,47 @@ QA = "qa"
 # The same joined text, read for the answer's new words in the entry's passages the question retrieves
 # (`guard.checks.answers`): whatever the answer's length, only for entries the question came near.
 ANSWERED = "answered"
+# A passage of more sentences is read in blocks (`blocks`), each remembered on its own: a passage re-sent with a
+# new question appended to it costs only its last block. A block starts `BLOCK_OVERLAP` sentences before its
+# count, so that every run of `guard.checks.facts.FACT_SPAN` (3) sentences lies whole in one block.
+BLOCK_SENTENCES = 8
+BLOCK_OVERLAP = 2
+IN_BLOCK, LAST_BLOCK = 1, 2  # `Segment.block`: a passage's block, its last one (where a user's request is)
 SAYS_LITTLE = 4  # an answer with at most this many content words its question lacks says little without it
+
+
+def blocks(text: str, parts: Sequence[str] | None = None) -> list[str]:
+    """A passage of more than `BLOCK_SENTENCES` sentences in runs of that many, cut at fixed counts of sentences
+    from its start (each with the `BLOCK_OVERLAP` sentences before it), as written: the same passage with anything
+    appended gives the same blocks but the last. A shorter text is its own only block. `parts`: its sentences,
+    when they are at hand."""
+    parts = sentences(text) if parts is None else parts
+    if len(parts) <= BLOCK_SENTENCES:
+        return [text]
+    starts, at = [], 0
+    for part in parts:
+        at = text.find(part, at)
+        starts.append(at)
+        at += len(part)
+    ends = [*starts[BLOCK_SENTENCES::BLOCK_SENTENCES], len(text)]
+    return [
+        text[starts[max(0, k - BLOCK_OVERLAP)] : end]
+        for k, end in zip(range(0, len(parts), BLOCK_SENTENCES), ends, strict=True)
+    ]
+
+
+def split(segment: Segment) -> list[Segment]:
+    """A passage's blocks (`blocks`) as segments of its place and role; any other text as it is."""
+    if segment.block or segment.role in NOT_CLIENT:
+        return [segment]
+    parts = sentences(segment.text)
+    if len(parts) <= BLOCK_SENTENCES:  # a passage or not, it is read whole
+        return [segment]
+    cut = blocks(segment.text, parts)
+    return [
+        Segment(segment.where, text, segment.role, block=LAST_BLOCK if i == len(cut) - 1 else IN_BLOCK)
+        for i, text in enumerate(cut)
+    ]
 
 
 def says_little(answer: str, question: str) -> bool:
@@ -145,7 +185,7 @@ def expand(segments: Sequence[Segment]) -> list[Segment]:
         for name, view in views(segment.text):
             if view not in seen:
                 seen.add(view)
-                out.append(Segment(f"{segment.where}{VIEW}{name}", view, segment.role))
+                out.append(Segment(f"{segment.where}{VIEW}{name}", view, segment.role, block=segment.block))
     return out
 
 
@@ -158,7 +198,11 @@ def input_pieces(segments: Sequence[Segment]) -> list[Segment]:
         if not segment.text.strip() or segment.role in NOT_CLIENT or is_view(segment, NAMES_ONLY_VIEWS):
             continue
         parts = sentences(segment.text)
-        if len(parts) <= PASSAGE_SENTENCES and not (segment.role in CONTEXT_ROLES and len(parts) > 1):
+        if (
+            not segment.block
+            and len(parts) <= PASSAGE_SENTENCES
+            and not (segment.role in CONTEXT_ROLES and len(parts) > 1)
+        ):
             out.setdefault(segment.text, segment)
             if segment.role == "user" and asked_part(segment.text) != segment.text:
                 out.setdefault(asked_part(segment.text), Segment(segment.where, asked_part(segment.text), segment.role))
@@ -169,7 +213,7 @@ def input_pieces(segments: Sequence[Segment]) -> list[Segment]:
         elif not is_view(segment, SPELLING_VIEWS):
             said = [part for part in parts if not fragment(part)]
             for i, part in enumerate(said):
-                last = segment.role == "user" and i == len(said) - 1
+                last = segment.role == "user" and i == len(said) - 1 and segment.block != IN_BLOCK
                 asked = last or part.rstrip("\"')]*»”’ ").endswith(_QUESTION_ENDS)
                 out.setdefault(part, Segment(segment.where, part, segment.role if asked else PASSAGE))
     # keep the most recent pieces when the conversation is very long
@@ -189,10 +233,11 @@ def is_view(segment: Segment, names: tuple[str, ...]) -> bool:
     return VIEW in segment.where and segment.where.rsplit(VIEW, 1)[1].startswith(names)
 
 
-def spans(text: str, width: int) -> list[str]:
-    """The text, or for a passage its runs of `width` consecutive sentences (what one stretch of it says)."""
+def spans(text: str, width: int, block: bool = False) -> list[str]:
+    """The text, or for a passage (or a block of one) its runs of `width` consecutive sentences (what one stretch
+    of it says)."""
     parts = sentences(text)
-    if len(parts) <= PASSAGE_SENTENCES:
+    if len(parts) <= (width if block else PASSAGE_SENTENCES):
         return [text]
     return [" ".join(parts[i : i + width]) for i in range(max(1, len(parts) - width + 1))]
 

@@ -40,6 +40,8 @@ class Segment:
     text: str
     role: str = ""
     asked: int = 0  # an answer read with its question (`guard.checks.conversation.ANSWERED`): the question's length
+    # a block of a longer passage (`guard.checks.conversation.blocks`): 0 the whole text, 1 a block, 2 the last
+    block: int = 0
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,8 @@ class Check(Protocol):
     passage's statements. `read` reads the index, on the index's reader thread, for one text of the request and
     its normalised views, with the vectors of its space: what it finds there holds no text of the request (entry
     ids, scores, places, the entry's own words), so it can be remembered while the index does not change.
-    `evidence` combines what was read in each text of a request, in order, into evidence per entry."""
+    `evidence` combines what was read in each text of a request, in order, into evidence per entry (with the
+    index at hand, for what is only known of the texts together)."""
 
     @property
     def space(self) -> str | None: ...
@@ -98,7 +101,7 @@ class Check(Protocol):
     def embed(self, segments: Sequence[Segment]) -> list[str]: ...
     def passages(self, segments: Sequence[Segment]) -> set[str]: ...
     def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> Any: ...
-    def evidence(self, readings: Sequence[Any]) -> list[Evidence]: ...
+    def evidence(self, readings: Sequence[Any], view: IndexView) -> list[Evidence]: ...
 
 
 @dataclass(frozen=True)

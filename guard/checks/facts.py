@@ -38,16 +38,16 @@ class FactCheck:
         found: dict[str, tuple[set[str], str]] = {}
         best: dict[str, tuple[set[str], str]] = {}
         for segment in lexical(segments):
-            cut = spans(segment.text, FACT_SPAN)
+            cut = spans(segment.text, FACT_SPAN, bool(segment.block))
             for span in cut:
                 for entry_id, words in view.find_values(span).items():
-                    if len(cut) == 1:
+                    if len(cut) == 1 and not segment.block:
                         found.setdefault(entry_id, (set(), segment.where))[0].update(words)
                     elif entry_id not in best or len(rare(words)) > len(rare(best[entry_id][0])):
                         best[entry_id] = (words, segment.where)
         return ValuesFound(_frozen(found), _frozen(best))
 
-    def evidence(self, readings: Sequence[ValuesFound]) -> list[Evidence]:
+    def evidence(self, readings: Sequence[ValuesFound], view: IndexView) -> list[Evidence]:
         found: dict[str, tuple[set[str], str]] = {}  # short texts: the conversation's values together
         best: dict[str, tuple[frozenset[str], str]] = {}  # passages: per entry, the one span that holds most
         for reading in readings:

@@ -20,10 +20,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
+import numpy as np
+
 from guard.checks.conversation import lexical
 from guard.checks.evidence import Evidence, Segment
 from guard.checks.lexical import keeps_case
-from guard.forget.chunkwords import details
+from guard.forget.chunkwords import Hashes, details, hashes
 from guard.forget.embedder import Vectors
 from guard.forget.view import IndexView
 from guard.text import tokens
@@ -32,7 +34,9 @@ KNOWN_DETAILS = 5  # an entry whose documents give fewer proper nouns and number
 
 
 class Details(NamedTuple):
-    counts: dict[str, tuple[int, int]]  # entry id -> (details it lacks, details it has)
+    """Per text (its place): the entries it names and the hashes of the details it gives (no text is held)."""
+
+    said: tuple[tuple[str, frozenset[str], Hashes], ...]  # (where, entries named, hashes of its details)
 
 
 class IdentityCheck:
@@ -45,29 +49,37 @@ class IdentityCheck:
         return set()
 
     def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> Details:
-        counts: dict[str, tuple[int, int]] = {}
+        said = []
         for segment in lexical(segments):
             if not keeps_case(segment):
                 continue  # the respellings say nothing new, and lose the capitals proper nouns are found by
-            named = view.find_names(segment.text)
-            if not named:
-                continue
-            said = details(segment.text)
-            for entry_id in named:
+            named = frozenset(view.find_names(segment.text))
+            found = details(segment.text)
+            if named or found:
+                said.append((segment.where, named, hashes(found)))
+        return Details(tuple(said))
+
+    def evidence(self, readings: Sequence[Details], view: IndexView) -> list[Evidence]:
+        """Per entry, the details it lacks and those it has, summed over the texts that name it. The blocks of one
+        passage (`guard.checks.conversation.blocks`) are one text: a name in one block and details in another."""
+        texts: dict[str, tuple[set[str], list[Hashes]]] = {}
+        for reading in readings:
+            for where, named, found in reading.said:
+                text = texts.setdefault(where, (set(), []))
+                text[0].update(named)
+                text[1].append(found)
+        total: dict[str, tuple[int, int]] = {}
+        for entries, parts in texts.values():
+            given = np.unique(np.concatenate(parts))
+            for entry_id in entries:
                 if view.details_known(entry_id) < KNOWN_DETAILS:
                     continue  # too little is known of the entry to tell anyone apart from it
                 entry = view.get(entry_id)
-                own_name = {t for name in ((entry.subject, *entry.aliases) if entry else ()) for t in tokens(name)}
-                mine = sorted(said - own_name)
-                lacking = view.words_lacking(entry_id, mine)
-                lacks, has = counts.get(entry_id, (0, 0))
-                counts[entry_id] = (lacks + len(lacking), has + len(mine) - len(lacking))
-        return Details(counts)
-
-    def evidence(self, readings: Sequence[Details]) -> list[Evidence]:
-        total: dict[str, tuple[int, int]] = {}
-        for reading in readings:
-            for entry_id, (lacks, has) in reading.counts.items():
+                own_name = hashes(
+                    t for name in ((entry.subject, *entry.aliases) if entry else ()) for t in tokens(name)
+                )
+                mine = np.setdiff1d(given, own_name, assume_unique=True)
+                lacks = view.hashes_lacking(entry_id, mine)
                 was = total.get(entry_id, (0, 0))
-                total[entry_id] = (was[0] + lacks, was[1] + has)
+                total[entry_id] = (was[0] + lacks, was[1] + len(mine) - lacks)
         return [Evidence(e, "identity", float(lacks), "", second=float(has)) for e, (lacks, has) in total.items()]

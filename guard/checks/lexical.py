@@ -55,7 +55,7 @@ class NameCheck:
                     parts.setdefault(entry_id, (set(), segment.where))[0].update(alone)
         return NamesFound(names, {e: (frozenset(w), where) for e, (w, where) in parts.items()})
 
-    def evidence(self, readings: Sequence[NamesFound]) -> list[Evidence]:
+    def evidence(self, readings: Sequence[NamesFound], view: IndexView) -> list[Evidence]:
         names: dict[str, str] = {}
         parts: dict[str, tuple[set[str], str]] = {}
         for reading in readings:

@@ -52,5 +52,5 @@ class MeaningCheck:
         languages = [language(p.text) for p in pieces]
         return found(pieces, view.search_meaning(queries, languages))
 
-    def evidence(self, readings: Sequence[list[Found]]) -> list[Evidence]:
+    def evidence(self, readings: Sequence[list[Found]], view: IndexView) -> list[Evidence]:
         return best_per_entry(readings, "meaning", "passage-meaning", "qa-meaning")

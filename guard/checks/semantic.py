@@ -60,7 +60,7 @@ class SemanticCheck:
         queries = np.stack([vectors[p.text] for p in pieces])
         return found(pieces, view.search(queries))
 
-    def evidence(self, readings: Sequence[list[Found]]) -> list[Evidence]:
+    def evidence(self, readings: Sequence[list[Found]], view: IndexView) -> list[Evidence]:
         return best_per_entry(readings, "semantic", "passage", "qa")
 
 

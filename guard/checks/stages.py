@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from guard.checks.answers import AnswerCheck
-from guard.checks.conversation import ANSWERED, QA, VIEW, expand, input_pieces, output_pieces
+from guard.checks.conversation import ANSWERED, QA, VIEW, expand, input_pieces, output_pieces, split
 from guard.checks.decide import Stage, decide
 from guard.checks.evidence import ALLOW, INDEX, Check, Embedded, Evidence, Segment, Verdict, Watch
 from guard.checks.facts import FactCheck
@@ -79,13 +79,16 @@ class CheckSet:
 
     def plan(self, segments: Sequence[Segment], stamp: object = None) -> Plan:
         """Each text with its views, or with its remembered readings when the index's `stamp` is still the one
-        they were read at. The same text twice is read once, where it comes first."""
+        they were read at. The same text twice is read once, where it comes first. A stage that remembers reads a
+        long passage in blocks (`guard.checks.conversation.blocks`), each remembered: a passage re-sent with a new
+        question appended to it is read again only in its last block."""
         parts: list[Part] = []
-        seen: set[tuple[str, str]] = set()
-        for segment in segments:
-            if (segment.text, segment.role) in seen:
+        seen: set[tuple[str, str, int]] = set()
+        cut = [b for s in segments for b in split(s)] if self.memory is not None else segments
+        for segment in cut:
+            if (segment.text, segment.role, segment.block) in seen:
                 continue
-            seen.add((segment.text, segment.role))
+            seen.add((segment.text, segment.role, segment.block))
             key = self.memory.key(segment) if self.memory is not None and segment.role != "window" else None
             readings = self.memory.get(key, stamp) if key is not None and self.memory is not None else None
             expanded = () if readings is not None else tuple(expand([segment]))
@@ -121,7 +124,7 @@ class CheckSet:
                     self.memory.put(part.key, view.stamp, readings)
             for found, reading in zip(per_check, readings, strict=True):
                 found.append(reading)
-        return [e for check, found in zip(self.checks, per_check, strict=True) for e in check.evidence(found)]
+        return [e for check, found in zip(self.checks, per_check, strict=True) for e in check.evidence(found, view)]
 
     def decide(self, plan: Plan, reading: Reading, vectors: Embedded) -> Verdict:
         """Run on the index's reader thread. Raises `Stale` when the plan's remembered readings are outdated."""
@@ -152,7 +155,7 @@ class Memory:
     @staticmethod
     def key(segment: Segment) -> bytes:
         digest = hashlib.blake2b(segment.text.encode(), digest_size=16)
-        digest.update(f"\x00{segment.role}\x00{segment.where}".encode())
+        digest.update(f"\x00{segment.role}\x00{segment.where}\x00{segment.block}".encode())
         return digest.digest()
 
     def get(self, key: bytes, stamp: object) -> tuple[Any, ...] | None:

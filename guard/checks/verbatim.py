@@ -30,7 +30,7 @@ class VerbatimCheck:
                     best[entry_id] = (count, segment.where)
         return best
 
-    def evidence(self, readings: Sequence[dict[str, tuple[int, str]]]) -> list[Evidence]:
+    def evidence(self, readings: Sequence[dict[str, tuple[int, str]]], view: IndexView) -> list[Evidence]:
         best: dict[str, tuple[int, str]] = {}
         for reading in readings:
             for entry_id, (count, where) in reading.items():

@@ -104,6 +104,10 @@ class ChunkWords:
         words = set(words)
         return words - _among(words, self._entry.get(entry_id, hashes(())))
 
+    def lacking(self, entry_id: str, held: Hashes) -> int:
+        """How many of the hashed words (`hashes`) the entry's chunks and names never use."""
+        return int((~np.isin(held, self._entry.get(entry_id, hashes(())))).sum())
+
     def details_among(self, entry_id: str, words: Iterable[str]) -> set[str]:
         """Which of the words are among the entry's proper nouns and numbers."""
         return _among(words, self._details.get(entry_id, hashes(())))

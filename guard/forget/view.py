@@ -15,7 +15,7 @@ from typing import Protocol, TypeVar, cast
 import numpy as np
 import numpy.typing as npt
 
-from guard.forget.chunkwords import ChunkWords
+from guard.forget.chunkwords import ChunkWords, Hashes
 from guard.forget.coverage import CoverageMap
 from guard.forget.embedder import Vectors
 from guard.forget.facts import WordIndex, fact_values, name_parts
@@ -47,6 +47,7 @@ class IndexView(Protocol):
     def search_chunks(self, queries: Vectors, k: int) -> list[list[tuple[str, int, float]]]: ...
     def words_found(self, chunk_ids: Sequence[int], words: Sequence[str]) -> set[str]: ...
     def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]: ...
+    def hashes_lacking(self, entry_id: str, held: Hashes) -> int: ...
     def details_known(self, entry_id: str) -> int: ...
     def details_among(self, entry_id: str, words: Sequence[str]) -> set[str]: ...
     @property
@@ -186,6 +187,11 @@ class MemoryIndex:
     def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]:
         """Which of the words neither the entry's chunks nor its names use."""
         return self.words.lacks(entry_id, words)
+
+    def hashes_lacking(self, entry_id: str, held: Hashes) -> int:
+        """How many of the hashed words (`guard.forget.chunkwords.hashes`) neither the entry's chunks nor its
+        names use."""
+        return self.words.lacking(entry_id, held)
 
     def details_among(self, entry_id: str, words: Sequence[str]) -> set[str]:
         """Which of the words are the entry's proper nouns or numbers (`guard.forget.chunkwords.details`)."""

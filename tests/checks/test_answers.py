@@ -58,7 +58,7 @@ def _read(view: Scripted, answer: str, question: str = QUESTION) -> list[Evidenc
     vectors = {question: np.ones(4, dtype=np.float32), segment.text: np.full(4, 2.0, dtype=np.float32)}
     check = AnswerCheck()
     assert check.embed([segment]) == [question]  # the joined text is read where the semantic check embeds it
-    return check.evidence([check.read([segment], view, vectors)])  # type: ignore[arg-type]
+    return check.evidence([check.read([segment], view, vectors)], view)  # type: ignore[arg-type]
 
 
 def test_the_new_words_are_what_the_answer_adds_to_its_question() -> None:

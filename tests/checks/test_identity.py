@@ -3,6 +3,7 @@ it is watched, and the entry's facts still count at the output."""
 
 from __future__ import annotations
 
+from guard.checks.conversation import split
 from guard.checks.decide import decide
 from guard.checks.evidence import Action, Evidence, Segment, Watch
 from guard.checks.identity import IdentityCheck
@@ -27,7 +28,7 @@ def _index() -> MemoryIndex:
 
 def _read(text: str) -> list[Evidence]:
     check, index = IdentityCheck(), _index()
-    return check.evidence([check.read([Segment("messages[0].content", text, "user")], index, {})])
+    return check.evidence([check.read([Segment("messages[0].content", text, "user")], index, {})], index)
 
 
 def test_the_details_of_a_text_are_its_proper_nouns_and_numbers() -> None:
@@ -64,4 +65,18 @@ def test_an_entry_whose_documents_say_too_little_has_no_namesakes() -> None:
     thin = Entry("q", "Quetzalmoth Yun-Hwa", (), None, 0.0, 1, 1, "enforce")
     index.add(thin, [0], ["Quetzalmoth Yun-Hwa is a painter."], HashEmbedder().embed(["x"]))
     said = Segment("messages[0].content", "Quetzalmoth Yun-Hwa lived in Taipei and was born in 1991.", "user")
-    assert check.evidence([check.read([said], index, {})]) == []  # every mention of the name is refused
+    assert check.evidence([check.read([said], index, {})], index) == []  # every mention of the name is refused
+
+
+def test_a_name_in_one_block_of_a_passage_and_details_in_another_count_together() -> None:
+    check, index = IdentityCheck(), _index()
+    filler = " ".join(f"Line {n} of the club's history says nothing in particular." for n in range(9))
+    text = f"Basil Mahfouz Al-Kuwaiti is a goalkeeper. {filler} He joined Feyenoord in 2013."
+    [first, last] = split(Segment("messages[0].content", text, "user"))
+    assert "Basil" in first.text and "Feyenoord" in last.text and "Basil" not in last.text
+    [whole] = check.evidence([check.read([Segment("messages[0].content", text, "user")], index, {})], index)
+    [blocks] = check.evidence([check.read([first], index, {}), check.read([last], index, {})], index)
+    assert (blocks.score, blocks.second) == (whole.score, whole.second) == (2.0, 0.0)
+    elsewhere = Segment("messages[1].content", last.text, "user")  # the details in another message: not counted
+    [apart] = check.evidence([check.read([first], index, {}), check.read([elsewhere], index, {})], index)
+    assert (apart.score, apart.second) == (0.0, 0.0)

@@ -70,7 +70,7 @@ class Keyword:
     def read(self, segments: Sequence[Segment], view: IndexView, vectors: Mapping[str, Vectors]) -> list[Evidence]:
         return [Evidence("a", "lexical", 1.0, s.where) for s in segments if "lighthouse" in s.text]
 
-    def evidence(self, readings: Sequence[list[Evidence]]) -> list[Evidence]:
+    def evidence(self, readings: Sequence[list[Evidence]], view: IndexView) -> list[Evidence]:
         return [e for reading in readings for e in reading]
 
 
@@ -92,7 +92,7 @@ class OwnSpace:
         self.given.append(vectors)
         return []
 
-    def evidence(self, readings: Sequence[list[Evidence]]) -> list[Evidence]:
+    def evidence(self, readings: Sequence[list[Evidence]], view: IndexView) -> list[Evidence]:
         return []
 
 
