@@ -191,8 +191,8 @@ async def main_async(args: argparse.Namespace) -> None:
     for text in short:
         static(fitted, [text])
     print(
-        f"\nstatic embedding of a short text: {1000 * (time.perf_counter() - t) / len(short):.3f} ms (tokenizer "
-        "and a sparse product, this process)"
+        f"\nstatic embedding of a short text: {1000 * (time.perf_counter() - t) / len(short):.3f} ms "
+        "(the tokenizer, a gather and a mean, this process)"
     )
 
 
