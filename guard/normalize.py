@@ -29,7 +29,8 @@ from pathlib import Path
 
 import confusable_homoglyphs
 import wordninja
-from anyascii import anyascii
+
+from guard.text import anyascii
 
 ACROSTIC_LINES = 4  # lines (or sentences) whose first letters are read as a word (`initials`)
 ACROSTIC_MAX = 40  # ... and at most this many (a document's first letters spell short words by chance)

