@@ -72,8 +72,8 @@ def tofu_dir(dry_run: bool) -> Path:
 
 def export_without_onnx() -> None:
     """torch's ONNX export (TorchScript) imports `onnx` only to inline custom onnxscript functions, of which BERT has
-    none; where `onnx` is not installed (not carried: 17 MB), that step is skipped, so the CPU guard's model can
-    still be exported. torch 2.9 and later keep it in the first module, earlier ones in the second."""
+    none; where `onnx` is not installed (not carried: an 18 MB wheel), that step is skipped, so the CPU guard's model
+    can still be exported. torch 2.13 (here) keeps it in the first module; older releases had it in the second."""
     for name in ("torch.onnx._internal.torchscript_exporter.onnx_proto_utils", "torch.onnx._internal.onnx_proto_utils"):
         try:
             module = importlib.import_module(name)
