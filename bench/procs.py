@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import httpx
@@ -22,10 +22,17 @@ TOKEN = "bench-admin"
 
 
 def start_guard(
-    env: Mapping[str, str], log: Path, tree: Path = REPO_ROOT, timeout_s: float = 180, *, bare: bool = False
+    env: Mapping[str, str],
+    log: Path,
+    tree: Path = REPO_ROOT,
+    timeout_s: float = 180,
+    *,
+    bare: bool = False,
+    path: Sequence[Path] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`guard serve` from `tree` with these GUARD_* settings (`bare`: `bench.bare`, every check off); returns once
-    /healthz answers (a large index loads for minutes: `timeout_s`)."""
+    /healthz answers (a large index loads for minutes: `timeout_s`). `path`: folders searched for modules after
+    `tree`, before the installed packages."""
     port = free_port()
     full = {
         **os.environ,
@@ -33,7 +40,7 @@ def start_guard(
         "GUARD_PORT": str(port),
         "GUARD_ADMIN_TOKEN": TOKEN,
         "GUARD_LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(tree),
+        "PYTHONPATH": os.pathsep.join(map(str, [tree, *path])),
     }
     with log.open("ab") as out:
         command = [sys.executable, "-m", "bench.bare"] if bare else [sys.executable, "-m", "guard", "serve"]

@@ -145,6 +145,11 @@ class EmbeddingSettings(_Group):
     kind: EmbedderKind = setting("embedder", "minilm", "'minilm' (ONNX), 'minilm-int8', 'minilm-torch', 'hash' (tests)")
     model_cache: Path | None = setting("model_cache", None, "Where the ONNX export is kept (~/.cache/forget-guard)")
     cache: int = setting("embed_cache", 8192, "Embeddings of recent texts kept in memory (0 = off)", ge=0)
+    # Where the float MiniLM runs (guard/forget/devices.py): auto = a CUDA GPU when torch sees one, else the CPU;
+    # cuda without one stops the guard at start. On a GPU the first stage is off unless GUARD_FIRST_STAGE is set.
+    device: Literal["auto", "cpu", "cuda"] = setting(
+        "embedder_device", "auto", "Where the local float MiniLM runs: 'auto' (a CUDA GPU if any) | 'cpu' | 'cuda'"
+    )
     multilingual: Literal["e5", "off"] = setting("multilingual", "e5", "Meaning of text not in English: e5 | off")
     # The request path's first stage (guard/pipeline/cascade.py): int8 MiniLM for every new text, the float model
     # only for texts near a threshold. Used with the local float MiniLM only; the index's vectors are unchanged.
@@ -177,7 +182,7 @@ class JudgeSettings(_Group):
 # count (from the environment or as arguments), never a default.
 RULES: tuple[tuple[tuple[str, ...], str, Callable[[Settings], bool]], ...] = (
     (
-        ("embedder", "first_stage", "first_stage_audit"),
+        ("embedder", "embedder_device", "first_stage", "first_stage_audit"),
         "with GUARD_EMBEDDER_URL (the embedding server embeds every text)",
         lambda s: s.embedding_server.url is not None,
     ),
@@ -200,6 +205,11 @@ RULES: tuple[tuple[tuple[str, ...], str, Callable[[Settings], bool]], ...] = (
     (
         ("first_stage", "first_stage_audit"),
         f"unless GUARD_EMBEDDER is {' or '.join(FLOAT_MINILM)} (the first stage approximates the float MiniLM)",
+        lambda s: s.embedding.kind not in FLOAT_MINILM,
+    ),
+    (
+        ("embedder_device",),
+        f"unless GUARD_EMBEDDER is {' or '.join(FLOAT_MINILM)} (only the float MiniLM runs on a GPU)",
         lambda s: s.embedding.kind not in FLOAT_MINILM,
     ),
 )

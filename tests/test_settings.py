@@ -51,7 +51,7 @@ def test_the_environment_names_are_unchanged_and_land_in_their_groups(monkeypatc
     assert s.embedding_server.url == "http://embedder" and s.server.port == 9000 and s.audit.fsync == "all"
     assert s.access.api_keys == () and "api_keys" not in s.given()
     assert Settings.load(port=9100).server.port == 9100  # an argument wins over the environment
-    assert all(name.islower() and not name.startswith("guard_") for name in NAMES) and len(NAMES) == 43
+    assert all(name.islower() and not name.startswith("guard_") for name in NAMES) and len(NAMES) == 44
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ MAX_TOKENS = 256  # all-MiniLM-L6-v2's max_seq_length in sentence-transformers (
 class Embedder(ABC):
     dim: int
     name: str = "unnamed"
+    device: str = "cpu"  # where it runs ("cuda": guard.forget.devices)
 
     @property
     def space(self) -> str:
@@ -138,7 +139,8 @@ def _export(path: Path) -> None:
     import torch
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(minilm_path())).eval()
+    # float whatever the checkpoint's dtype: transformers 5 loads a half-precision copy (bench/gpu) as half
+    model = AutoModel.from_pretrained(str(minilm_path())).float().eval()
 
     class LastHidden(torch.nn.Module):
         def __init__(self) -> None:
@@ -260,6 +262,7 @@ class CachedEmbedder(Embedder):
         self.dim = inner.dim
         self.name = inner.name
         self._space = inner.space
+        self.device = inner.device
         self.size = size
         self._cache: OrderedDict[bytes, Vectors] = OrderedDict()
         self._lock = threading.Lock()

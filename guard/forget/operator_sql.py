@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from guard.forget.registry import OPERATOR_COLUMNS, Operator, operator_from_row
+
+if TYPE_CHECKING:  # psycopg is imported only when PostgreSQL is used (a SQLite guard runs without it)
+    import psycopg
 
 
 def sqlite_add(db: sqlite3.Connection, operator: Operator) -> bool:

@@ -1,7 +1,8 @@
 """The faiss adapter: cosine search over unit vectors, with int64 ids so chunks can be removed.
 
 The index kind follows the size (`choose`):
-- up to FLAT_MAX chunks: exact search, `IndexIDMap2(IndexFlatIP)` (a scan of 20k vectors takes ~2 ms);
+- up to FLAT_MAX chunks: exact search, `IndexIDMap2(IndexFlatIP)` (a scan of 20k vectors takes ~2 ms); where faiss
+  cannot be imported, `guard.forget.exact.ExactIndex` in numpy at any size (no inverted file);
 - beyond: an inverted file (IVF) with ~4·√n lists, trained on a sample, searched in `nprobe` lists; it stores
   full vectors up to PQ_FROM chunks. Beyond, it stores 4-bit product-quantised codes scanned with SIMD
   ("fast-scan", dim/8 bytes a chunk) in PQ_NPROBE lists, and re-ranks its top RERANK·k hits on 8-bit codes kept by
@@ -29,11 +30,18 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import cast
 
-import faiss
 import numpy as np
 import numpy.typing as npt
 
 from guard.forget.embedder import Vectors
+from guard.forget.exact import ExactIndex
+
+try:
+    import faiss
+
+    HAVE_FAISS = True
+except ImportError:  # a slim install (bench/gpu carries no faiss): exact search in numpy, always flat
+    HAVE_FAISS = False
 
 Ids = npt.NDArray[np.int64]
 
@@ -57,7 +65,7 @@ class Plan:
     def fits(self, n: int) -> bool:
         """Whether an index made by this plan is still right for n vectors (else rebuild)."""
         if self.kind == "flat":
-            return n <= FLAT_MAX
+            return n <= FLAT_MAX or not HAVE_FAISS
         if n < FLAT_MAX // 2:  # hysteresis: back to flat only well below the threshold
             return False
         wanted = choose(max(n, FLAT_MAX + 1))
@@ -67,13 +75,15 @@ class Plan:
 def pin_threads(threads: int = 1) -> None:
     """faiss's OpenMP threads for the calling thread (OpenMP's setting is per thread): one is fastest for the
     few queries of a request (no fork/join, no spinning threads competing with the embedder)."""
-    faiss.omp_set_num_threads(threads)
+    if HAVE_FAISS:
+        faiss.omp_set_num_threads(threads)
 
 
 def choose(n: int) -> Plan:
     """~4·√n lists, rounded down to a power of two (2,048 at a million chunks). 4,096 lists with an HNSW coarse
-    quantizer were measured against it at 1e6 (bench/RESULTS.md, issue 15): at equal recall they were slower."""
-    if n <= FLAT_MAX:
+    quantizer were measured against it at 1e6 (bench/RESULTS.md, issue 15): at equal recall they were slower.
+    Without faiss, flat (exact) at any size."""
+    if n <= FLAT_MAX or not HAVE_FAISS:
         return Plan("flat")
     nlist = max(MIN_NLIST, 1 << int(np.log2(4 * np.sqrt(n))))
     return Plan("ivf-pq" if n >= PQ_FROM else "ivf", nlist)
@@ -87,7 +97,7 @@ class VectorIndex:
         self.nprobe = nprobe
         self._codes: Codes | None = None
         if self.plan.kind == "flat":
-            self._index: faiss.Index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+            self._index: faiss.Index = self._flat(dim)
         else:
             quantizer = faiss.IndexFlatIP(dim)
             ivf: faiss.IndexIVF
@@ -107,7 +117,7 @@ class VectorIndex:
 
     @staticmethod
     def _flat(dim: int) -> faiss.Index:
-        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        return faiss.IndexIDMap2(faiss.IndexFlatIP(dim)) if HAVE_FAISS else cast("faiss.Index", ExactIndex(dim))
 
     @classmethod
     def build(cls, dim: int, n: int, sample: Vectors | None, batches: Iterable[tuple[Ids, Vectors]]) -> VectorIndex:
@@ -138,7 +148,7 @@ class VectorIndex:
     def set_nprobe(self, nprobe: int) -> None:
         """Lists searched per query (an IVF's recall against its speed; bench/scale.py --nprobe)."""
         self.nprobe = nprobe
-        if isinstance(self._index, faiss.IndexIVF):
+        if HAVE_FAISS and isinstance(self._index, faiss.IndexIVF):
             self._index.nprobe = min(nprobe, self.plan.nlist)
 
     def __len__(self) -> int:
