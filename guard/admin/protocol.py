@@ -86,3 +86,19 @@ class EntryList(BaseModel):
 class Created(BaseModel):
     id: str
     chunks: int
+
+
+class Term(BaseModel):
+    term: str
+    count: int  # how often the entry's documents use it (documents, for a number)
+    weight: float  # its specificity: rare in English and said often by the entry (`guard.forget.facts.specificity`)
+    kept: bool  # among the entry's values the fact check reads (the most specific `MAX_VALUES`)
+
+
+class Vocabulary(BaseModel):
+    """An entry's own vocabulary, most specific first: the words of its documents (forget-index text: an admin's
+    audited read, as the export is)."""
+
+    object: str = "list"
+    entry_id: str
+    data: list[Term]

@@ -16,8 +16,9 @@ from fastapi.responses import StreamingResponse
 
 from guard.admin.export import export
 from guard.admin.operators import Caller, Role, authenticate, require
-from guard.admin.protocol import Created, EntryList, EntryOut, EntryUpdate, ForgetRequest
+from guard.admin.protocol import Created, EntryList, EntryOut, EntryUpdate, ForgetRequest, Term, Vocabulary
 from guard.errors import NotFound, ValidationFailed
+from guard.forget.facts import MAX_VALUES, vocabulary
 from guard.forget.index import ForgetIndex
 from guard.services import services
 
@@ -98,6 +99,23 @@ async def update_entry(entry_id: str, body: EntryUpdate, request: Request) -> En
         raise NotFound(f"no forget entry with id '{entry_id}'", param="id")
     record_change(request, "mode", entry_id, mode=entry.mode)
     return EntryOut.of(entry)
+
+
+@router.get("/forget/{entry_id}/vocabulary", response_model=Vocabulary, dependencies=ADMIN)
+async def entry_vocabulary(entry_id: str, request: Request, limit: int = 100) -> Vocabulary:
+    """The terms that identify an entry in its own documents (its fact values), found by how specific they are to
+    it against general English, with their weights: what the fact check counts as the entry's (issue 35). It is
+    text of the forget index, so only an admin reads it, and the read is audited."""
+    if not 1 <= limit <= 1000:
+        raise ValidationFailed("limit must be between 1 and 1000", param="limit")
+    found = await _index(request).registry.entry_chunks(entry_id)
+    if found is None:
+        raise NotFound(f"no forget entry with id '{entry_id}'", param="id")
+    entry, chunks = found
+    terms = vocabulary([c.text for c in chunks], (entry.subject, *entry.aliases))
+    record_change(request, "vocabulary", entry_id, terms=min(limit, len(terms)))
+    data = [Term(term=w, count=n, weight=round(x, 2), kept=i < MAX_VALUES) for i, (w, n, x) in enumerate(terms)]
+    return Vocabulary(entry_id=entry_id, data=data[:limit])
 
 
 @router.get("/export", dependencies=ADMIN)

@@ -82,10 +82,24 @@ def fact_values(documents: Iterable[str], names: Iterable[str]) -> set[str]:
     """The values of an entry's documents. Words only from English ones: rarity is judged on English word
     frequencies, so every word of an Arabic or French document would pass as rare ("author", "born" too) and
     any text in that language would share several with it. Numbers (a year, in any script's digits) from all."""
+    found = _found(documents, names)
+    if len(found) <= MAX_VALUES:
+        return set(found)
+    return set(sorted(found, key=lambda w: (-specificity(w, found[w]), w))[:MAX_VALUES])
+
+
+def vocabulary(documents: Iterable[str], names: Iterable[str]) -> list[tuple[str, int, float]]:
+    """An entry's own vocabulary, as an operator sees it: each value of its documents (`fact_values`) with how
+    often they use it and its `specificity`, the most specific first (the first `MAX_VALUES` are the ones kept)."""
+    found = _found(documents, names)
+    return sorted(((w, n, specificity(w, n)) for w, n in found.items()), key=lambda v: (-v[2], v[0]))
+
+
+def _found(documents: Iterable[str], names: Iterable[str]) -> Counter[str]:
+    """Each value of the documents, with how many of their words (or documents, for numbers) it is."""
     parts = {w for name in names for w in tokens(name)}
-    docs = list(documents)
-    found: Counter[str] = Counter()  # value -> in how many of the documents' words (or documents, for numbers)
-    for doc in docs:
+    found: Counter[str] = Counter()
+    for doc in documents:
         words = tokens(doc)  # once per document: start-up reads every chunk of the index through here
         if english(doc, words):
             values = distinctive(words) | proper_nouns(doc)
@@ -93,9 +107,7 @@ def fact_values(documents: Iterable[str], names: Iterable[str]) -> set[str]:
         found.update(n for n in numbers(doc) if len(n) >= 3)
     for part in parts:
         found.pop(part, None)
-    if len(found) <= MAX_VALUES:
-        return set(found)
-    return set(sorted(found, key=lambda w: (-specificity(w, found[w]), w))[:MAX_VALUES])
+    return found
 
 
 def specificity(value: str, count: int) -> float:
