@@ -54,16 +54,21 @@ def sentences(text: str) -> list[str]:
     if spans is not None:
         return [text[start : start + length] for start, length in spans]
     out = _sentences(text)
-    places, at = [], 0
-    for part in out:
-        at = text.find(part, at)
-        places.append((at, len(part)))
-        at += len(part)
     with _CUT_LOCK:
-        _CUT[key] = tuple(places)
+        _CUT[key] = tuple(zip(places(text, out), map(len, out), strict=True))
         while len(_CUT) > _CUT_SIZE:
             _CUT.popitem(last=False)
     return out
+
+
+def places(text: str, parts: list[str]) -> list[int]:
+    """Where each of the text's sentences (`sentences`, in order) starts in it."""
+    starts, at = [], 0
+    for part in parts:
+        at = text.find(part, at)
+        starts.append(at)
+        at += len(part)
+    return starts
 
 
 def _sentences(text: str) -> list[str]:

@@ -78,3 +78,17 @@ async def test_a_question_inside_a_passage_is_judged_as_a_question(
     asked = tofu.authors("forget10")[0].rows[3]["paraphrased_question"]  # its subject unnamed
     actions = await _verdicts(settings, minilm, tofu, [chat(f"{retain}\n\nNow a question. {asked}")])
     assert actions == ["refuse"]
+
+
+async def test_a_passage_sent_again_with_another_question_appended_is_judged_as_the_first_time(
+    settings: Settings, minilm: Embedder, tofu: Tofu
+) -> None:
+    # the second sending is read in its last block only (the rest remembered): the verdicts must not change
+    retain = _passage([r["answer"] for a in tofu.authors("retain90")[:3] for r in a.rows])
+    asked = tofu.authors("forget10")[0].rows[3]["paraphrased_question"]
+    bodies = [
+        chat(f"{retain}\n\nNow a question. Who wrote the first book named above?"),
+        chat(f"{retain}\n\nNow a question. {asked}"),
+        chat(f"{retain}\n\nNow a question. What genre do they write in?"),
+    ]
+    assert await _verdicts(settings, minilm, tofu, bodies) == ["allow", "refuse", "allow"]

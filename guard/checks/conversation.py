@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from guard.checks.evidence import Segment
 from guard.language import other_script
 from guard.normalize import views
-from guard.text import STOPWORDS, sentences, tokens
+from guard.text import STOPWORDS, places, sentences, tokens
 
 MAX_SEGMENTS = 256  # bound the embedding work of one request
 VIEW = "~"  # separates a segment's place from the name of a normalised view of it
@@ -51,7 +51,7 @@ IN_BLOCK, LAST_BLOCK = 1, 2  # `Segment.block`: a passage's block, its last one 
 SAYS_LITTLE = 4  # an answer with at most this many content words its question lacks says little without it
 
 
-def blocks(text: str, parts: Sequence[str] | None = None) -> list[str]:
+def blocks(text: str, parts: list[str] | None = None) -> list[str]:
     """A passage of more than `BLOCK_SENTENCES` sentences in runs of that many, cut at fixed counts of sentences
     from its start (each with the `BLOCK_OVERLAP` sentences before it), as written: the same passage with anything
     appended gives the same blocks but the last. A shorter text is its own only block. `parts`: its sentences,
@@ -59,11 +59,7 @@ def blocks(text: str, parts: Sequence[str] | None = None) -> list[str]:
     parts = sentences(text) if parts is None else parts
     if len(parts) <= BLOCK_SENTENCES:
         return [text]
-    starts, at = [], 0
-    for part in parts:
-        at = text.find(part, at)
-        starts.append(at)
-        at += len(part)
+    starts = places(text, parts)
     ends = [*starts[BLOCK_SENTENCES::BLOCK_SENTENCES], len(text)]
     return [
         text[starts[max(0, k - BLOCK_OVERLAP)] : end]
@@ -72,7 +68,8 @@ def blocks(text: str, parts: Sequence[str] | None = None) -> list[str]:
 
 
 def split(segment: Segment) -> list[Segment]:
-    """A passage's blocks (`blocks`) as segments of its place and role; any other text as it is."""
+    """A client's text of more than `BLOCK_SENTENCES` sentences (a passage, or a long window) as its blocks
+    (`blocks`), segments of its place and role; any other text as it is."""
     if segment.block or segment.role in NOT_CLIENT:
         return [segment]
     parts = sentences(segment.text)
