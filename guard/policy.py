@@ -129,6 +129,12 @@ class OutputPolicy(_Strict):
     # "pressure" are in the article's sentence, "answer" is not: 2 of 3). A short answer with a telling value
     # found (a number, the entry's own proper noun: "The answer is Grumman.") counts whole. 0 turns this off.
     answer_coverage: float = Field(0.5, ge=0.0, le=1.0)
+    # Whatever the question seemed to be about (a question without its subject is near no entry, or near every
+    # author alike): an answer whose own sentences retrieve a sentence of an entry that holds at least
+    # `answer_coverage` of its new words, this many of them rare (a number, a word outside the 5,000 most
+    # frequent: "Veins", "Sorrows"), and that speaks of what was asked, states that sentence's fact in another
+    # form (a JSON object of its values, a table). 0 turns this off.
+    located_rare: int = Field(2, ge=0)
     multilingual_qa_threshold: float = Field(0.87, ge=-1.0, le=1.0)
 
 

@@ -22,6 +22,13 @@ An answer that names such a thing is about it too, unless what it shares with th
 Kapoor's identity ... noticeably influences his work" (to a question that spelled the name out) shares only
 "influences" with another author; "Grumman, of Bethpage" shares "grumman".
 
+A question that does not name its subject ("Can you name some notable books written by the author?") comes near
+no entry, or near every author alike, and retrieves none of the right one's sentences. So the answer's words are
+also looked for where they stand together (`locate`): in the entries whose fact values it holds, the sentences
+that hold most of its new words. Such a sentence holding `answer_coverage` of them, `output.located_rare` of them
+rare, that speaks of what was asked, is the statement the answer restates in another form (kind
+"answer-located": a JSON object of its values, a table), whatever the question came near.
+
 Measured before it was built, offline over 1,500 wiki-qa questions (half the articles; the other half kept to
 check): the own article's sentences hold at least half an answer's new words for 90% of its questions (88.8% on
 the unseen half); another article's for 0.04% (0.06%) of (question, article) pairs; TOFU's retain answers
@@ -48,6 +55,8 @@ ASKED_K = 8  # of them, an entry's best that the answer is looked for in
 ANY_K = 32  # ... and, where the conversation is about the entry ("answer-any"), this many
 QA_K = 3  # chunks the question and answer together retrieve
 QA_FLOOR = 0.5  # ... at this score or above
+LOCATE_ENTRIES = 8  # entries whose fact values an answer holds that its words are looked for in (`locate`)
+LOCATE_K = 3  # ... in the chunks of each that hold most of them
 RARE_VALUE = 14.0  # wordninja's cost of a word that answers by itself (~4 for "the"; "vicodin" 15.2)
 
 
@@ -92,6 +101,15 @@ def _leaves(data: object) -> list[str]:
     if isinstance(data, list):
         return [leaf for value in data for leaf in _leaves(value)]
     return [] if data is None else [str(data)]
+
+
+def locate(view: IndexView, said: Sequence[str]) -> dict[str, list[int]]:
+    """Where an answer's words stand together, whichever entry its question seemed to be about: for each entry
+    with one of its fact values among them (at most `LOCATE_ENTRIES`, those with most), its `LOCATE_K` chunks
+    that hold most of the words (two at least)."""
+    found = view.find_values(" ".join(said))
+    best = sorted(found, key=lambda e: (-len(found[e]), e))[:LOCATE_ENTRIES]
+    return {e: ids for e in best if (ids := view.chunks_holding(e, said, LOCATE_K))}
 
 
 def parts(segment: Segment) -> tuple[str, str]:
@@ -170,34 +188,8 @@ class AnswerCheck:
             question, answer = parts(s)
             new = new_words(values(answer), question)
             acrostic = new_words(initials(answer), question)  # what its lines' first letters spell, read apart
-            if not (new or acrostic) or question not in vectors:
-                continue
-            retrieved: dict[str, list[int]] = {}  # per entry, the question's chunks, best first
-            for entry_id, chunk_id, _ in view.search_chunks(vectors[question][None], SEARCH_K)[0]:
-                if len(retrieved.setdefault(entry_id, [])) < ANY_K:
-                    retrieved[entry_id].append(chunk_id)
-            answers = {entry_id: ids[:ASKED_K] for entry_id, ids in retrieved.items()}
-            if s.text in vectors:
-                for entry_id, chunk_id, score in view.search_chunks(vectors[s.text][None], QA_K)[0]:
-                    if score >= QA_FLOOR:
-                        answers.setdefault(entry_id, []).append(chunk_id)
-            named = sorted(proper_nouns(question))
-            names = sorted({w for line in answer.splitlines() for w in proper_nouns(line)})  # not a line's start
-            mentioned = view.find_parts(question)  # entries the question names (a part of a name)
-            asked = sorted(content_words(question))
-            for entry_id, ids in answers.items():
-                if named and entry_id not in mentioned and view.words_lacking(entry_id, named):
-                    continue  # the question (or a long answer) is about something the entry never mentions
-                others = retrieved.get(entry_id, [])[ASKED_K:]
-                about = [w for w in asked if w not in name_words(view, entry_id)]  # its name is in every sentence
-                elsewhere = bool(names) and entry_id not in mentioned and bool(view.words_lacking(entry_id, names))
-                for said in (new, acrostic):
-                    proper = view.details_among(entry_id, said)
-                    strict, loose = answering(view, ids, others, said, about, proper) if said else (set(), set())
-                    for kind, found in (("answer", strict), ("answer-any", loose)):
-                        if found and not (elsewhere and not any(telling(w, proper) for w in found)):
-                            value = share(found, said, proper)
-                            out.append(Answered(entry_id, kind, value, frozenset(found), s.where))
+            if (new or acrostic) and question in vectors:
+                out.extend(_answered(s, new, acrostic, view, vectors))
         return out
 
     def evidence(self, readings: Sequence[list[Answered]], view: IndexView) -> list[Evidence]:
@@ -207,3 +199,46 @@ class AnswerCheck:
             if key not in best or found.share > best[key].share:
                 best[key] = found
         return [Evidence(a.entry_id, a.kind, a.share, a.where, a.words) for a in best.values()]
+
+
+def _retrieved(segment: Segment, view: IndexView, vectors: Mapping[str, Vectors]) -> dict[str, list[int]]:
+    """Per entry, the chunks its question retrieves (best first, `ANY_K` at most)."""
+    out: dict[str, list[int]] = {}
+    for entry_id, chunk_id, _ in view.search_chunks(vectors[parts(segment)[0]][None], SEARCH_K)[0]:
+        if len(out.setdefault(entry_id, [])) < ANY_K:
+            out[entry_id].append(chunk_id)
+    return out
+
+
+def _answered(
+    s: Segment, new: list[str], acrostic: list[str], view: IndexView, vectors: Mapping[str, Vectors]
+) -> list[Answered]:
+    question, answer = parts(s)
+    retrieved = _retrieved(s, view, vectors)
+    answers = {entry_id: ids[:ASKED_K] for entry_id, ids in retrieved.items()}
+    if s.text in vectors:
+        for entry_id, chunk_id, score in view.search_chunks(vectors[s.text][None], QA_K)[0]:
+            if score >= QA_FLOOR:
+                answers.setdefault(entry_id, []).append(chunk_id)
+    located = {said: locate(view, list(said)) for said in (tuple(new), tuple(acrostic)) if said}
+    named = sorted(proper_nouns(question))
+    names = sorted({w for line in answer.splitlines() for w in proper_nouns(line)})  # not a line's start
+    mentioned = view.find_parts(question)  # entries the question names (a part of a name)
+    asked = sorted(content_words(question))
+    out: list[Answered] = []
+    for entry_id in dict.fromkeys([*answers, *(e for found in located.values() for e in found)]):
+        if named and entry_id not in mentioned and view.words_lacking(entry_id, named):
+            continue  # the question (or a long answer) is about something the entry never mentions
+        ids, others = answers.get(entry_id, []), retrieved.get(entry_id, [])[ASKED_K:]
+        about = [w for w in asked if w not in name_words(view, entry_id)]  # its name is in every sentence
+        elsewhere = bool(names) and entry_id not in mentioned and bool(view.words_lacking(entry_id, names))
+        for said in (new, acrostic):
+            if not said:
+                continue
+            proper = view.details_among(entry_id, said)
+            strict, loose = answering(view, ids, others, said, about, proper)
+            alone = answering(view, located[tuple(said)].get(entry_id, []), [], said, about, proper)[0]
+            for kind, found in (("answer", strict), ("answer-any", loose), ("answer-located", alone)):
+                if found and not (elsewhere and not any(telling(w, proper) for w in found)):
+                    out.append(Answered(entry_id, kind, share(found, said, proper), frozenset(found), s.where))
+    return out

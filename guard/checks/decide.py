@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Literal
 
 from guard.checks.evidence import ALLOW, Action, Evidence, Verdict, Watch
+from guard.forget.facts import rare
 from guard.forget.view import IndexView
 from guard.policy import InputAction, InputPolicy, OutputPolicy, Policy, PolicySet
 
@@ -192,8 +193,12 @@ def asked(evidence: Iterable[Evidence], policies: PolicySet, view: IndexView) ->
 def answer_counts(evidence: Evidence, policy: OutputPolicy, watch: Watch | None) -> bool:
     """An answer whose new words are the entry's, for a question that came near it. Words the client wrote
     anywhere in the conversation (a passage it gave) are not the entry's to leak: they count out."""
-    if watch is None or evidence.kind not in ("answer", "answer-any"):
+    if watch is None or evidence.kind not in ("answer", "answer-any", "answer-located"):
         return False
+    if evidence.kind == "answer-located":
+        told = evidence.words - watch.echo
+        share = evidence.score * len(told) / len(evidence.words) if evidence.words else 0.0
+        return 0 < policy.located_rare <= len(rare(told)) and share >= policy.answer_coverage
     about = watch.entries - watch.namesakes  # entries the conversation is about (not a namesake of theirs)
     if evidence.entry_id not in (watch.asked | watch.entries if evidence.kind == "answer" else about):
         return False  # "answer-any" (in any sentence retrieved) only where the conversation is about the entry

@@ -99,6 +99,18 @@ class ChunkWords:
         runs = [self._run(c) for c in chunk_ids]
         return _among(words, np.concatenate(runs) if runs else hashes(()))
 
+    def counts(self, chunk_ids: npt.NDArray[np.int64], words: Iterable[str]) -> npt.NDArray[np.int64]:
+        """For each chunk, how many of the words it uses."""
+        lens = np.where(chunk_ids < len(self._len), self._len[np.minimum(chunk_ids, len(self._len) - 1)], 0)
+        lens = lens.astype(np.int64)
+        if not lens.sum():
+            return np.zeros(len(chunk_ids), dtype=np.int64)
+        owner = np.repeat(np.arange(len(chunk_ids)), lens)
+        starts = self._start[np.minimum(chunk_ids, len(self._len) - 1)]
+        at = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(int(lens.sum()))
+        hit = np.isin(self._data[at], hashes(set(words)))
+        return np.bincount(owner[hit], minlength=len(chunk_ids)).astype(np.int64)
+
     def lacks(self, entry_id: str, words: Iterable[str]) -> set[str]:
         """Which of the words the entry's chunks and names never use (all of them for an unknown entry)."""
         words = set(words)

@@ -180,6 +180,10 @@ class Slots:
             self._next += 1
         return n
 
+    def get(self, key: str) -> int | None:
+        """The key's number, if it has one."""
+        return self._number.get(key)
+
     def drop(self, key: str) -> int | None:
         n = self._number.pop(key, None)
         if n is not None:

@@ -13,6 +13,7 @@ from guard.checks.decide import decide
 from guard.checks.evidence import Action, Evidence, Segment, Watch
 from guard.forget.chunkwords import ChunkWords
 from guard.forget.registry import Entry
+from guard.policy import OutputPolicy, Policy, PolicySet
 from tests.checks.test_stages import POLICIES, entry, view_of
 
 QUESTION = "Who initially wanted more unmanned testing done regarding the LM?"
@@ -27,8 +28,14 @@ OTHER = ["The Space Shuttle orbiters were built by Rockwell International in Pal
 class Scripted:
     """What `AnswerCheck.read` asks of the index: scripted retrieval, the real word store."""
 
-    def __init__(self, hits: list[tuple[str, int, float]], qa_hits: Sequence[tuple[str, int, float]] = ()) -> None:
+    def __init__(
+        self,
+        hits: list[tuple[str, int, float]],
+        qa_hits: Sequence[tuple[str, int, float]] = (),
+        values: dict[str, set[str]] | None = None,
+    ) -> None:
         self.hits, self.qa_hits = hits, list(qa_hits)
+        self.values = values or {}  # entry -> its fact values (`find_values`)
         self.words = ChunkWords()
         self.words.add(["a"] * 3, [0, 1, 2], APOLLO)
         self.words.add(["b"], [10], OTHER)
@@ -39,6 +46,15 @@ class Scripted:
 
     def words_found(self, chunk_ids: Sequence[int], words: Sequence[str]) -> set[str]:
         return self.words.found(chunk_ids, words)
+
+    def find_values(self, text: str) -> dict[str, set[str]]:
+        said = set(text.split())
+        return {e: values & said for e, values in self.values.items() if values & said}
+
+    def chunks_holding(self, entry_id: str, words: Sequence[str], k: int) -> list[int]:
+        ids = np.array([0, 1, 2] if entry_id == "a" else [10], dtype=np.int64)
+        held = self.words.counts(ids, words)
+        return [int(ids[i]) for i in np.argsort(-held, kind="stable")[:k] if held[i] >= 2]
 
     def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]:
         return self.words.lacks(entry_id, words)
@@ -151,3 +167,36 @@ def test_an_acrostic_answer_is_read_for_the_word_its_first_letters_spell() -> No
     view = Scripted([("a", 0, 0.6)])
     poem = "Great rockets\nRise up\nUnder the moon\nMany times\nMore than ever\nAll the way\nNow and then"
     assert [(e.kind, e.score) for e in _read(view, poem)] == [("answer", 1.0), ("answer-any", 1.0)]
+
+
+BUILDERS = "Which companies built the rocket?"  # a question that names nothing: near no entry in particular
+
+
+def test_an_answer_is_read_where_its_own_words_stand_together_whatever_the_question_retrieved() -> None:
+    values = {"a": {"boeing", "douglas", "aviation", "grumman"}}
+    view = Scripted([("b", 10, 0.4)], values=values)  # the question retrieves only the other entry's sentence
+    answer = '{"first": "Boeing", "second": "Douglas", "third": "North American Aviation"}'
+    located = [e for e in _read(view, answer, BUILDERS) if e.kind == "answer-located"]
+    assert [(e.entry_id, e.score) for e in located] == [("a", 1.0)]
+    assert located[0].words == {"boeing", "douglas", "north", "american", "aviation"}
+    # the same words scattered over sentences that do not hold two of them together: nowhere located
+    scattered = _read(view, '{"first": "Grumman", "second": "Palmdale"}', BUILDERS)
+    assert scattered and not [e for e in scattered if e.kind == "answer-located"]
+    # no fact value of the entry among the words: not looked for at all
+    assert _read(Scripted([("b", 10, 0.4)]), answer, BUILDERS) == []
+
+
+def test_a_located_answer_counts_with_two_rare_words_whatever_the_question_came_near() -> None:
+    view = view_of(entry("a"), entry("b"))
+    told = frozenset({"boeing", "aviation", "built"})
+    located = Evidence("a", "answer-located", 1.0, "qa", told)
+    nothing_near = Watch(question=BUILDERS)
+    assert decide("output", [located], POLICIES, view, nothing_near).action is Action.filter
+    one_rare = Evidence("a", "answer-located", 1.0, "qa", frozenset({"boeing", "built", "rocket"}))
+    assert decide("output", [one_rare], POLICIES, view, nothing_near).action is Action.allow
+    echoed = Watch(echo=frozenset({"aviation"}), question=BUILDERS)  # the client wrote one of them
+    assert decide("output", [located], POLICIES, view, echoed).action is Action.allow
+    half = Evidence("a", "answer-located", 0.4, "qa", told)  # under answer_coverage
+    assert decide("output", [half], POLICIES, view, nothing_near).action is Action.allow
+    off = PolicySet(Policy(name="default", output=OutputPolicy(located_rare=0)))
+    assert decide("output", [located], off, view, nothing_near).action is Action.allow

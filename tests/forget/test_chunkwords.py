@@ -34,3 +34,13 @@ def test_compaction_keeps_every_live_chunks_words() -> None:
     assert words._used < 8 * n // 4  # compacted once the garbage outweighed the floor (not every removal)
     words.add(["late"], [n + 1], ["latecomer"])
     assert words.found([n + 1], ["latecomer"]) == {"latecomer"}
+
+
+def test_each_chunk_counts_the_words_it_uses_removed_and_unknown_chunks_none() -> None:
+    store = ChunkWords()
+    store.add(["a", "a", "b"], [0, 1, 5], ["Grumman wanted unmanned tests", "Boeing built rockets", "Grumman tests"])
+    words = ["grumman", "tests", "rockets", "moon"]
+    assert store.counts(np.array([0, 1, 5, 3, 99], dtype=np.int64), words).tolist() == [2, 1, 2, 0, 0]
+    store.remove("b", np.array([5], dtype=np.int64))
+    assert store.counts(np.array([5, 0], dtype=np.int64), words).tolist() == [0, 2]
+    assert store.counts(np.array([], dtype=np.int64), words).tolist() == []

@@ -157,6 +157,21 @@ def test_text_look_ups_are_remembered_until_the_index_changes() -> None:
     assert set(view.find_values(text)) == {"a"} and view.find_names(text) == set()
 
 
+def test_an_entrys_chunks_holding_most_of_some_words_are_found_and_gone_with_it() -> None:
+    embedder = HashEmbedder()
+    view = MemoryIndex(embedder.dim, ngram_words=12, typo_min_chars=6)
+    first = ["Grumman wanted more unmanned tests.", "Boeing built the Saturn V with Douglas.", "Grumman built the LM."]
+    view.add(Entry("a", "Apollo program", (), None, 0.0, 1, 1, "enforce"), [0, 1, 2], first, embedder.embed(first))
+    second = ["Rockwell built the orbiters in Palmdale with Boeing."]
+    view.add(Entry("b", "Space Shuttle", (), None, 0.0, 1, 1, "enforce"), [3], second, embedder.embed(second))
+    assert view.chunks_holding("a", ["boeing", "saturn", "douglas"], 3) == [1]  # two of them at least
+    assert view.chunks_holding("a", ["grumman", "built", "tests"], 3) == [0, 2]
+    assert view.chunks_holding("a", ["grumman"], 3) == []  # one word stands anywhere
+    assert view.chunks_holding("b", ["boeing", "saturn", "douglas"], 3) == []  # another entry's chunk
+    view.remove("a")
+    assert view.chunks_holding("a", ["boeing", "saturn", "douglas"], 3) == []
+
+
 class TwoDomains(Embedder):
     """Texts starting "a" lie in the first half of the dimensions, the rest in the second half."""
 
