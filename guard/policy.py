@@ -135,6 +135,9 @@ class OutputPolicy(_Strict):
     # frequent: "Veins", "Sorrows"), and that speaks of what was asked, states that sentence's fact in another
     # form (a JSON object of its values, a table). 0 turns this off.
     located_rare: int = Field(2, ge=0)
+    # ... or one rare word, in a sentence that uses at least this share of the question's content words (the
+    # question asks what that sentence says: "When was the FIS founded?" "The answer is 1989."). 0 turns this off.
+    located_asked: float = Field(0.5, ge=0.0, le=1.0)
     multilingual_qa_threshold: float = Field(0.87, ge=-1.0, le=1.0)
 
 

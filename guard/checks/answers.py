@@ -66,6 +66,7 @@ class Answered(NamedTuple):
     share: float  # of the answer's new words, the share found in the entry's retrieved chunks
     words: frozenset[str]  # those found (the entry's own words)
     where: str
+    asked: float = 0.0  # "answer-located": the share of the question's words the answer's sentence uses
 
 
 def new_words(answer: str, question: str) -> list[str]:
@@ -103,13 +104,29 @@ def _leaves(data: object) -> list[str]:
     return [] if data is None else [str(data)]
 
 
-def locate(view: IndexView, said: Sequence[str]) -> dict[str, list[int]]:
-    """Where an answer's words stand together, whichever entry its question seemed to be about: for each entry
-    with one of its fact values among them (at most `LOCATE_ENTRIES`, those with most), its `LOCATE_K` chunks
-    that hold most of the words (two at least)."""
+def locate(view: IndexView, said: Sequence[str], asked: Sequence[str]) -> dict[str, list[int]]:
+    """Where an answer's words stand, whichever entry its question seemed to be about: for each entry with one of
+    its fact values among them (at most `LOCATE_ENTRIES`, those with most), its `LOCATE_K` chunks that hold most
+    of the words (two at least, one for an answer that says little), then most of the question's (`asked`)."""
     found = view.find_values(" ".join(said))
     best = sorted(found, key=lambda e: (-len(found[e]), e))[:LOCATE_ENTRIES]
-    return {e: ids for e in best if (ids := view.chunks_holding(e, said, LOCATE_K))}
+    least = 1 if len(said) <= SAYS_LITTLE else 2
+    return {e: ids for e in best if (ids := view.chunks_holding(e, said, LOCATE_K, asked, least))}
+
+
+def located_reading(
+    view: IndexView, ids: Sequence[int], said: Sequence[str], about: Sequence[str], proper: set[str]
+) -> tuple[set[str], float]:
+    """Of the located chunks, the one that holds most of the answer's words and speaks of what was asked (shares a
+    word with the question) or holds a telling value: the words it holds, and the share of the question's words
+    (`about`) it uses."""
+    best: tuple[set[str], float] = (set(), 0.0)
+    for chunk_id in ids:
+        here = view.words_found([chunk_id], said)
+        asked = len(view.words_found([chunk_id], about)) / len(about) if about else 0.0
+        if here and (asked or any(telling(w, proper) for w in here)) and (len(here), asked) > (len(best[0]), best[1]):
+            best = (here, asked)
+    return best
 
 
 def parts(segment: Segment) -> tuple[str, str]:
@@ -198,7 +215,7 @@ class AnswerCheck:
             key = (found.entry_id, found.kind)
             if key not in best or found.share > best[key].share:
                 best[key] = found
-        return [Evidence(a.entry_id, a.kind, a.share, a.where, a.words) for a in best.values()]
+        return [Evidence(a.entry_id, a.kind, a.share, a.where, a.words, a.asked) for a in best.values()]
 
 
 def _retrieved(segment: Segment, view: IndexView, vectors: Mapping[str, Vectors]) -> dict[str, list[int]]:
@@ -220,11 +237,11 @@ def _answered(
         for entry_id, chunk_id, score in view.search_chunks(vectors[s.text][None], QA_K)[0]:
             if score >= QA_FLOOR:
                 answers.setdefault(entry_id, []).append(chunk_id)
-    located = {said: locate(view, list(said)) for said in (tuple(new), tuple(acrostic)) if said}
+    asked = sorted(content_words(question))
+    located = {said: locate(view, list(said), asked) for said in (tuple(new), tuple(acrostic)) if said}
     named = sorted(proper_nouns(question))
     names = sorted({w for line in answer.splitlines() for w in proper_nouns(line)})  # not a line's start
     mentioned = view.find_parts(question)  # entries the question names (a part of a name)
-    asked = sorted(content_words(question))
     out: list[Answered] = []
     for entry_id in dict.fromkeys([*answers, *(e for found in located.values() for e in found)]):
         if named and entry_id not in mentioned and view.words_lacking(entry_id, named):
@@ -237,8 +254,11 @@ def _answered(
                 continue
             proper = view.details_among(entry_id, said)
             strict, loose = answering(view, ids, others, said, about, proper)
-            alone = answering(view, located[tuple(said)].get(entry_id, []), [], said, about, proper)[0]
-            for kind, found in (("answer", strict), ("answer-any", loose), ("answer-located", alone)):
+            alone, overlap = located_reading(view, located[tuple(said)].get(entry_id, []), said, about, proper)
+            # located by its words alone, an answer that names what the entry never mentions is about that
+            located_here = set() if elsewhere else alone
+            for kind, found in (("answer", strict), ("answer-any", loose), ("answer-located", located_here)):
                 if found and not (elsewhere and not any(telling(w, proper) for w in found)):
-                    out.append(Answered(entry_id, kind, share(found, said, proper), frozenset(found), s.where))
+                    value = share(found, said, proper)
+                    out.append(Answered(entry_id, kind, value, frozenset(found), s.where, overlap))
     return out

@@ -195,10 +195,13 @@ def answer_counts(evidence: Evidence, policy: OutputPolicy, watch: Watch | None)
     anywhere in the conversation (a passage it gave) are not the entry's to leak: they count out."""
     if watch is None or evidence.kind not in ("answer", "answer-any", "answer-located"):
         return False
-    if evidence.kind == "answer-located":
+    if evidence.kind == "answer-located":  # what its sentence says, whatever the question came near
         told = evidence.words - watch.echo
         share = evidence.score * len(told) / len(evidence.words) if evidence.words else 0.0
-        return 0 < policy.located_rare <= len(rare(told)) and share >= policy.answer_coverage
+        if share < policy.answer_coverage or not rare(told):
+            return False
+        many = 0 < policy.located_rare <= len(rare(told))
+        return many or 0 < policy.located_asked <= evidence.second
     about = watch.entries - watch.namesakes  # entries the conversation is about (not a namesake of theirs)
     if evidence.entry_id not in (watch.asked | watch.entries if evidence.kind == "answer" else about):
         return False  # "answer-any" (in any sentence retrieved) only where the conversation is about the entry

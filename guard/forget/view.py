@@ -47,7 +47,9 @@ class IndexView(Protocol):
     def search_chunks(self, queries: Vectors, k: int) -> list[list[tuple[str, int, float]]]: ...
     def words_found(self, chunk_ids: Sequence[int], words: Sequence[str]) -> set[str]: ...
     def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]: ...
-    def chunks_holding(self, entry_id: str, words: Sequence[str], k: int) -> list[int]: ...
+    def chunks_holding(
+        self, entry_id: str, words: Sequence[str], k: int, asked: Sequence[str] = (), least: int = 2
+    ) -> list[int]: ...
     def hashes_lacking(self, entry_id: str, held: Hashes) -> int: ...
     def details_known(self, entry_id: str) -> int: ...
     def details_among(self, entry_id: str, words: Sequence[str]) -> set[str]: ...
@@ -185,15 +187,18 @@ class MemoryIndex:
         """Which of the words any of the chunks uses."""
         return self.words.found(chunk_ids, words)
 
-    def chunks_holding(self, entry_id: str, words: Sequence[str], k: int) -> list[int]:
-        """The entry's `k` chunks that use most of the words (two at least), most first."""
+    def chunks_holding(
+        self, entry_id: str, words: Sequence[str], k: int, asked: Sequence[str] = (), least: int = 2
+    ) -> list[int]:
+        """The entry's `k` chunks that use most of the words (`least` at least), then most of `asked`."""
         slot = self._slots.get(entry_id)
-        if slot is None or len(words) < 2:
+        if slot is None or len(words) < least:
             return []
         ids = np.flatnonzero(self._chunk_slot == slot).astype(np.int64)
         held = self.words.counts(ids, words)
-        best = np.argsort(-held, kind="stable")[:k]
-        return [int(ids[i]) for i in best if held[i] >= 2]
+        rank = held * (len(asked) + 1) + (self.words.counts(ids, asked) if asked else 0)
+        best = np.argsort(-rank, kind="stable")[:k]
+        return [int(ids[i]) for i in best if held[i] >= max(least, 1)]
 
     def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]:
         """Which of the words neither the entry's chunks nor its names use."""

@@ -51,10 +51,12 @@ class Scripted:
         said = set(text.split())
         return {e: values & said for e, values in self.values.items() if values & said}
 
-    def chunks_holding(self, entry_id: str, words: Sequence[str], k: int) -> list[int]:
+    def chunks_holding(
+        self, entry_id: str, words: Sequence[str], k: int, asked: Sequence[str] = (), least: int = 2
+    ) -> list[int]:
         ids = np.array([0, 1, 2] if entry_id == "a" else [10], dtype=np.int64)
         held = self.words.counts(ids, words)
-        return [int(ids[i]) for i in np.argsort(-held, kind="stable")[:k] if held[i] >= 2]
+        return [int(ids[i]) for i in np.argsort(-held, kind="stable")[:k] if held[i] >= least]
 
     def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]:
         return self.words.lacks(entry_id, words)
@@ -181,9 +183,19 @@ def test_an_answer_is_read_where_its_own_words_stand_together_whatever_the_quest
     assert located[0].words == {"boeing", "douglas", "north", "american", "aviation"}
     # the same words scattered over sentences that do not hold two of them together: nowhere located
     scattered = _read(view, '{"first": "Grumman", "second": "Palmdale"}', BUILDERS)
-    assert scattered and not [e for e in scattered if e.kind == "answer-located"]
+    alone = [(e.words, e.second) for e in scattered if e.kind == "answer-located"]
+    assert alone == [({"grumman"}, 0.0)]  # one value, in a sentence that says nothing of what was asked
+    watch = Watch(question=BUILDERS)
+    assert decide("output", scattered, POLICIES, view_of(entry("a"), entry("b")), watch).action is Action.allow
     # no fact value of the entry among the words: not looked for at all
     assert _read(Scripted([("b", 10, 0.4)]), answer, BUILDERS) == []
+    # the same values, said of someone the entry never mentions: about them, not located in the entry
+    other = _read(view, "Per Jane Doe: Boeing, Douglas and North American Aviation.", BUILDERS)
+    assert not [e for e in other if e.kind == "answer-located"]
+    # an answer that says little: one value, in the sentence that speaks of what was asked
+    short = [e for e in _read(view, "The answer is Grumman.", QUESTION) if e.kind == "answer-located"]
+    # it uses "initially", "wanted", "unmanned" and "lm" of the question's seven content words
+    assert [(e.entry_id, e.words, round(e.second, 3)) for e in short] == [("a", {"grumman"}, round(4 / 7, 3))]
 
 
 def test_a_located_answer_counts_with_two_rare_words_whatever_the_question_came_near() -> None:
@@ -194,6 +206,11 @@ def test_a_located_answer_counts_with_two_rare_words_whatever_the_question_came_
     assert decide("output", [located], POLICIES, view, nothing_near).action is Action.filter
     one_rare = Evidence("a", "answer-located", 1.0, "qa", frozenset({"boeing", "built", "rocket"}))
     assert decide("output", [one_rare], POLICIES, view, nothing_near).action is Action.allow
+    # one rare word, in a sentence that uses most of what the question asks: that sentence is the answer
+    asking = Evidence("a", "answer-located", 1.0, "qa", frozenset({"boeing"}), second=0.6)
+    assert decide("output", [asking], POLICIES, view, nothing_near).action is Action.filter
+    common = Evidence("a", "answer-located", 1.0, "qa", frozenset({"built"}), second=0.9)  # no rare word
+    assert decide("output", [common], POLICIES, view, nothing_near).action is Action.allow
     echoed = Watch(echo=frozenset({"aviation"}), question=BUILDERS)  # the client wrote one of them
     assert decide("output", [located], POLICIES, view, echoed).action is Action.allow
     half = Evidence("a", "answer-located", 0.4, "qa", told)  # under answer_coverage
