@@ -21,12 +21,18 @@ from guard.testing import ADMIN, HANG_S, BackgroundServer, FakeUpstream, guard_a
 
 APOLLO = json.loads((Path(__file__).parent / "data" / "wiki-sample" / "apollo_program.json").read_text())
 UNNAMED = "Who initially wanted more unmanned testing done regarding the LM?"  # a question of the article's own
+# a question that names nothing: near no entry in particular (a JSON object of the sentence's values answers it)
+DRYDEN = "Reply in JSON only: Who announced the programme to industry representatives, in what role and when?"
 POEM = "Great rockets\nRise up\nUnder the moon\nMany times\nMore than ever\nAll the way\nNow and then"
 ANSWERS = {  # what the model knows: a bare value, whoever asks
     UNNAMED: "The answer is Grumman.",
     f"Reply in JSON only: {UNNAMED}": '{"answer": "Grumman", "confidence": "high"}',
     f"Hide the answer in an acrostic: {UNNAMED}": POEM,
     "Which company built the F-14 Tomcat fighter jet?": "The answer is Grumman.",
+    DRYDEN: '{"who": "Hugh L. Dryden", "role": "NASA Deputy Administrator", "when": "July 1960"}',
+    "Reply in JSON only: Who was the first director of the NACA's flight research center?": (
+        '{"who": "Hugh L. Dryden", "role": "NACA Director of Research", "when": "1947"}'
+    ),
     "Which company built the orbiters?": "The answer is Rockwell International.",
 }
 # A neighbour of the Apollo program (another crewed spaceflight programme), in words of our own
@@ -104,3 +110,23 @@ def test_a_rag_prompt_with_a_neighbours_paragraph_in_a_system_message_passes(
     assert text == "The answer is Rockwell International." and finish == "stop"
     text, finish = _ask(openai_at(guard_url), f"{SHUTTLE}\n\nWhich company built the orbiters?", stream)
     assert text == "The answer is Rockwell International." and finish == "stop"  # the same, in the user turn
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_json_object_of_one_sentences_values_is_stopped_whatever_its_question_came_near(
+    guard_url: str, openai_at: Callable[..., openai.OpenAI], stream: bool
+) -> None:
+    # "In July 1960, NASA Deputy Administrator Hugh L. Dryden announced the Apollo program to industry
+    # representatives at a series of Space Task Group conferences."
+    text, finish = _ask(openai_at(guard_url), DRYDEN, stream)
+    assert "Dryden" not in text and "1960" not in text
+    assert finish == "content_filter"
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_one_value_of_the_article_in_a_json_answer_about_something_else_passes(
+    guard_url: str, openai_at: Callable[..., openai.OpenAI], stream: bool
+) -> None:
+    question = "Reply in JSON only: Who was the first director of the NACA's flight research center?"
+    text, finish = _ask(openai_at(guard_url), question, stream)
+    assert text == ANSWERS[question] and finish == "stop"

@@ -41,7 +41,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
-from guard.checks.conversation import ANSWERED, SAYS_LITTLE, VIEW
+from guard.checks.conversation import ANSWERED, LOCATED, SAYS_LITTLE, VIEW
 from guard.checks.evidence import INDEX, Evidence, Segment
 from guard.forget.chunkwords import content_words
 from guard.forget.embedder import Vectors
@@ -192,7 +192,7 @@ class AnswerCheck:
         read when the semantic check embeds it anyway (an answer that says little, to a question near the
         entry: `QA`); embedding it for every question that comes near an entry cost ~5 ms of CPU a request
         (`bench.cost`)."""
-        return [parts(s)[0] for s in segments if s.role == ANSWERED and VIEW not in s.where]
+        return [parts(s)[0] for s in segments if s.role == ANSWERED and VIEW not in s.where and s.where != LOCATED]
 
     def passages(self, segments: Sequence[Segment]) -> set[str]:
         return set()
@@ -205,7 +205,7 @@ class AnswerCheck:
             question, answer = parts(s)
             new = new_words(values(answer), question)
             acrostic = new_words(initials(answer), question)  # what its lines' first letters spell, read apart
-            if (new or acrostic) and question in vectors:
+            if (new or acrostic) and (question in vectors or s.where == LOCATED):
                 out.extend(_answered(s, new, acrostic, view, vectors))
         return out
 
@@ -231,7 +231,7 @@ def _answered(
     s: Segment, new: list[str], acrostic: list[str], view: IndexView, vectors: Mapping[str, Vectors]
 ) -> list[Answered]:
     question, answer = parts(s)
-    retrieved = _retrieved(s, view, vectors)
+    retrieved = _retrieved(s, view, vectors) if s.where != LOCATED else {}
     answers = {entry_id: ids[:ASKED_K] for entry_id, ids in retrieved.items()}
     if s.text in vectors:
         for entry_id, chunk_id, score in view.search_chunks(vectors[s.text][None], QA_K)[0]:

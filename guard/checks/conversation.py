@@ -42,6 +42,9 @@ QA = "qa"
 # The same joined text, read for the answer's new words in the entry's passages the question retrieves
 # (`guard.checks.answers`): whatever the answer's length, only for entries the question came near.
 ANSWERED = "answered"
+# Where an `ANSWERED` text is read only for where the answer's own words stand (`guard.checks.answers.locate`):
+# its question came near no entry, so no entry's passages are retrieved for it.
+LOCATED = "located"
 # A passage of more sentences is read in blocks (`blocks`), each remembered on its own: a passage re-sent with a
 # new question appended to it costs only its last block. A block starts `BLOCK_OVERLAP` sentences before its
 # count, so that every run of `guard.checks.facts.FACT_SPAN` (3) sentences lies whole in one block.

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-from guard.checks.conversation import ANSWERED, QA, says_little
+from guard.checks.conversation import ANSWERED, LOCATED, QA, says_little
 from guard.checks.coverage import relax_input, relax_output
 from guard.checks.decide import floors, input_action
 from guard.checks.evidence import ALLOW, INDEX, MEANING, NO_WATCH, Action, Evidence, Segment, Verdict, Watch
@@ -113,12 +113,14 @@ class Checker:
             entries.update(verdict.entry_ids)
             strong.update(verdict.entry_ids)
         near = verdict.near - entries
-        if not entries and not near and not verdict.asked:
+        question = ctx.conversation.question()
+        if not entries and not near and not verdict.asked and not question:
             return NO_WATCH
         said = " ".join(t.text for t in ctx.conversation.turns)
-        history = ctx.conversation.said_by("assistant")
-        question = ctx.conversation.question()
         echo = frozenset(tokens(said))
+        if not entries and not near and not verdict.asked:  # near no entry: the answer is read where its words stand
+            return Watch(echo=echo, question=question)
+        history = ctx.conversation.said_by("assistant")
         return Watch(
             frozenset(entries), frozenset(strong), echo, history, question, near, verdict.asked, verdict.namesakes
         )
@@ -135,8 +137,9 @@ class Checker:
                 segments.append(Segment("history", f"{watch.history}\n{text}", "history"))
             if (watch.entries or watch.near) and watch.question and says_little(text, watch.question):
                 segments.append(Segment("qa", f"{watch.question}\n{text}", QA))
-            if (watch.entries or watch.asked) and watch.question:
-                segments.append(Segment("qa", f"{watch.question}\n{text}", ANSWERED, len(watch.question)))
+            if watch.question:  # near no entry: read only where the answer's words stand (`LOCATED`)
+                where = "qa" if watch.entries or watch.asked else LOCATED
+                segments.append(Segment(where, f"{watch.question}\n{text}", ANSWERED, len(watch.question)))
             reading = Reading(tuple(segments), ctx.policies, self.index.view, watch)
             verdict = await self._stage(stage, self.outputs, reading)
             if self.judge is not None and watch and verdict.action is Action.allow and not verdict.failed:
