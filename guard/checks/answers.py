@@ -104,14 +104,19 @@ def _leaves(data: object) -> list[str]:
     return [] if data is None else [str(data)]
 
 
-def locate(view: IndexView, said: Sequence[str], asked: Sequence[str]) -> dict[str, list[int]]:
-    """Where an answer's words stand, whichever entry its question seemed to be about: for each entry with one of
-    its fact values among them (at most `LOCATE_ENTRIES`, those with most), its `LOCATE_K` chunks that hold most
-    of the words (two at least, one for an answer that says little), then most of the question's (`asked`)."""
+def locate(
+    view: IndexView, said: Sequence[str], asked: Sequence[str], near: Sequence[str] = ()
+) -> dict[str, list[int]]:
+    """Where an answer's words stand, whichever entry its question seemed to be about: in the entries with one of
+    their fact values among them (those with most first), then those the question retrieved passages of (`near`):
+    `LOCATE_ENTRIES` at most, in each its `LOCATE_K` chunks that hold most of the words (two at least, one for an
+    answer that says little), then most of the question's (`asked`). An article's fact values are capped, and a
+    value two entries share is no one's: a year of the article may be neither."""
     found = view.find_values(" ".join(said))
-    best = sorted(found, key=lambda e: (-len(found[e]), e))[:LOCATE_ENTRIES]
+    ranked = sorted(found, key=lambda e: (-len(found[e]), e))
     least = 1 if len(said) <= SAYS_LITTLE else 2
-    return {e: ids for e in best if (ids := view.chunks_holding(e, said, LOCATE_K, asked, least))}
+    entries = list(dict.fromkeys([*ranked, *near]))[:LOCATE_ENTRIES]
+    return {e: ids for e in entries if (ids := view.chunks_holding(e, said, LOCATE_K, asked, least))}
 
 
 def located_reading(
@@ -238,7 +243,7 @@ def _answered(
             if score >= QA_FLOOR:
                 answers.setdefault(entry_id, []).append(chunk_id)
     asked = sorted(content_words(question))
-    located = {said: locate(view, list(said), asked) for said in (tuple(new), tuple(acrostic)) if said}
+    located = {said: locate(view, list(said), asked, list(answers)) for said in (tuple(new), tuple(acrostic)) if said}
     named = sorted(proper_nouns(question))
     names = sorted({w for line in answer.splitlines() for w in proper_nouns(line)})  # not a line's start
     mentioned = view.find_parts(question)  # entries the question names (a part of a name)

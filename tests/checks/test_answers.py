@@ -71,12 +71,14 @@ class Scripted:
         return {"a": {"apollo"}} if "apollo" in text.lower() else {}
 
 
-def _read(view: Scripted, answer: str, question: str = QUESTION) -> list[Evidence]:
+def _read(view: Scripted, answer: str, question: str = QUESTION, located: bool = False) -> list[Evidence]:
+    """The answer evidence; "answer-located" (where the answer's words stand) only with `located`."""
     segment = Segment("qa", f"{question}\n{answer}", ANSWERED, len(question))
     vectors = {question: np.ones(4, dtype=np.float32), segment.text: np.full(4, 2.0, dtype=np.float32)}
     check = AnswerCheck()
     assert check.embed([segment]) == [question]  # the joined text is read where the semantic check embeds it
-    return check.evidence([check.read([segment], view, vectors)], view)  # type: ignore[arg-type]
+    found = check.evidence([check.read([segment], view, vectors)], view)  # type: ignore[arg-type]
+    return [e for e in found if located or e.kind != "answer-located"]
 
 
 def test_the_new_words_are_what_the_answer_adds_to_its_question() -> None:
@@ -178,22 +180,24 @@ def test_an_answer_is_read_where_its_own_words_stand_together_whatever_the_quest
     values = {"a": {"boeing", "douglas", "aviation", "grumman"}}
     view = Scripted([("b", 10, 0.4)], values=values)  # the question retrieves only the other entry's sentence
     answer = '{"first": "Boeing", "second": "Douglas", "third": "North American Aviation"}'
-    located = [e for e in _read(view, answer, BUILDERS) if e.kind == "answer-located"]
+    located = [e for e in _read(view, answer, BUILDERS, located=True) if e.kind == "answer-located"]
     assert [(e.entry_id, e.score) for e in located] == [("a", 1.0)]
     assert located[0].words == {"boeing", "douglas", "north", "american", "aviation"}
     # the same words scattered over sentences that do not hold two of them together: nowhere located
-    scattered = _read(view, '{"first": "Grumman", "second": "Palmdale"}', BUILDERS)
-    alone = [(e.words, e.second) for e in scattered if e.kind == "answer-located"]
-    assert alone == [({"grumman"}, 0.0)]  # one value, in a sentence that says nothing of what was asked
+    scattered = _read(view, '{"first": "Grumman", "second": "Palmdale"}', BUILDERS, located=True)
+    alone = sorted((e.entry_id, e.words, round(e.second, 3)) for e in scattered if e.kind == "answer-located")
+    # one value each: in a sentence that says nothing of what was asked; in a sentence of the entry the question
+    # retrieved, that uses one of its three words ("built")
+    assert alone == [("a", {"grumman"}, 0.0), ("b", {"palmdale"}, round(1 / 3, 3))]
     watch = Watch(question=BUILDERS)
     assert decide("output", scattered, POLICIES, view_of(entry("a"), entry("b")), watch).action is Action.allow
     # no fact value of the entry among the words: not looked for at all
-    assert _read(Scripted([("b", 10, 0.4)]), answer, BUILDERS) == []
+    assert _read(Scripted([("b", 10, 0.4)]), answer, BUILDERS, located=True) == []
     # the same values, said of someone the entry never mentions: about them, not located in the entry
-    other = _read(view, "Per Jane Doe: Boeing, Douglas and North American Aviation.", BUILDERS)
+    other = _read(view, "Per Jane Doe: Boeing, Douglas and North American Aviation.", BUILDERS, located=True)
     assert not [e for e in other if e.kind == "answer-located"]
     # an answer that says little: one value, in the sentence that speaks of what was asked
-    short = [e for e in _read(view, "The answer is Grumman.", QUESTION) if e.kind == "answer-located"]
+    short = [e for e in _read(view, "The answer is Grumman.", QUESTION, located=True) if e.kind == "answer-located"]
     # it uses "initially", "wanted", "unmanned" and "lm" of the question's seven content words
     assert [(e.entry_id, e.words, round(e.second, 3)) for e in short] == [("a", {"grumman"}, round(4 / 7, 3))]
 
@@ -217,3 +221,14 @@ def test_a_located_answer_counts_with_two_rare_words_whatever_the_question_came_
     assert decide("output", [half], POLICIES, view, nothing_near).action is Action.allow
     off = PolicySet(Policy(name="default", output=OutputPolicy(located_rare=0)))
     assert decide("output", [located], off, view, nothing_near).action is Action.allow
+
+
+def test_an_answer_is_located_in_the_entries_its_question_retrieved_without_any_fact_value() -> None:
+    # the question retrieves a sentence of "a" that does not answer it; "grumman" is no fact value (an article's
+    # values are capped, and one that two entries share is no one's); the sentence that holds it is found
+    view = Scripted([("a", 1, 0.5)])
+    found = _read(view, "The answer is Grumman.", located=True)
+    located = [(e.entry_id, round(e.second, 3)) for e in found if e.kind == "answer-located"]
+    assert located == [("a", round(4 / 7, 3))]
+    watch = Watch(question=QUESTION)  # near no entry at input: only the located reading counts
+    assert decide("output", found, POLICIES, view_of(entry("a"), entry("b")), watch).action is Action.filter
