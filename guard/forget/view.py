@@ -85,6 +85,8 @@ class MemoryIndex:
         self._searched: tuple[int, int, int] = (-1, 0, 0)
         self._reads: OrderedDict[bytes, object] = OrderedDict()  # (look-up, text) digest -> its answer
         self._read = -1  # the `_changes` the remembered look-ups reflect
+        # (the `_changes` it reflects, chunk ids ordered by slot, their slots): an entry's chunks (`_chunks_of`)
+        self._by_slot: tuple[int, Ids, npt.NDArray[np.int32]] = (-1, np.zeros(0, dtype=np.int64), self._chunk_slot[:0])
 
     # -- reads -------------------------------------------------------------------------------------------
 
@@ -194,11 +196,21 @@ class MemoryIndex:
         slot = self._slots.get(entry_id)
         if slot is None or len(words) < least:
             return []
-        ids = np.flatnonzero(self._chunk_slot == slot).astype(np.int64)
+        ids = self._chunks_of(slot)
         held = self.words.counts(ids, words)
         rank = held * (len(asked) + 1) + (self.words.counts(ids, asked) if asked else 0)
         best = np.argsort(-rank, kind="stable")[:k]
         return [int(ids[i]) for i in best if held[i] >= max(least, 1)]
+
+    def _chunks_of(self, slot: int) -> Ids:
+        """An entry's chunk ids, from the chunk -> slot array sorted once per change of the index (a scan of a
+        million chunks per look-up would cost a millisecond each)."""
+        if self._by_slot[0] != self._changes:
+            order = np.argsort(self._chunk_slot, kind="stable").astype(np.int64)
+            self._by_slot = (self._changes, order, self._chunk_slot[order])
+        _, order, slots = self._by_slot
+        lo, hi = np.searchsorted(slots, [slot, slot + 1])
+        return order[int(lo) : int(hi)]
 
     def words_lacking(self, entry_id: str, words: Sequence[str]) -> set[str]:
         """Which of the words neither the entry's chunks nor its names use."""

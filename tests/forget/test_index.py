@@ -168,8 +168,12 @@ def test_an_entrys_chunks_holding_most_of_some_words_are_found_and_gone_with_it(
     assert view.chunks_holding("a", ["grumman", "built", "tests"], 3) == [0, 2]
     assert view.chunks_holding("a", ["grumman"], 3) == []  # one word stands anywhere
     assert view.chunks_holding("b", ["boeing", "saturn", "douglas"], 3) == []  # another entry's chunk
+    third = ["Douglas and Boeing built the Saturn IB."]  # added after a look-up: its chunks are known at once
+    view.add(Entry("c", "Saturn IB", (), None, 0.0, 1, 1, "enforce"), [7], third, embedder.embed(third))
+    assert view.chunks_holding("c", ["boeing", "saturn", "douglas"], 3) == [7]
     view.remove("a")
     assert view.chunks_holding("a", ["boeing", "saturn", "douglas"], 3) == []
+    assert view.chunks_holding("b", ["rockwell", "palmdale"], 3) == [3]
 
 
 class TwoDomains(Embedder):
