@@ -38,6 +38,7 @@ against the forget10 authors, 4 of 2,000.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import NamedTuple
 
@@ -67,6 +68,7 @@ class Answered(NamedTuple):
     words: frozenset[str]  # those found (the entry's own words)
     where: str
     asked: float = 0.0  # "answer-located": the share of the question's words the answer's sentence uses
+    values: int = 0  # ... and how many distinct values of the answer the words found are (`value_count`)
 
 
 def new_words(answer: str, question: str) -> list[str]:
@@ -117,6 +119,19 @@ def locate(
     least = 1 if len(said) <= SAYS_LITTLE else 2
     entries = list(dict.fromkeys([*ranked, *near]))[:LOCATE_ENTRIES]
     return {e: ids for e in entries if (ids := view.chunks_holding(e, said, LOCATE_K, asked, least))}
+
+
+_NAME_RUN = re.compile(r"[A-Z][\w'-]*\.?(?:\s+[A-Z][\w'-]*\.?)+")  # "Nora Roberts", "Hugh L. Dryden"
+
+
+def value_count(text: str, found: set[str]) -> int:
+    """How many distinct values of the answer the found words are: the words of one multi-word name count once
+    ("Nora Roberts", whom a forgotten author's sentence mentions, is one value, not two facts), any other word
+    on its own."""
+    runs = [set(tokens(m.group(0))) for m in _NAME_RUN.finditer(text)]
+    named = [run & found for run in runs if run & found]
+    alone = found - set().union(*named) if named else found
+    return len(alone) + len({frozenset(n) for n in named})
 
 
 def located_reading(
@@ -220,7 +235,7 @@ class AnswerCheck:
             key = (found.entry_id, found.kind)
             if key not in best or found.share > best[key].share:
                 best[key] = found
-        return [Evidence(a.entry_id, a.kind, a.share, a.where, a.words, a.asked) for a in best.values()]
+        return [Evidence(a.entry_id, a.kind, a.share, a.where, a.words, a.asked, a.values) for a in best.values()]
 
 
 def _retrieved(segment: Segment, view: IndexView, vectors: Mapping[str, Vectors]) -> dict[str, list[int]]:
@@ -264,6 +279,6 @@ def _answered(
             located_here = set() if elsewhere else alone
             for kind, found in (("answer", strict), ("answer-any", loose), ("answer-located", located_here)):
                 if found and not (elsewhere and not any(telling(w, proper) for w in found)):
-                    value = share(found, said, proper)
-                    out.append(Answered(entry_id, kind, value, frozenset(found), s.where, overlap))
+                    value, count = share(found, said, proper), value_count(values(answer), found)
+                    out.append(Answered(entry_id, kind, value, frozenset(found), s.where, overlap, count))
     return out

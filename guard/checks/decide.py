@@ -200,7 +200,7 @@ def answer_counts(evidence: Evidence, policy: OutputPolicy, watch: Watch | None)
         share = evidence.score * len(told) / len(evidence.words) if evidence.words else 0.0
         if share < policy.answer_coverage or not rare(told):
             return False
-        many = 0 < policy.located_rare <= len(rare(told))
+        many = 0 < policy.located_rare <= min(len(rare(told)), evidence.values)
         return many or 0 < policy.located_asked <= evidence.second
     about = watch.entries - watch.namesakes  # entries the conversation is about (not a namesake of theirs)
     if evidence.entry_id not in (watch.asked | watch.entries if evidence.kind == "answer" else about):

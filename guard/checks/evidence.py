@@ -55,6 +55,7 @@ class Evidence:
     where: str = ""  # the segment it was found in
     words: frozenset[str] = field(default=frozenset(), repr=False, compare=False)  # never logged: forget text
     second: float = 0.0  # a passage's evidence: the score of its second-best statement for the entry
+    values: int = 0  # "answer-located": how many distinct values of the answer its words are (a name is one)
 
 
 @dataclass(frozen=True)

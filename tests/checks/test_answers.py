@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from guard.checks.answers import AnswerCheck, new_words
+from guard.checks.answers import AnswerCheck, new_words, value_count, values
 from guard.checks.conversation import ANSWERED, expand, lexical, output_pieces
 from guard.checks.decide import decide
 from guard.checks.evidence import Action, Evidence, Segment, Watch
@@ -205,7 +205,7 @@ def test_an_answer_is_read_where_its_own_words_stand_together_whatever_the_quest
 def test_a_located_answer_counts_with_two_rare_words_whatever_the_question_came_near() -> None:
     view = view_of(entry("a"), entry("b"))
     told = frozenset({"boeing", "aviation", "built"})
-    located = Evidence("a", "answer-located", 1.0, "qa", told)
+    located = Evidence("a", "answer-located", 1.0, "qa", told, values=3)
     nothing_near = Watch(question=BUILDERS)
     assert decide("output", [located], POLICIES, view, nothing_near).action is Action.filter
     one_rare = Evidence("a", "answer-located", 1.0, "qa", frozenset({"boeing", "built", "rocket"}))
@@ -217,8 +217,11 @@ def test_a_located_answer_counts_with_two_rare_words_whatever_the_question_came_
     assert decide("output", [common], POLICIES, view, nothing_near).action is Action.allow
     echoed = Watch(echo=frozenset({"aviation"}), question=BUILDERS)  # the client wrote one of them
     assert decide("output", [located], POLICIES, view, echoed).action is Action.allow
-    half = Evidence("a", "answer-located", 0.4, "qa", told)  # under answer_coverage
+    half = Evidence("a", "answer-located", 0.4, "qa", told, values=3)  # under answer_coverage
     assert decide("output", [half], POLICIES, view, nothing_near).action is Action.allow
+    # two rare words of one name ("Nora Roberts", whom the entry's sentence mentions) are one value, not two facts
+    name = Evidence("a", "answer-located", 1.0, "qa", frozenset({"nora", "roberts"}), second=0.25, values=1)
+    assert decide("output", [name], POLICIES, view, nothing_near).action is Action.allow
     off = PolicySet(Policy(name="default", output=OutputPolicy(located_rare=0)))
     assert decide("output", [located], off, view, nothing_near).action is Action.allow
 
@@ -232,3 +235,11 @@ def test_an_answer_is_located_in_the_entries_its_question_retrieved_without_any_
     assert located == [("a", round(4 / 7, 3))]
     watch = Watch(question=QUESTION)  # near no entry at input: only the located reading counts
     assert decide("output", found, POLICIES, view_of(entry("a"), entry("b")), watch).action is Action.filter
+
+
+def test_the_words_of_one_multi_word_name_are_one_value() -> None:
+    assert value_count("Nora Roberts / J.D. Robb", {"nora", "roberts"}) == 1
+    dryden = values('{"who": "Hugh L. Dryden", "role": "NASA Deputy Administrator", "when": "July 1960"}')
+    assert value_count(dryden, {"hugh", "dryden", "nasa", "deputy", "july", "1960"}) == 4
+    titles = values('{"field1": "Veins", "field2": "Narratives", "field3": "Sorrows"}')  # a JSON leaf each
+    assert value_count(titles, {"veins", "narratives", "sorrows"}) == 3
