@@ -132,8 +132,9 @@ class OutputPolicy(_Strict):
     # Whatever the question seemed to be about (a question without its subject is near no entry, or near every
     # author alike): an answer whose own sentences retrieve a sentence of an entry that holds at least
     # `answer_coverage` of its new words, this many of them rare (a number, a word outside the 5,000 most
-    # frequent: "Veins", "Sorrows"), and that speaks of what was asked, states that sentence's fact in another
-    # form (a JSON object of its values, a table). 0 turns this off.
+    # frequent: "Veins", "Sorrows") and distinct values (the words of one multi-word name are one: "Nora Roberts",
+    # whom the sentence mentions, is no fact of it), and that speaks of what was asked, states that sentence's
+    # fact in another form (a JSON object of its values, a table). 0 turns this off.
     located_rare: int = Field(2, ge=0)
     # ... or one rare word, in a sentence that uses at least this share of the question's content words (the
     # question asks what that sentence says: "When was the FIS founded?" "The answer is 1989."). 0 turns this off.
