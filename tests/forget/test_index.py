@@ -174,6 +174,9 @@ def test_an_entrys_chunks_holding_most_of_some_words_are_found_and_gone_with_it(
     view.remove("a")
     assert view.chunks_holding("a", ["boeing", "saturn", "douglas"], 3) == []
     assert view.chunks_holding("b", ["rockwell", "palmdale"], 3) == [3]
+    view.map_chunks(np.array([3], dtype=np.int64), [view.slot_of("c")])  # chunk 3 now "c"'s: no longer "b"'s
+    assert view.chunks_holding("b", ["rockwell", "palmdale"], 3) == []
+    assert view.chunks_holding("c", ["rockwell", "palmdale"], 3) == [3]
 
 
 class TwoDomains(Embedder):
