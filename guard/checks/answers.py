@@ -172,10 +172,16 @@ def telling(word: str, proper: set[str]) -> bool:
     """A value that answers by itself wherever it stands: a number of three or more digits (a year, a count), one
     of the entry's proper nouns (`proper`: "grumman", capitalised in its documents), or a word rarer than
     `RARE_VALUE` in English ("vicodin"). Not a rare adjective or adverb ("noticeably", "illustrious": as rare
-    in wordninja's counts as "grumman", and in any author's biography)."""
+    in wordninja's counts as "grumman", and in any author's biography). Not "000": the tail of any number written
+    with a thousands separator ("10,000" is read as "10" and "000")."""
     if word.isdigit():
-        return len(word) >= 3
+        return len(word) >= 3 and not zeros(word)
     return word in proper or rarity(word) >= RARE_VALUE
+
+
+def zeros(word: str) -> bool:
+    """A group of zeros: what "60,000" and "10,000" share, which tells nothing."""
+    return word.isdigit() and not word.strip("0")
 
 
 def answering(

@@ -19,6 +19,7 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Literal
 
+from guard.checks.answers import telling
 from guard.checks.evidence import ALLOW, Action, Evidence, Verdict, Watch
 from guard.forget.facts import rare
 from guard.forget.view import IndexView
@@ -196,11 +197,13 @@ def answer_counts(evidence: Evidence, policy: OutputPolicy, watch: Watch | None)
     if watch is None or evidence.kind not in ("answer", "answer-any", "answer-located"):
         return False
     if evidence.kind == "answer-located":  # what its sentence says, whatever the question came near
-        told = evidence.words - watch.echo
-        share = evidence.score * len(told) / len(evidence.words) if evidence.words else 0.0
-        if share < policy.answer_coverage or not rare(told):
+        kept = evidence.words - watch.echo
+        share = evidence.score * len(kept) / len(evidence.words) if evidence.words else 0.0
+        # rare: a word outside the 5,000 most frequent, a number of three digits or more (not "000" of "10,000")
+        telling_ones = {w for w in rare(kept) if not w.isdigit() or telling(w, set())}
+        if share < policy.answer_coverage or not telling_ones:
             return False
-        many = 0 < policy.located_rare <= min(len(rare(told)), evidence.values)
+        many = 0 < policy.located_rare <= min(len(telling_ones), evidence.values)
         return many or 0 < policy.located_asked <= evidence.second
     about = watch.entries - watch.namesakes  # entries the conversation is about (not a namesake of theirs)
     if evidence.entry_id not in (watch.asked | watch.entries if evidence.kind == "answer" else about):

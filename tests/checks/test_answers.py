@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from guard.checks.answers import AnswerCheck, new_words, value_count, values
+from guard.checks.answers import AnswerCheck, new_words, telling, value_count, values
 from guard.checks.conversation import ANSWERED, expand, lexical, output_pieces
 from guard.checks.decide import decide
 from guard.checks.evidence import Action, Evidence, Segment, Watch
@@ -243,3 +243,16 @@ def test_the_words_of_one_multi_word_name_are_one_value() -> None:
     assert value_count(dryden, {"hugh", "dryden", "nasa", "deputy", "july", "1960"}) == 4
     titles = values('{"field1": "Veins", "field2": "Narratives", "field3": "Sorrows"}')  # a JSON leaf each
     assert value_count(titles, {"veins", "narratives", "sorrows"}) == 3
+
+
+def test_the_zeros_of_a_thousands_separator_and_short_numbers_are_no_located_value() -> None:
+    # "nearly 60,000" is read as "60" and "000": any sentence with a number in the thousands holds "000"
+    assert telling("1636", set()) and not telling("000", set()) and not telling("60", set())
+    view = view_of(entry("a"), entry("b"))
+    watch = Watch(question="Approximately how many objects comprise the museum's collections?")
+    zeros = Evidence("a", "answer-located", 1.0, "qa", frozenset({"000"}), second=0.8, values=1)
+    assert decide("output", [zeros], POLICIES, view, watch).action is Action.allow
+    short = Evidence("a", "answer-located", 1.0, "qa", frozenset({"60"}), second=0.8, values=1)
+    assert decide("output", [short], POLICIES, view, watch).action is Action.allow
+    year = Evidence("a", "answer-located", 1.0, "qa", frozenset({"1636"}), second=0.8, values=1)
+    assert decide("output", [year], POLICIES, view, watch).action is Action.filter
