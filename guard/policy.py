@@ -130,11 +130,11 @@ class OutputPolicy(_Strict):
     # found (a number, the entry's own proper noun: "The answer is Grumman.") counts whole. 0 turns this off.
     answer_coverage: float = Field(0.5, ge=0.0, le=1.0)
     # Whatever the question seemed to be about (a question without its subject is near no entry, or near every
-    # author alike): an answer whose own sentences retrieve a sentence of an entry that holds at least
-    # `answer_coverage` of its new words, this many of them rare (a number, a word outside the 5,000 most
-    # frequent: "Veins", "Sorrows") and distinct values (the words of one multi-word name are one: "Nora Roberts",
-    # whom the sentence mentions, is no fact of it), and that speaks of what was asked, states that sentence's
-    # fact in another form (a JSON object of its values, a table). 0 turns this off.
+    # author alike): an answer whose new words stand in one sentence of an entry, at least `answer_coverage` of
+    # them (`guard.checks.answers.locate`), this many of them rare (a number of three digits or more, a word
+    # outside the 5,000 most frequent: "Veins", "Sorrows") and distinct values (the words of one multi-word name
+    # are one: "Nora Roberts", whom the sentence mentions, is no fact of it), and that speaks of what was asked,
+    # states that sentence's fact in another form (a JSON object of its values, a table). 0 turns this off.
     located_rare: int = Field(2, ge=0)
     # ... or one rare word, in a sentence that uses at least this share of the question's content words (the
     # question asks what that sentence says: "When was the FIS founded?" "The answer is 1989."). 0 turns this off.

@@ -24,10 +24,13 @@ Kapoor's identity ... noticeably influences his work" (to a question that spelle
 
 A question that does not name its subject ("Can you name some notable books written by the author?") comes near
 no entry, or near every author alike, and retrieves none of the right one's sentences. So the answer's words are
-also looked for where they stand together (`locate`): in the entries whose fact values it holds, the sentences
-that hold most of its new words. Such a sentence holding `answer_coverage` of them, `output.located_rare` of them
-rare, that speaks of what was asked, is the statement the answer restates in another form (kind
-"answer-located": a JSON object of its values, a table), whatever the question came near.
+also looked for where they stand together (`locate`): in the entries whose fact values it holds and those the
+question retrieved passages of, the sentences that hold most of its new words. Such a sentence holding
+`answer_coverage` of them, with `output.located_rare` rare values among them (a multi-word name is one:
+`value_count`) or one rare value and `output.located_asked` of the question's words, is the statement the answer
+restates in another form (kind "answer-located": a bare value, a JSON object of its values, a table), whatever the
+question came near (`guard.checks.decide.answer_counts`). A question near no entry is read for this alone
+(`LOCATED`).
 
 Measured before it was built, offline over 1,500 wiki-qa questions (half the articles; the other half kept to
 check): the own article's sentences hold at least half an answer's new words for 90% of its questions (88.8% on
@@ -56,15 +59,16 @@ ASKED_K = 8  # of them, an entry's best that the answer is looked for in
 ANY_K = 32  # ... and, where the conversation is about the entry ("answer-any"), this many
 QA_K = 3  # chunks the question and answer together retrieve
 QA_FLOOR = 0.5  # ... at this score or above
-LOCATE_ENTRIES = 8  # entries whose fact values an answer holds that its words are looked for in (`locate`)
+LOCATE_ENTRIES = 8  # entries an answer's words are looked for in (`locate`): its fact values', then retrieved
 LOCATE_K = 3  # ... in the chunks of each that hold most of them
 RARE_VALUE = 14.0  # wordninja's cost of a word that answers by itself (~4 for "the"; "vicodin" 15.2)
 
 
 class Answered(NamedTuple):
     entry_id: str
-    kind: str  # "answer": found in sentences that answer the question; "answer-any": in any it retrieved
-    share: float  # of the answer's new words, the share found in the entry's retrieved chunks
+    kind: str  # "answer": found in sentences that answer the question; "answer-any": in any it retrieved;
+    # "answer-located": in the sentence that holds most of the answer's own words (`locate`)
+    share: float  # of the answer's new words, the share found in those chunks
     words: frozenset[str]  # those found (the entry's own words)
     where: str
     asked: float = 0.0  # "answer-located": the share of the question's words the answer's sentence uses
@@ -256,6 +260,9 @@ def _retrieved(segment: Segment, view: IndexView, vectors: Mapping[str, Vectors]
 def _answered(
     s: Segment, new: list[str], acrostic: list[str], view: IndexView, vectors: Mapping[str, Vectors]
 ) -> list[Answered]:
+    """The evidence of one answered text, per entry: its new words (and the word its acrostic spells) found in the
+    chunks its question retrieved ("answer", "answer-any"; none for a `LOCATED` text) and where they stand
+    together ("answer-located")."""
     question, answer = parts(s)
     retrieved = _retrieved(s, view, vectors) if s.where != LOCATED else {}
     answers = {entry_id: ids[:ASKED_K] for entry_id, ids in retrieved.items()}

@@ -192,8 +192,10 @@ def asked(evidence: Iterable[Evidence], policies: PolicySet, view: IndexView) ->
 
 
 def answer_counts(evidence: Evidence, policy: OutputPolicy, watch: Watch | None) -> bool:
-    """An answer whose new words are the entry's, for a question that came near it. Words the client wrote
-    anywhere in the conversation (a passage it gave) are not the entry's to leak: they count out."""
+    """An answer whose new words are the entry's, for a question that came near it ("answer", "answer-any"), or,
+    whatever the question came near, stand in one of its sentences with rare values ("answer-located":
+    `output.located_rare`, `output.located_asked`). Words the client wrote anywhere in the conversation (a passage
+    it gave) are not the entry's to leak: they count out."""
     if watch is None or evidence.kind not in ("answer", "answer-any", "answer-located"):
         return False
     if evidence.kind == "answer-located":  # what its sentence says, whatever the question came near

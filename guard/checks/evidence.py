@@ -54,7 +54,8 @@ class Evidence:
     score: float  # cosine similarity; 1.0 for a name; shared n-gram count (verbatim); words found (part, fact)
     where: str = ""  # the segment it was found in
     words: frozenset[str] = field(default=frozenset(), repr=False, compare=False)  # never logged: forget text
-    second: float = 0.0  # a passage's evidence: the score of its second-best statement for the entry
+    second: float = 0.0  # a passage's evidence: the score of its second-best statement for the entry;
+    # "answer-located": the share of the question's words the answer's sentence uses
     values: int = 0  # "answer-located": how many distinct values of the answer its words are (a name is one)
 
 
